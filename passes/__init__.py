@@ -1,0 +1,1 @@
+"""Compiler passes: each takes an IR Graph and returns a new one (ordered by snnconv.pipeline)."""

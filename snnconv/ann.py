@@ -1,0 +1,176 @@
+"""Float reference evaluator of the IR with ANN semantics (torch, float32, CPU).
+
+It is the oracle the rest of snnconv is checked against: the frontend against
+onnxruntime, the conversion passes against the unconverted network, and it produces the
+activations that calibration reads. It follows each layer's docstring literally; speed
+comes from torch's kernels, not from shortcuts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from snnconv.errors import BadDataError
+from snnconv.ir import Graph, Layer
+from snnconv.ir import layers as L
+
+__all__ = ["evaluate", "activations"]
+
+Tensor = torch.Tensor
+
+
+def evaluate(graph: Graph, x: np.ndarray | Tensor) -> np.ndarray:
+    """The network's output for a batch ``x`` of shape (N, *input shape)."""
+    return activations(graph, x, [graph.output.name])[graph.output.name]
+
+
+def activations(graph: Graph, x: np.ndarray | Tensor, names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """The outputs of the layers named in ``names`` (all layers when None) for a batch ``x``.
+
+    Intermediate results are freed as soon as no later layer reads them, so memory
+    holds only what is still needed plus what was asked for.
+    """
+    keep = {layer.name for layer in graph} if names is None else set(names)
+    unknown = keep - {layer.name for layer in graph}
+    if unknown:
+        raise KeyError(f"no layers named {sorted(unknown)} in graph {graph.name!r}")
+    last_use = {src: i for i, layer in enumerate(graph) for src in layer.inputs}
+    values: dict[str, Tensor] = {}
+    result: dict[str, np.ndarray] = {}
+    with torch.no_grad():
+        for i, layer in enumerate(graph):
+            if isinstance(layer, L.Input):
+                out = _as_batch(graph, x)
+            else:
+                out = _KERNELS[type(layer)](layer, [values[src] for src in layer.inputs])
+            values[layer.name] = out
+            if layer.name in keep:
+                result[layer.name] = out.numpy().copy()
+            for src in layer.inputs:
+                if last_use[src] == i:
+                    del values[src]
+    return result
+
+
+def _as_batch(graph: Graph, x: np.ndarray | Tensor) -> Tensor:
+    expected = graph.input.shape
+    if isinstance(x, torch.Tensor):
+        floating, t = x.is_floating_point(), x.detach().cpu()
+    else:
+        array = np.asarray(x)
+        floating = array.dtype.kind == "f"
+        t = torch.from_numpy(array.astype(np.float32, copy=not array.flags.writeable)) if floating else None
+    if not floating:
+        raise BadDataError(f"input has dtype {x.dtype}; pass float32 data with the model's preprocessing")
+    if tuple(t.shape[1:]) != expected or t.ndim != len(expected) + 1:
+        raise BadDataError(
+            f"input of shape {tuple(t.shape)} does not match the model's input (N, {', '.join(map(str, expected))})"
+        )
+    return t.to(torch.float32)
+
+
+def _param(array: np.ndarray) -> Tensor:
+    """A float32 tensor copy of a (read-only) layer parameter."""
+    return torch.from_numpy(np.array(array, dtype=np.float32))
+
+
+def _dense(layer: L.Dense, xs: list[Tensor]) -> Tensor:
+    return F.linear(xs[0], _param(layer.weight), _param(layer.bias))
+
+
+def _conv(layer: L.Conv, xs: list[Tensor]) -> Tensor:
+    top, left, bottom, right = layer.pads
+    x = F.pad(xs[0], (left, right, top, bottom))
+    return F.conv2d(x, _param(layer.weight), _param(layer.bias), layer.stride, 0, layer.dilation, layer.groups)
+
+
+def _channel_view(array: np.ndarray, rank: int) -> Tensor:
+    """A per-channel vector shaped (C, 1, ..., 1) to broadcast over a sample of ``rank`` axes."""
+    return _param(array).reshape(-1, *([1] * (rank - 1)))
+
+
+def _batchnorm(layer: L.BatchNorm, xs: list[Tensor]) -> Tensor:
+    rank = xs[0].ndim - 1
+    mean, var, gamma, beta = (_channel_view(a, rank) for a in (layer.mean, layer.var, layer.gamma, layer.beta))
+    return (xs[0] - mean) / torch.sqrt(var + layer.eps) * gamma + beta
+
+
+def _affine(layer: L.Affine, xs: list[Tensor]) -> Tensor:
+    return xs[0] * _param(layer.scale) + _param(layer.shift)
+
+
+def _relu(layer: L.ReLU, xs: list[Tensor]) -> Tensor:
+    return torch.clamp(xs[0], min=0.0, max=layer.max_value)
+
+
+def _overhang(layer: L.Pool, size: int, axis: int) -> int:
+    """Zeros past the end padding that ``ceil_mode``'s last window reaches into."""
+    out = layer.shape[1 + axis]
+    reach = (out - 1) * layer.stride[axis] + layer.dilation[axis] * (layer.kernel[axis] - 1) + 1
+    padded = size + layer.pads[axis] + layer.pads[axis + 2]
+    return max(0, reach - padded)
+
+
+def _pool(layer: L.Pool, xs: list[Tensor]) -> Tensor:
+    x = xs[0]
+    n, c, h, w = x.shape
+    top, left, bottom, right = layer.pads
+    extra_h, extra_w = _overhang(layer, h, 0), _overhang(layer, w, 1)
+    borders = (left, right + extra_w, top, bottom + extra_h)
+    if layer.mode == "max":
+        padded = F.pad(x, borders, value=float("-inf"))
+        return F.max_pool2d(padded, layer.kernel, layer.stride, 0, layer.dilation)
+    window = torch.ones(c, 1, *layer.kernel)
+    sums = F.conv2d(F.pad(x, borders), window, None, layer.stride, 0, layer.dilation, groups=c)
+    counted = torch.ones(1, 1, h + top + bottom, w + left + right) if layer.count_include_pad \
+        else F.pad(torch.ones(1, 1, h, w), (left, right, top, bottom))
+    counted = F.pad(counted, (0, extra_w, 0, extra_h))
+    counts = F.conv2d(counted, torch.ones(1, 1, *layer.kernel), None, layer.stride, 0, layer.dilation)
+    return sums / counts
+
+
+def _add(layer: L.Add, xs: list[Tensor]) -> Tensor:
+    total = xs[0]
+    for x in xs[1:]:
+        total = total + x
+    return total
+
+
+def _concat(layer: L.Concat, xs: list[Tensor]) -> Tensor:
+    return torch.cat(xs, dim=1)
+
+
+def _flatten(layer: L.Flatten, xs: list[Tensor]) -> Tensor:
+    return xs[0].reshape(xs[0].shape[0], -1)
+
+
+def _pad(layer: L.Pad, xs: list[Tensor]) -> Tensor:
+    top, left, bottom, right = layer.pads
+    return F.pad(xs[0], (left, right, top, bottom))
+
+
+def _output(layer: L.Output, xs: list[Tensor]) -> Tensor:
+    if layer.activation == "softmax":
+        return torch.softmax(xs[0], dim=1)
+    if layer.activation == "log_softmax":
+        return torch.log_softmax(xs[0], dim=1)
+    return xs[0]
+
+
+_KERNELS: dict[type[Layer], Callable[[Layer, list[Tensor]], Tensor]] = {
+    L.Dense: _dense,
+    L.Conv: _conv,
+    L.BatchNorm: _batchnorm,
+    L.Affine: _affine,
+    L.ReLU: _relu,
+    L.Pool: _pool,
+    L.Add: _add,
+    L.Concat: _concat,
+    L.Flatten: _flatten,
+    L.Pad: _pad,
+    L.Output: _output,
+}

@@ -1,0 +1,34 @@
+"""The errors snnconv raises for user mistakes and unsupported inputs.
+
+Every message names the object (file, node, layer), what was found, what is allowed and
+what to do next, on one line: the CLI prints it as ``error: ...`` and exits with code 2.
+Anything else that escapes is a bug in snnconv.
+"""
+
+__all__ = [
+    "SnnconvError",
+    "BadModelError",
+    "UnsupportedOpError",
+    "BadGraphError",
+    "BadDataError",
+]
+
+
+class SnnconvError(Exception):
+    """Base class: a problem with the user's input, explained in one line."""
+
+
+class BadModelError(SnnconvError):
+    """The model file is unreadable, malformed or inconsistent."""
+
+
+class UnsupportedOpError(SnnconvError):
+    """The model uses an operator (or an attribute of one) that cannot become spiking neurons."""
+
+
+class BadGraphError(SnnconvError):
+    """An IR graph breaks an invariant (shapes, edges, order); raised by ``Graph.validate``."""
+
+
+class BadDataError(SnnconvError):
+    """Input, calibration or test data has the wrong shape, dtype or content."""

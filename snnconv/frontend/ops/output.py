@@ -1,0 +1,24 @@
+"""Softmax and LogSoftmax, recorded on the output layer (they do not change the argmax)."""
+
+from __future__ import annotations
+
+from snnconv.frontend.context import Context, Node
+from snnconv.frontend.registry import converter
+
+
+def _mark(node: Node, ctx: Context, activation: str) -> None:
+    rank = len(ctx.full_shape(node.inputs[0], node))
+    axis = node.attr("axis", 1 if node.opset < 13 else -1)
+    if rank != 2 or axis % rank != 1:
+        raise node.unsupported(f"{node.op} over axis {axis} of a rank-{rank} tensor; only over the class scores (batch, classes) converts")
+    ctx.mark_output_activation(node, activation)
+
+
+@converter("Softmax", 1, 11, 13)
+def softmax(node: Node, ctx: Context) -> None:
+    _mark(node, ctx, "softmax")
+
+
+@converter("LogSoftmax", 1, 11, 13)
+def log_softmax(node: Node, ctx: Context) -> None:
+    _mark(node, ctx, "log_softmax")

@@ -1,0 +1,40 @@
+"""snnconv's intermediate representation: layers and the graph that orders them.
+
+The IR knows nothing of ONNX, torch, targets or files; everything else speaks it.
+"""
+
+from snnconv.ir.graph import Graph
+from snnconv.ir.layers import (
+    LAYER_KINDS,
+    Add,
+    Affine,
+    BatchNorm,
+    Concat,
+    Conv,
+    Dense,
+    Flatten,
+    Input,
+    Layer,
+    Output,
+    Pad,
+    Pool,
+    ReLU,
+)
+
+__all__ = [
+    "Graph",
+    "Layer",
+    "Input",
+    "Dense",
+    "Conv",
+    "BatchNorm",
+    "Affine",
+    "ReLU",
+    "Pool",
+    "Add",
+    "Concat",
+    "Flatten",
+    "Pad",
+    "Output",
+    "LAYER_KINDS",
+]

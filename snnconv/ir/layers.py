@@ -1,0 +1,384 @@
+"""The layer kinds of snnconv's IR: small frozen dataclasses with numpy parameters.
+
+Shapes never include the batch dimension: a feature map is ``(C, H, W)``, a vector
+``(F,)``. Every kind knows how to compute its output shape from its input shapes
+(``infer_shape``) and how to count its parameters, multiply-accumulates and fan-in, so
+``Graph.validate`` and ``snnconv inspect`` need no per-kind code of their own.
+
+Arrays are copied and made read-only on construction: passes build new layers with
+``dataclasses.replace`` instead of editing old ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+__all__ = [
+    "Layer",
+    "Input",
+    "Dense",
+    "Conv",
+    "BatchNorm",
+    "Affine",
+    "ReLU",
+    "Pool",
+    "Add",
+    "Concat",
+    "Flatten",
+    "Pad",
+    "Output",
+    "LAYER_KINDS",
+]
+
+Shape = tuple[int, ...]
+
+
+class ShapeError(ValueError):
+    """An input shape that a layer cannot take; ``Graph.validate`` adds the layer's name."""
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class Layer:
+    """A node of the IR: a name, the names of the layers it reads, its output shape."""
+
+    kind: ClassVar[str] = "layer"
+    name: str
+    inputs: tuple[str, ...]
+    shape: Shape  # output shape, without the batch dimension
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, np.ndarray):
+                frozen = np.array(value, copy=True)
+                frozen.flags.writeable = False
+                object.__setattr__(self, field.name, frozen)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The numpy parameters of this layer, by field name."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if isinstance(getattr(self, f.name), np.ndarray)
+        }
+
+    def infer_shape(self, in_shapes: list[Shape]) -> Shape:
+        """The output shape for these input shapes; raises ``ShapeError`` if they do not fit."""
+        _expect_inputs(in_shapes, 1)
+        return in_shapes[0]
+
+    def params(self) -> int:
+        """Number of learned parameters (weights and biases)."""
+        return sum(int(a.size) for a in self.arrays().values())
+
+    def macs(self, in_shapes: list[Shape]) -> int:
+        """Multiply-accumulates of one ANN forward pass of this layer (one sample)."""
+        return 0
+
+    def fan_in(self, in_shapes: list[Shape]) -> int:
+        """Inputs that one output neuron reads (the synapses per neuron after conversion)."""
+        return 0
+
+
+def _expect_inputs(in_shapes: list[Shape], count: int) -> None:
+    if len(in_shapes) != count:
+        raise ShapeError(f"expects {count} input(s), got {len(in_shapes)}")
+
+
+def _expect_rank(shape: Shape, rank: int, what: str) -> None:
+    if len(shape) != rank:
+        raise ShapeError(f"expects a {what} input of rank {rank} (no batch dim), got shape {shape}")
+
+
+def _numel(shape: Shape) -> int:
+    return int(math.prod(shape))
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class Input(Layer):
+    """The network's input tensor (one per graph); ``shape`` is one sample's shape."""
+
+    kind: ClassVar[str] = "input"
+
+    def infer_shape(self, in_shapes: list[Shape]) -> Shape:
+        _expect_inputs(in_shapes, 0)
+        return self.shape
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class Dense(Layer):
+    """Fully connected: ``y = W @ x + b`` with ``W`` of shape (out, in)."""
+
+    kind: ClassVar[str] = "dense"
+    weight: np.ndarray  # (out_features, in_features)
+    bias: np.ndarray  # (out_features,)
+
+    def infer_shape(self, in_shapes: list[Shape]) -> Shape:
+        _expect_inputs(in_shapes, 1)
+        _expect_rank(in_shapes[0], 1, "vector")
+        out_f, in_f = self.weight.shape
+        if in_shapes[0][0] != in_f:
+            raise ShapeError(f"weight takes {in_f} features, input has {in_shapes[0][0]}")
+        if self.bias.shape != (out_f,):
+            raise ShapeError(f"bias shape {self.bias.shape} != ({out_f},)")
+        return (out_f,)
+
+    def macs(self, in_shapes: list[Shape]) -> int:
+        return int(self.weight.size)
+
+    def fan_in(self, in_shapes: list[Shape]) -> int:
+        return int(self.weight.shape[1])
+
+
+def conv_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int,
+                     dilation: int = 1, ceil_mode: bool = False) -> int:
+    """Output length of a convolution or pooling window along one axis.
+
+    ``out = floor_or_ceil((size + pad_begin + pad_end - dilation*(kernel-1) - 1) / stride) + 1``;
+    with ``ceil_mode`` the last window must start inside the input or the leading padding
+    (the rule of PyTorch and onnxruntime).
+    """
+    span = size + pad_begin + pad_end - dilation * (kernel - 1) - 1
+    if span < 0:
+        raise ShapeError(f"window of {kernel} (dilation {dilation}) is larger than the padded input {size}")
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + pad_begin:
+        out -= 1
+    return out
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class Conv(Layer):
+    """2-D convolution (cross-correlation, as ONNX and PyTorch define it).
+
+    ``y[o, i, j] = b[o] + sum_{c, u, v} W[o, c, u, v] * xpad[g(o)*C/g + c, i*s0 + u*d0, j*s1 + v*d1]``
+    where ``xpad`` is the input zero-padded by ``pads`` = (top, left, bottom, right) and
+    ``g(o)`` is the group of output channel ``o``.
+    """
+
+    kind: ClassVar[str] = "conv"
+    weight: np.ndarray  # (out_channels, in_channels // groups, kh, kw)
+    bias: np.ndarray  # (out_channels,)
+    stride: tuple[int, int] = (1, 1)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, left, bottom, right
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+
+    def infer_shape(self, in_shapes: list[Shape]) -> Shape:
+        _expect_inputs(in_shapes, 1)
+        _expect_rank(in_shapes[0], 3, "feature-map")
+        c, h, w = in_shapes[0]
+        out_c, c_per_group, kh, kw = self.weight.shape
+        if c % self.groups or out_c % self.groups or c // self.groups != c_per_group:
+            raise ShapeError(
+                f"weight {self.weight.shape} with groups={self.groups} does not take {c} input channels"
+            )
+        if self.bias.shape != (out_c,):
+            raise ShapeError(f"bias shape {self.bias.shape} != ({out_c},)")
+        top, left, bottom, right = self.pads
+        oh = conv_output_size(h, kh, self.stride[0], top, bottom, self.dilation[0])
+        ow = conv_output_size(w, kw, self.stride[1], left, right, self.dilation[1])
+        return (out_c, oh, ow)
+
+    def macs(self, in_shapes: list[Shape]) -> int:
+        return _numel(self.shape) * self.fan_in(in_shapes)
+
+    def fan_in(self, in_shapes: list[Shape]) -> int:
+        return int(math.prod(self.weight.shape[1:]))
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class BatchNorm(Layer):
+    """Inference batch normalization over channels (axis 0 of a sample).
+
+    ``y = gamma * (x - mean) / sqrt(var + eps) + beta``, per channel.
+    """
+
+    kind: ClassVar[str] = "batchnorm"
+    gamma: np.ndarray  # (C,)
+    beta: np.ndarray  # (C,)
+    mean: np.ndarray  # (C,)
+    var: np.ndarray  # (C,)
+    eps: float = 1e-5
+
+    def infer_shape(self, in_shapes: list[Shape]) -> Shape:
+        _expect_inputs(in_shapes, 1)
+        channels = in_shapes[0][0]
+        for name, array in self.arrays().items():
+            if array.shape != (channels,):
+                raise ShapeError(f"{name} shape {array.shape} != ({channels},)")
+        return in_shapes[0]
+
+    def macs(self, in_shapes: list[Shape]) -> int:
+        return _numel(self.shape)
+
+    def fan_in(self, in_shapes: list[Shape]) -> int:
+        return 1
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class Affine(Layer):
+    """Elementwise ``y = x * scale + shift``, both broadcast against one sample's shape.
+
+    Comes from Sub/Mul/Div/Add by constants (input scaling, bias-like adds).
+    """
+
+    kind: ClassVar[str] = "affine"
+    scale: np.ndarray  # broadcastable to the input shape
+    shift: np.ndarray  # broadcastable to the input shape
+
+    def infer_shape(self, in_shapes: list[Shape]) -> Shape:
+        _expect_inputs(in_shapes, 1)
+        for name, array in self.arrays().items():
+            try:
+                broadcast = np.broadcast_shapes(array.shape, in_shapes[0])
+            except ValueError:
+                broadcast = None
+            if broadcast != in_shapes[0]:
+                raise ShapeError(f"{name} of shape {array.shape} does not broadcast to {in_shapes[0]}")
+        return in_shapes[0]
+
+    def macs(self, in_shapes: list[Shape]) -> int:
+        return _numel(self.shape)
+
+    def fan_in(self, in_shapes: list[Shape]) -> int:
+        return 1
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class ReLU(Layer):
+    """``y = min(max(x, 0), max_value)``; ``max_value`` None means unbounded (ReLU6 sets 6)."""
+
+    kind: ClassVar[str] = "relu"
+    max_value: float | None = None
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class Pool(Layer):
+    """2-D average or max pooling with ONNX's options.
+
+    Average: ``y = sum(window) / count`` where ``count`` is the kernel area when
+    ``count_include_pad`` (padding counts, the overhang of ``ceil_mode`` does not), else
+    the number of real input elements in the window. Max: the largest real element.
+    """
+
+    kind: ClassVar[str] = "pool"
+    mode: str  # "avg" or "max"
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, left, bottom, right
+    dilation: tuple[int, int] = (1, 1)
+    ceil_mode: bool = False
+    count_include_pad: bool = False
+
+    def infer_shape(self, in_shapes: list[Shape]) -> Shape:
+        _expect_inputs(in_shapes, 1)
+        _expect_rank(in_shapes[0], 3, "feature-map")
+        if self.mode not in ("avg", "max"):
+            raise ShapeError(f"mode {self.mode!r} is not 'avg' or 'max'")
+        c, h, w = in_shapes[0]
+        top, left, bottom, right = self.pads
+        oh = conv_output_size(h, self.kernel[0], self.stride[0], top, bottom, self.dilation[0], self.ceil_mode)
+        ow = conv_output_size(w, self.kernel[1], self.stride[1], left, right, self.dilation[1], self.ceil_mode)
+        return (c, oh, ow)
+
+    def macs(self, in_shapes: list[Shape]) -> int:
+        return _numel(self.shape) * self.fan_in(in_shapes) if self.mode == "avg" else 0
+
+    def fan_in(self, in_shapes: list[Shape]) -> int:
+        return self.kernel[0] * self.kernel[1]
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class Add(Layer):
+    """Elementwise sum of two or more tensors of one shape (residual connections)."""
+
+    kind: ClassVar[str] = "add"
+
+    def infer_shape(self, in_shapes: list[Shape]) -> Shape:
+        if len(in_shapes) < 2:
+            raise ShapeError(f"expects at least 2 inputs, got {len(in_shapes)}")
+        if len(set(in_shapes)) != 1:
+            raise ShapeError(f"inputs differ in shape: {in_shapes}")
+        return in_shapes[0]
+
+    def macs(self, in_shapes: list[Shape]) -> int:
+        return _numel(self.shape) * (len(in_shapes) - 1)
+
+    def fan_in(self, in_shapes: list[Shape]) -> int:
+        return len(in_shapes)
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class Concat(Layer):
+    """Concatenation along channels (the first axis of a sample)."""
+
+    kind: ClassVar[str] = "concat"
+
+    def infer_shape(self, in_shapes: list[Shape]) -> Shape:
+        if not in_shapes:
+            raise ShapeError("expects at least 1 input")
+        rest = {s[1:] for s in in_shapes}
+        if len(rest) != 1 or any(len(s) != len(in_shapes[0]) for s in in_shapes):
+            raise ShapeError(f"inputs differ beyond the channel axis: {in_shapes}")
+        return (sum(s[0] for s in in_shapes), *in_shapes[0][1:])
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class Flatten(Layer):
+    """Row-major flattening of one sample to a vector (C, H, W) -> (C*H*W,)."""
+
+    kind: ClassVar[str] = "flatten"
+
+    def infer_shape(self, in_shapes: list[Shape]) -> Shape:
+        _expect_inputs(in_shapes, 1)
+        return (_numel(in_shapes[0]),)
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class Pad(Layer):
+    """Zero padding of a feature map's spatial axes by (top, left, bottom, right)."""
+
+    kind: ClassVar[str] = "pad"
+    pads: tuple[int, int, int, int]
+
+    def infer_shape(self, in_shapes: list[Shape]) -> Shape:
+        _expect_inputs(in_shapes, 1)
+        _expect_rank(in_shapes[0], 3, "feature-map")
+        if min(self.pads) < 0:
+            raise ShapeError(f"negative pads {self.pads}")
+        c, h, w = in_shapes[0]
+        top, left, bottom, right = self.pads
+        return (c, h + top + bottom, w + left + right)
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class Output(Layer):
+    """The network's result (one per graph).
+
+    ``activation`` records a Softmax or LogSoftmax over the features that the source model
+    applied last; it does not change the argmax, so the spiking network leaves it out,
+    and the float evaluator applies it to match the source model.
+    """
+
+    kind: ClassVar[str] = "output"
+    activation: str | None = None  # None, "softmax" or "log_softmax"
+
+    def infer_shape(self, in_shapes: list[Shape]) -> Shape:
+        _expect_inputs(in_shapes, 1)
+        if self.activation not in (None, "softmax", "log_softmax"):
+            raise ShapeError(f"unknown activation {self.activation!r}")
+        return in_shapes[0]
+
+
+LAYER_KINDS: dict[str, type[Layer]] = {
+    cls.kind: cls
+    for cls in (Input, Dense, Conv, BatchNorm, Affine, ReLU, Pool, Add, Concat, Flatten, Pad, Output)
+}

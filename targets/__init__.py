@@ -1,0 +1,1 @@
+"""Chip targets: one module per chip, its limits, precision and costs with their sources."""

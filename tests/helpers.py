@@ -1,0 +1,55 @@
+"""Oracles and builders shared by the tests (on sys.path via pytest's ``pythonpath``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnx.version_converter
+
+import snnconv
+
+TOLERANCE = 1e-4  # max abs difference, float32, between the IR evaluator and onnxruntime
+
+
+def onnxruntime_output(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    """The first output of ``model`` on ``x`` computed by onnxruntime (CPU)."""
+    import onnxruntime
+
+    if model.opset_import[0].version < 7:  # onnxruntime runs opset 7 and newer only
+        model = onnx.version_converter.convert_version(model, 9)
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    initializers = {t.name for t in model.graph.initializer}
+    name = next(i.name for i in session.get_inputs() if i.name not in initializers)
+    return session.run(None, {name: x})[0]
+
+
+def assert_matches_onnxruntime(model: onnx.ModelProto, x: np.ndarray, tolerance: float = TOLERANCE) -> snnconv.Graph:
+    """Import ``model``, validate the IR, and compare its evaluation with onnxruntime's."""
+    graph = snnconv.load_onnx(model).validate()
+    expected = onnxruntime_output(model, x)
+    actual = snnconv.evaluate(graph, x)
+    assert actual.shape == expected.shape
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=tolerance)
+    return graph
+
+
+def make_model(nodes, input_shape, initializers=None, opset=13, input_name="x", output_name="y",
+               declared_input_shape=None, output_rank=None) -> onnx.ModelProto:
+    """A one-input, one-output model from onnx.helper nodes; initializers as name -> array.
+
+    The output is declared with symbolic dims, of the input's rank unless ``output_rank``.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    declared = declared_input_shape if declared_input_shape is not None else ["N", *input_shape[1:]]
+    graph = helper.make_graph(
+        nodes,
+        "test",
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, declared)],
+        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT,
+                                       [f"d{i}" for i in range(output_rank or len(input_shape))])],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in (initializers or {}).items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
