@@ -1,0 +1,55 @@
+"""The command line: ``--json`` output and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib import resources
+
+import pytest
+
+import snnconv
+from snnconv.summary import summary_dict
+
+CNN = str(resources.files("snnconv.models").joinpath("mnist_cnn.onnx"))
+
+
+def snnconv_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "snnconv.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_inspect_json_describes_the_model():
+    result = snnconv_cli("inspect", CNN, "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    graph = snnconv.load_onnx(CNN)
+    assert data == json.loads(json.dumps(summary_dict(graph, CNN)))
+    kinds = [row["kind"] for row in data["layers"]]
+    assert kinds == [layer.kind for layer in graph]
+    conv = data["layers"][1]
+    # conv 1->16, 5x5, pad 2 on 28x28: 16*28*28 outputs, each 25 MACs
+    assert conv["macs"] == 16 * 28 * 28 * 25 and conv["params"] == 16 * 25 + 16 and conv["fan_in"] == 25
+    assert data["totals"]["params"] == sum(row["params"] for row in data["layers"])
+
+
+def test_inspect_table_has_totals():
+    result = snnconv_cli("inspect", CNN)
+    assert result.returncode == 0
+    assert "total (12 layers)" in result.stdout and "29,130" in result.stdout
+
+
+@pytest.mark.parametrize("content", [b"", b"not a model at all", b"\x08\x07garbage"])
+def test_inspect_bad_file_is_one_line_exit_2(tmp_path, content):
+    path = tmp_path / "bad.onnx"
+    path.write_bytes(content)
+    result = snnconv_cli("inspect", str(path))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(path) in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_inspect_bad_input_shape_is_exit_2():
+    result = snnconv_cli("inspect", CNN, "--input-shape", "0,x")
+    assert result.returncode == 2 and "--input-shape" in result.stderr
