@@ -18,7 +18,7 @@ from snnconv.errors import BadDataError
 from snnconv.ir import Graph, Layer
 from snnconv.ir import layers as L
 
-__all__ = ["evaluate", "activations"]
+__all__ = ["evaluate", "activations", "apply_layer", "as_batch"]
 
 Tensor = torch.Tensor
 
@@ -44,9 +44,9 @@ def activations(graph: Graph, x: np.ndarray | Tensor, names: Iterable[str] | Non
     with torch.no_grad():
         for i, layer in enumerate(graph):
             if isinstance(layer, L.Input):
-                out = _as_batch(graph, x)
+                out = as_batch(graph, x)
             else:
-                out = _KERNELS[type(layer)](layer, [values[src] for src in layer.inputs])
+                out = apply_layer(layer, [values[src] for src in layer.inputs])
             values[layer.name] = out
             if layer.name in keep:
                 result[layer.name] = out.numpy().copy()
@@ -56,7 +56,13 @@ def activations(graph: Graph, x: np.ndarray | Tensor, names: Iterable[str] | Non
     return result
 
 
-def _as_batch(graph: Graph, x: np.ndarray | Tensor) -> Tensor:
+def apply_layer(layer: Layer, inputs: list[Tensor]) -> Tensor:
+    """One layer's float ANN computation on a batch of its inputs."""
+    return _KERNELS[type(layer)](layer, inputs)
+
+
+def as_batch(graph: Graph, x: np.ndarray | Tensor) -> Tensor:
+    """``x`` as a float32 CPU tensor, checked against the graph's input shape."""
     expected = graph.input.shape
     if isinstance(x, torch.Tensor):
         floating, t = x.is_floating_point(), x.detach().cpu()
@@ -85,7 +91,10 @@ def _dense(layer: L.Dense, xs: list[Tensor]) -> Tensor:
 def _conv(layer: L.Conv, xs: list[Tensor]) -> Tensor:
     top, left, bottom, right = layer.pads
     x = F.pad(xs[0], (left, right, top, bottom))
-    return F.conv2d(x, _param(layer.weight), _param(layer.bias), layer.stride, 0, layer.dilation, layer.groups)
+    per_channel = layer.bias.ndim == 1
+    y = F.conv2d(x, _param(layer.weight), _param(layer.bias) if per_channel else None, layer.stride, 0,
+                 layer.dilation, layer.groups)
+    return y if per_channel else y + _param(layer.bias)
 
 
 def _channel_view(array: np.ndarray, rank: int) -> Tensor:
@@ -105,6 +114,11 @@ def _affine(layer: L.Affine, xs: list[Tensor]) -> Tensor:
 
 def _relu(layer: L.ReLU, xs: list[Tensor]) -> Tensor:
     return torch.clamp(xs[0], min=0.0, max=layer.max_value)
+
+
+def _integrate_and_fire(layer: L.IF, xs: list[Tensor]) -> Tensor:
+    """The rate an IF population approaches for a constant input: ``clip(x / theta, 0, 1)``."""
+    return torch.clamp(xs[0] / layer.threshold, min=0.0, max=1.0)
 
 
 def _overhang(layer: L.Pool, size: int, axis: int) -> int:
@@ -167,6 +181,7 @@ _KERNELS: dict[type[Layer], Callable[[Layer, list[Tensor]], Tensor]] = {
     L.BatchNorm: _batchnorm,
     L.Affine: _affine,
     L.ReLU: _relu,
+    L.IF: _integrate_and_fire,
     L.Pool: _pool,
     L.Add: _add,
     L.Concat: _concat,

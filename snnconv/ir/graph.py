@@ -23,13 +23,19 @@ __all__ = ["Graph"]
 
 @dataclass(frozen=True, eq=False)
 class Graph:
-    """Layers in topological order; the first is the ``Input``, the last the ``Output``."""
+    """Layers in topological order; the first is the ``Input``, the last the ``Output``.
+
+    ``facts`` records what passes established (e.g. ``{"normalized": ...}``), so a later
+    pass can refuse a graph that skipped a step it relies on.
+    """
 
     layers: tuple[Layer, ...]
     name: str = "graph"
+    facts: tuple[tuple[str, object], ...] = ()
 
     @classmethod
-    def from_layers(cls, layers: Iterable[Layer], name: str = "graph") -> Graph:
+    def from_layers(cls, layers: Iterable[Layer], name: str = "graph",
+                    facts: tuple[tuple[str, object], ...] = ()) -> Graph:
         """Order ``layers`` topologically (stable: ties keep the given order) and validate."""
         layers = list(layers)
         by_name = {layer.name: layer for layer in layers}
@@ -48,7 +54,16 @@ class Graph:
         except nx.NetworkXUnfeasible:
             cycle = " -> ".join(src for src, _ in nx.find_cycle(dag))
             raise BadGraphError(f"graph {name!r}: layers form a cycle ({cycle}); a network must be acyclic") from None
-        return cls(tuple(by_name[n] for n in order), name).validate()
+        return cls(tuple(by_name[n] for n in order), name, facts).validate()
+
+    def fact(self, key: str, default=None):
+        """What a pass recorded under ``key``."""
+        return dict(self.facts).get(key, default)
+
+    def rebuilt(self, layers: Iterable[Layer], **facts) -> Graph:
+        """A new validated graph of ``layers`` with this graph's name and facts, plus ``facts``."""
+        merged = {**dict(self.facts), **facts}
+        return Graph.from_layers(layers, self.name, tuple(sorted(merged.items())))
 
     @functools.cached_property
     def _by_name(self) -> dict[str, Layer]:

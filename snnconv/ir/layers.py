@@ -26,6 +26,7 @@ __all__ = [
     "BatchNorm",
     "Affine",
     "ReLU",
+    "IF",
     "Pool",
     "Add",
     "Concat",
@@ -158,14 +159,15 @@ def conv_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_en
 class Conv(Layer):
     """2-D convolution (cross-correlation, as ONNX and PyTorch define it).
 
-    ``y[o, i, j] = b[o] + sum_{c, u, v} W[o, c, u, v] * xpad[g(o)*C/g + c, i*s0 + u*d0, j*s1 + v*d1]``
-    where ``xpad`` is the input zero-padded by ``pads`` = (top, left, bottom, right) and
-    ``g(o)`` is the group of output channel ``o``.
+    ``y[o, i, j] = b[o, i, j] + sum_{c, u, v} W[o, c, u, v] * xpad[g(o)*C/g + c, i*s0 + u*d0, j*s1 + v*d1]``
+    where ``xpad`` is the input zero-padded by ``pads`` = (top, left, bottom, right),
+    ``g(o)`` is the group of output channel ``o``, and the bias is per channel (O,) or,
+    after an input shift is folded through zero padding, per output neuron (O, OH, OW).
     """
 
     kind: ClassVar[str] = "conv"
     weight: np.ndarray  # (out_channels, in_channels // groups, kh, kw)
-    bias: np.ndarray  # (out_channels,)
+    bias: np.ndarray  # (out_channels,) or (out_channels, out_h, out_w)
     stride: tuple[int, int] = (1, 1)
     pads: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, left, bottom, right
     dilation: tuple[int, int] = (1, 1)
@@ -180,11 +182,11 @@ class Conv(Layer):
             raise ShapeError(
                 f"weight {self.weight.shape} with groups={self.groups} does not take {c} input channels"
             )
-        if self.bias.shape != (out_c,):
-            raise ShapeError(f"bias shape {self.bias.shape} != ({out_c},)")
         top, left, bottom, right = self.pads
         oh = conv_output_size(h, kh, self.stride[0], top, bottom, self.dilation[0])
         ow = conv_output_size(w, kw, self.stride[1], left, right, self.dilation[1])
+        if self.bias.shape not in ((out_c,), (out_c, oh, ow)):
+            raise ShapeError(f"bias shape {self.bias.shape} is neither ({out_c},) nor ({out_c}, {oh}, {ow})")
         return (out_c, oh, ow)
 
     def macs(self, in_shapes: list[Shape]) -> int:
@@ -258,6 +260,30 @@ class ReLU(Layer):
 
     kind: ClassVar[str] = "relu"
     max_value: float | None = None
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class IF(Layer):
+    """Integrate-and-fire neurons, the spiking replacement of a ReLU.
+
+    Each timestep: ``v += input current``; where ``v >= threshold`` the neuron spikes and
+    ``v -= threshold`` (reset ``"subtract"``) or ``v = 0`` (reset ``"zero"``). The
+    membrane starts at ``v_init * threshold``. Driven by a constant current ``I``, the
+    spike rate approaches ``clip(I / threshold, 0, 1)``: the ReLU, scaled and capped.
+    """
+
+    kind: ClassVar[str] = "if"
+    threshold: float = 1.0
+    reset: str = "subtract"  # "subtract" or "zero"
+    v_init: float = 0.5  # initial membrane as a fraction of the threshold
+
+    def infer_shape(self, in_shapes: list[Shape]) -> Shape:
+        _expect_inputs(in_shapes, 1)
+        if self.reset not in ("subtract", "zero"):
+            raise ShapeError(f"reset {self.reset!r} is not 'subtract' or 'zero'")
+        if not self.threshold > 0:
+            raise ShapeError(f"threshold {self.threshold} must be positive")
+        return in_shapes[0]
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -365,11 +391,14 @@ class Output(Layer):
 
     ``activation`` records a Softmax or LogSoftmax over the features that the source model
     applied last; it does not change the argmax, so the spiking network leaves it out,
-    and the float evaluator applies it to match the source model.
+    and the float evaluator applies it to match the source model. ``scale`` is what the
+    layers before it were divided by (normalization): the source model's output is
+    ``activation(scale * x)``.
     """
 
     kind: ClassVar[str] = "output"
     activation: str | None = None  # None, "softmax" or "log_softmax"
+    scale: float = 1.0
 
     def infer_shape(self, in_shapes: list[Shape]) -> Shape:
         _expect_inputs(in_shapes, 1)
@@ -380,5 +409,5 @@ class Output(Layer):
 
 LAYER_KINDS: dict[str, type[Layer]] = {
     cls.kind: cls
-    for cls in (Input, Dense, Conv, BatchNorm, Affine, ReLU, Pool, Add, Concat, Flatten, Pad, Output)
+    for cls in (Input, Dense, Conv, BatchNorm, Affine, ReLU, IF, Pool, Add, Concat, Flatten, Pad, Output)
 }

@@ -1,0 +1,281 @@
+"""Data-based normalization: scale weights so every ReLU's activations fit a rate in [0, 1].
+
+Each tensor ``t`` gets a positive scale ``lam_t`` (one per channel, or one per layer),
+and the normalized network computes ``t / lam_t``. For a conv or dense layer reading
+``x`` and writing ``y``::
+
+    W'[o, c] = W[o, c] * lam_x[c] / lam_y[o]        b'[o] = b[o] / lam_y[o]
+
+ReLU, pooling, padding, flatten and concat pass scales through (they commute with a
+positive per-channel factor). ``lam_y`` of a weighted layer (conv, dense, add, affine) is
+the scale of the ReLU it feeds (through pools): the given percentile of that ReLU's
+positive activations over the calibration data (Rueckauer et al. 2017), per channel or
+per layer; a ReLU6-style ceiling ``m`` caps it (``lam <= m``, per layer). An Add whose
+inputs carry other scales than its own gets a scaling ``Affine`` on those inputs, so both
+branches of a residual agree. The output layer gets one scale for all classes (argmax is
+unchanged), recorded as ``Output.scale``.
+
+Percentiles come from a streaming log-histogram (64 bins per octave, relative error under
+1.1%), so memory does not grow with the calibration set. Without calibration data, the
+scales fall back to a weight-based upper bound for inputs in [0, 1] (loose: expect lower
+SNN accuracy at few timesteps), with a warning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+
+from snnconv import ann
+from snnconv.data import iter_batches
+from snnconv.errors import BadGraphError
+from snnconv.ir import IF, Add, Affine, Concat, Conv, Dense, Flatten, Graph, Input, Layer, Output, Pad, Pool, ReLU
+from snnconv.ir.rewrite import PassResult
+
+__all__ = ["Normalize", "LogHistogram"]
+
+log = logging.getLogger(__name__)
+
+WEIGHTED = (Conv, Dense, Add, Affine)
+
+
+class LogHistogram:
+    """Per-channel streaming histogram of positive values on a log2 grid, plus exact max."""
+
+    LOW, HIGH, PER_OCTAVE = -40, 40, 64
+
+    def __init__(self, channels: int):
+        self.bins = (self.HIGH - self.LOW) * self.PER_OCTAVE
+        self.counts = np.zeros((channels, self.bins), np.int64)
+        self.max = np.zeros(channels)
+
+    def add(self, values: np.ndarray) -> None:
+        """``values`` of shape (channels, anything); non-positive values are not counted."""
+        channels = self.counts.shape[0]
+        values = values.reshape(channels, -1)
+        self.max = np.maximum(self.max, values.max(axis=1, initial=0.0))
+        rows, cols = np.nonzero(values > 0)
+        if not len(rows):
+            return
+        index = np.floor((np.log2(values[rows, cols].astype(np.float64)) - self.LOW) * self.PER_OCTAVE)
+        index = np.clip(index, 0, self.bins - 1).astype(np.int64)
+        self.counts += np.bincount(rows * self.bins + index, minlength=channels * self.bins).reshape(channels, -1)
+
+    def percentile(self, p: float) -> np.ndarray:
+        """The ``p``-th percentile of each channel's positive values (0 where none was seen)."""
+        cumulative = np.cumsum(self.counts, axis=1)
+        total = cumulative[:, -1]
+        rank = np.ceil(total * p / 100.0).clip(min=1)
+        index = (cumulative < rank[:, None]).sum(axis=1)
+        upper = 2.0 ** (self.LOW + (index + 1) / self.PER_OCTAVE)
+        return np.where(total > 0, np.minimum(upper, self.max), 0.0)
+
+
+class Normalize:
+    """Options: ``calibration`` (array, tensor or iterable of batches; None for the
+    weight-based fallback), ``percentile`` (100 = max), ``per_channel``."""
+
+    name = "normalize"
+
+    def __init__(self, calibration=None, percentile: float = 99.99, per_channel: bool = False, batch_size: int = 256):
+        if not 0 < percentile <= 100:
+            raise ValueError(f"percentile must be in (0, 100], got {percentile}")
+        self.calibration = calibration
+        self.percentile = percentile
+        self.per_channel = per_channel
+        self.batch_size = batch_size
+
+    def run(self, graph: Graph) -> PassResult:
+        if graph.fact("normalized"):
+            raise BadGraphError(f"graph {graph.name!r} is already normalized")
+        if any(isinstance(layer, IF) for layer in graph):
+            raise BadGraphError(f"graph {graph.name!r} is already spiking; normalize before the spike pass")
+        anchors = _anchor_of_each_weighted_layer(graph)
+        notes: dict = {"percentile": self.percentile, "per_channel": self.per_channel}
+        if self.calibration is None:
+            log.warning("no calibration data: scales come from a weight-based bound; SNN accuracy will suffer")
+            notes["warning"] = "no calibration data: weight-based bound used"
+            lam_of = _weight_bound_scales(graph, anchors)
+        else:
+            lam_of, notes["samples"], notes["clipped"] = self._calibrated_scales(graph, set(anchors.values()))
+        layers, scales = _rescale(graph, anchors, lam_of)
+        notes["scales"] = {name: _summary(lam) for name, lam in scales.items()}
+        facts = {"normalized": f"p{self.percentile:g} {'per channel' if self.per_channel else 'per layer'}"}
+        return PassResult(graph.rebuilt(layers, **facts), True, notes)
+
+    def _calibrated_scales(self, graph: Graph, anchors: set[str]):
+        histograms: dict[str, LogHistogram] = {}
+        samples = 0
+        logits = graph.output.inputs[0]
+        for batch in iter_batches(self.calibration, self.batch_size, "calibration data"):
+            samples += len(batch)
+            for name, values in ann.activations(graph, batch, anchors).items():
+                layer = graph[name]
+                if name == logits:  # one scale for all classes; logits may be negative
+                    per_channel = np.abs(values).reshape(1, -1)
+                elif not self.per_channel or (isinstance(layer, ReLU) and layer.max_value is not None):
+                    per_channel = values.reshape(1, -1)
+                else:
+                    per_channel = np.moveaxis(values, 1, 0)
+                if name not in histograms:
+                    histograms[name] = LogHistogram(per_channel.shape[0])
+                histograms[name].add(per_channel)
+        lam_of, clipped = {}, {}
+        for name, histogram in histograms.items():
+            lam = histogram.percentile(self.percentile)
+            lam_of[name] = _cap(graph[name], lam)
+            seen = histogram.counts.sum()
+            above = sum(int(histogram.counts[c][_bin_above(histogram, lam_of[name][c]):].sum())
+                        for c in range(len(lam)))
+            clipped[name] = above / seen if seen else 0.0
+        return lam_of, samples, clipped
+
+
+def _bin_above(histogram: LogHistogram, value: float) -> int:
+    """The first bin whose values all exceed ``value``."""
+    if value <= 0:
+        return 0
+    return int(np.clip(np.floor((np.log2(value) - histogram.LOW) * histogram.PER_OCTAVE) + 1, 0, histogram.bins))
+
+
+def _cap(layer: Layer, lam: np.ndarray) -> np.ndarray:
+    """Dead channels get scale 1 (they never fire); a ReLU ceiling ``m`` caps the scale."""
+    lam = np.where(lam > 0, lam, 1.0)
+    if isinstance(layer, ReLU) and layer.max_value is not None:
+        lam = np.minimum(lam, layer.max_value)
+    return lam
+
+
+def _summary(lam: np.ndarray) -> dict:
+    return {"min": float(np.min(lam)), "max": float(np.max(lam))}
+
+
+def _anchor_of_each_weighted_layer(graph: Graph) -> dict[str, str]:
+    """For each weighted layer, the layer whose activations decide its output scale.
+
+    Walking forward through pooling, padding and residual adds (single reader each), that
+    is the ReLU reached; otherwise the last layer of the walk (e.g. the layer feeding the
+    output).
+    """
+    anchors = {}
+    for layer in graph:
+        if not isinstance(layer, WEIGHTED):
+            continue
+        current = layer
+        while not isinstance(current, ReLU):
+            readers = graph.consumers(current.name)
+            if len(readers) != 1 or not isinstance(readers[0], (ReLU, Pool, Pad, Add)):
+                break
+            current = readers[0]
+        anchors[layer.name] = current.name
+    return anchors
+
+
+def _weight_bound_scales(graph: Graph, anchors: dict[str, str]) -> dict[str, np.ndarray]:
+    """Upper bounds of each anchor's activations for inputs in [0, 1] (interval arithmetic)."""
+    bound: dict[str, np.ndarray] = {}
+    for layer in graph:
+        ins = [bound[src] for src in layer.inputs]
+        if isinstance(layer, Input):
+            bound[layer.name] = np.ones(layer.shape)
+        elif isinstance(layer, Dense):
+            bound[layer.name] = np.abs(layer.weight) @ ins[0].ravel() + np.abs(layer.bias)
+        elif isinstance(layer, Conv):
+            per_channel = ins[0].reshape(ins[0].shape[0], -1).max(axis=1)
+            rows = layer.weight.shape[0] // layer.groups
+            reach = np.array([np.abs(layer.weight[o]).sum(axis=(1, 2)) @
+                              per_channel[(o // rows) * layer.weight.shape[1]:(o // rows + 1) * layer.weight.shape[1]]
+                              for o in range(layer.weight.shape[0])])
+            bias = np.abs(layer.bias).reshape(layer.bias.shape[0], -1).max(axis=1)
+            bound[layer.name] = np.broadcast_to((reach + bias)[:, None, None], layer.shape)
+        elif isinstance(layer, Add):
+            bound[layer.name] = sum(ins)
+        elif isinstance(layer, Affine):
+            bound[layer.name] = np.abs(layer.scale) * ins[0] + np.abs(layer.shift)
+        elif isinstance(layer, Concat):
+            bound[layer.name] = np.concatenate(ins)
+        elif isinstance(layer, Flatten):
+            bound[layer.name] = ins[0].ravel()
+        elif isinstance(layer, Pool):
+            bound[layer.name] = np.broadcast_to(ins[0].reshape(ins[0].shape[0], -1).max(axis=1)[:, None, None],
+                                                layer.shape)
+        elif isinstance(layer, Pad):
+            bound[layer.name] = np.pad(ins[0], ((0, 0), *[(layer.pads[i], layer.pads[i + 2]) for i in (0, 1)]))
+        else:  # ReLU, Output
+            bound[layer.name] = ins[0]
+    return {name: _cap(graph[name], np.array([bound[name].max()])) for name in set(anchors.values())}
+
+
+def _channel_scale(lam: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A scale vector as an array broadcasting over one sample: (C, 1, 1) or (F,)."""
+    lam = np.asarray(lam, np.float64).ravel()
+    if lam.size == 1:
+        lam = np.repeat(lam, shape[0])
+    return lam.reshape(shape[0], *([1] * (len(shape) - 1)))
+
+
+def _rescale(graph: Graph, anchors: dict[str, str], lam_of: dict[str, np.ndarray]):
+    """The normalized layers and each tensor's scale (per channel, broadcastable)."""
+    scale: dict[str, np.ndarray] = {}
+    layers: list[Layer] = []
+    for layer in graph:
+        ins = [scale[src] for src in layer.inputs]
+        if isinstance(layer, WEIGHTED):
+            out = _channel_scale(lam_of[anchors[layer.name]], layer.shape)
+            layers += _rescaled_weighted(layer, ins, out)
+        elif isinstance(layer, Input):
+            out = np.ones((layer.shape[0],) + (1,) * (len(layer.shape) - 1))
+            layers.append(layer)
+        elif isinstance(layer, Flatten):
+            out = np.broadcast_to(ins[0], graph[layer.inputs[0]].shape).reshape(-1)
+            layers.append(layer)
+        elif isinstance(layer, Concat):
+            out = np.concatenate([np.broadcast_to(s, (graph[src].shape[0],) + s.shape[1:])
+                                  for s, src in zip(ins, layer.inputs)])
+            layers.append(layer)
+        elif isinstance(layer, Output):
+            out = ins[0]
+            if np.ptp(out) > 1e-12 * out.max():
+                raise BadGraphError(f"layer {layer.name!r}: classes arrive with different scales; cannot normalize")
+            layers.append(dataclasses.replace(layer, scale=float(out.ravel()[0])))
+        else:
+            out = ins[0]
+            if isinstance(layer, ReLU) and layer.max_value is not None:
+                layers.append(dataclasses.replace(layer, max_value=float(layer.max_value / out.ravel()[0])))
+            else:
+                layers.append(layer)
+        scale[layer.name] = out
+    return layers, {name: s for name, s in scale.items() if isinstance(graph[name], WEIGHTED)}
+
+
+def _rescaled_weighted(layer: Layer, ins: list[np.ndarray], out: np.ndarray) -> list[Layer]:
+    """The layer with weights ``* lam_in / lam_out`` and bias ``/ lam_out`` (Add: scaled inputs)."""
+    lam_out = out.ravel()
+    if isinstance(layer, Dense):
+        weight = layer.weight * np.broadcast_to(ins[0], layer.weight.shape[1:])[None, :] / lam_out[:, None]
+        return [dataclasses.replace(layer, weight=weight.astype(np.float32), bias=(layer.bias / lam_out).astype(np.float32))]
+    if isinstance(layer, Conv):
+        lam_in = ins[0].ravel()
+        per_group = layer.weight.shape[1]
+        rows = layer.weight.shape[0] // layer.groups
+        channel = (np.arange(layer.weight.shape[0])[:, None] // rows) * per_group + np.arange(per_group)[None, :]
+        weight = layer.weight * (lam_in[channel] / lam_out[:, None])[:, :, None, None]
+        bias = layer.bias / lam_out.reshape(-1, *([1] * (layer.bias.ndim - 1)))
+        return [dataclasses.replace(layer, weight=weight.astype(np.float32), bias=bias.astype(np.float32))]
+    if isinstance(layer, Affine):
+        return [dataclasses.replace(layer, scale=(layer.scale * ins[0] / out).astype(np.float32),
+                                    shift=(layer.shift / out).astype(np.float32))]
+    # Add: inputs at another scale than the output are rescaled by an Affine on that edge
+    new_inputs, extra = [], []
+    for src, lam_in in zip(layer.inputs, ins):
+        ratio = np.broadcast_to(lam_in, out.shape) / out
+        if np.allclose(ratio, 1.0, rtol=1e-7):
+            new_inputs.append(src)
+            continue
+        name = f"{layer.name}/scale_{src}"
+        extra.append(Affine(name=name, inputs=(src,), shape=layer.shape, scale=ratio.astype(np.float32),
+                            shift=np.zeros_like(ratio, dtype=np.float32)))
+        new_inputs.append(name)
+    return [*extra, dataclasses.replace(layer, inputs=tuple(new_inputs))]
