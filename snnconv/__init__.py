@@ -1,10 +1,25 @@
-"""snnconv: an ANN-to-SNN conversion compiler for neuromorphic chips."""
+"""snnconv: an ANN-to-SNN conversion compiler for neuromorphic chips.
+
+torch is imported on first use of what needs it, so ``snnconv inspect`` and
+``--version`` start fast.
+"""
 
 from snnconv import errors
-from snnconv.ann import evaluate
 from snnconv.frontend import load_onnx, load_torch
 from snnconv.ir import Graph
 
 __version__ = "0.1.0"
 
 __all__ = ["errors", "evaluate", "load_onnx", "load_torch", "Graph", "__version__"]
+
+
+def __getattr__(name: str):
+    if name == "evaluate":
+        from snnconv.ann import evaluate
+
+        return evaluate
+    if name == "ann":
+        import snnconv.ann
+
+        return snnconv.ann
+    raise AttributeError(f"module 'snnconv' has no attribute {name!r}")

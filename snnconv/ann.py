@@ -50,7 +50,7 @@ def activations(graph: Graph, x: np.ndarray | Tensor, names: Iterable[str] | Non
             values[layer.name] = out
             if layer.name in keep:
                 result[layer.name] = out.numpy().copy()
-            for src in layer.inputs:
+            for src in set(layer.inputs):
                 if last_use[src] == i:
                     del values[src]
     return result

@@ -16,7 +16,13 @@ def onnxruntime_output(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
     import onnxruntime
 
     if model.opset_import[0].version < 7:  # onnxruntime runs opset 7 and newer only
-        model = onnx.version_converter.convert_version(model, 9)
+        pinned = onnx.ModelProto()
+        pinned.CopyFrom(model)  # the version converter needs concrete dimensions
+        initializers = {t.name for t in model.graph.initializer}
+        graph_input = next(i for i in pinned.graph.input if i.name not in initializers)
+        for dim, size in zip(graph_input.type.tensor_type.shape.dim, x.shape):
+            dim.dim_value = size
+        model = onnx.version_converter.convert_version(pinned, 9)
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])

@@ -143,7 +143,10 @@ class Context:
 
     def alias(self, node: Node, source: str) -> None:
         """``node``'s first output is the same value as ``source`` (Identity, Dropout)."""
-        self.values[node.outputs[0]] = self.layer_of(source, node).name
+        if source in self.output_activations:  # e.g. Softmax -> Identity at the very end
+            self.output_activations[node.outputs[0]] = self.output_activations[source]
+        else:
+            self.values[node.outputs[0]] = self.layer_of(source, node).name
 
     def mark_output_activation(self, node: Node, activation: str) -> None:
         """``node`` applies ``activation`` at the output; allowed only as the model's last op."""

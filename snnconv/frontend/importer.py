@@ -31,9 +31,9 @@ MAX_FOLDED_ELEMENTS = 1 << 28  # a constant beyond this (1 GiB of float32) is re
 
 def import_model(model: onnx.ModelProto, label: str, input_shape: tuple[int, ...] | None = None) -> Graph:
     """Convert ``model`` to a validated IR graph; ``label`` names the model in errors."""
-    model = _upgraded(model, label)
-    opset = _default_opset(model, label)
     graph_input, sample_shape, batch = _input_signature(model, label, input_shape)
+    model = _upgraded(model, label, graph_input.name, sample_shape, batch)
+    opset = _default_opset(model, label)
     model = _checked(_with_input_shape(model, graph_input.name, sample_shape), label)
     ctx = Context(batch=batch)
     ctx.constants.update(_initializers(model.graph, label))
@@ -60,14 +60,18 @@ def _default_opset(model: onnx.ModelProto, label: str) -> int:
     return opset
 
 
-def _upgraded(model: onnx.ModelProto, label: str) -> onnx.ModelProto:
-    """Models older than opset 9 go through onnx's version converter to opset 9 first."""
+def _upgraded(model: onnx.ModelProto, label: str, input_name: str, sample: tuple[int, ...],
+              batch: int) -> onnx.ModelProto:
+    """Models older than opset 9 go through onnx's version converter to opset 9 first.
+
+    The converter needs concrete dimensions, so the input is pinned to (batch, *sample).
+    """
     versions = {entry.domain: entry.version for entry in model.opset_import}
     opset = versions.get("", versions.get("ai.onnx"))
     if opset is None or opset >= MIN_OPSET:
         return model
     try:
-        return onnx.version_converter.convert_version(model, MIN_OPSET)
+        return onnx.version_converter.convert_version(_with_input_shape(model, input_name, sample, batch), MIN_OPSET)
     except Exception as exc:  # the converter raises RuntimeError and C++ errors alike
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UnsupportedOpError(
@@ -110,28 +114,35 @@ def _resolve_sample_shape(declared: list, override: tuple[int, ...] | None, wher
                 raise BadModelError(f"{where}: --input-shape gives {want} at axis {axis}, the model fixes {have}")
         return override
     for axis, dim in enumerate(declared, start=1):
+        if dim == 0:
+            raise BadModelError(f"{where}: dimension {axis} is 0, an empty tensor; fix the model's input shape")
         if dim is None:
+            example = ",".join(str(d or "?") for d in declared)
             raise BadModelError(
-                f"{where}: dimension {axis} is dynamic; pass the sample shape, e.g. --input-shape "
-                + ",".join(str(d or "?") for d in declared)
+                f"{where}: dimension {axis} is dynamic; pass one sample's shape: input_shape=({example}) "
+                f"from Python, --input-shape {example} on the command line"
             )
     return tuple(declared)
 
 
-def _with_input_shape(model: onnx.ModelProto, name: str, sample: tuple[int, ...]) -> onnx.ModelProto:
-    """A copy of ``model`` whose input declares ``sample`` behind a symbolic batch dimension."""
+def _with_input_shape(model: onnx.ModelProto, name: str, sample: tuple[int, ...],
+                      batch: int | None = None) -> onnx.ModelProto:
+    """A copy of ``model`` whose input declares ``sample`` behind its batch dimension
+    (kept as declared, symbolic if undeclared, or set to ``batch``)."""
     fixed = onnx.ModelProto()
     fixed.CopyFrom(model)
     for graph_input in fixed.graph.input:
         if graph_input.name == name:
             dims = graph_input.type.tensor_type.shape.dim
-            batch = onnx.TensorShapeProto.Dimension()
-            if len(dims):
-                batch.CopyFrom(dims[0])
+            first = onnx.TensorShapeProto.Dimension()
+            if batch is not None:
+                first.dim_value = batch
+            elif len(dims):
+                first.CopyFrom(dims[0])
             else:
-                batch.dim_param = "N"
+                first.dim_param = "N"
             del dims[:]
-            dims.add().CopyFrom(batch)
+            dims.add().CopyFrom(first)
             for size in sample:
                 dims.add().dim_value = size
     return fixed
@@ -142,8 +153,8 @@ def _checked(model: onnx.ModelProto, label: str) -> onnx.ModelProto:
         onnx.checker.check_model(model)
         return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BadModelError(f"{label}: the ONNX checker rejects the model: {first}") from None
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise BadModelError(f"{label}: the ONNX checker rejects the model: {reason}; fix or re-export the model") from None
 
 
 def _initializers(graph: onnx.GraphProto, label: str) -> dict[str, np.ndarray]:
@@ -206,7 +217,10 @@ def _refuse_huge_constant(node: Node, ctx: Context) -> None:
 
 def _add_output(graph: onnx.GraphProto, ctx: Context, label: str) -> None:
     if len(graph.output) != 1:
-        raise UnsupportedOpError(f"{label}: the model has {len(graph.output)} outputs; snnconv converts models with one output")
+        names = ", ".join(repr(o.name) for o in graph.output) or "none"
+        raise UnsupportedOpError(
+            f"{label}: the model has {len(graph.output)} outputs ({names}); snnconv converts models with one output"
+        )
     tensor = graph.output[0].name
     activation = None
     if tensor in ctx.output_activations:

@@ -35,9 +35,14 @@ def read_model(source: str | os.PathLike | onnx.ModelProto) -> tuple[onnx.ModelP
     try:
         model.ParseFromString(data)
     except (DecodeError, RuntimeError, ValueError) as exc:
-        raise BadModelError(f"{label}: not an ONNX model (protobuf parse failed: {exc})") from None
+        raise BadModelError(
+            f"{label}: not an ONNX model (protobuf parse failed: {exc}); the file is truncated or of another "
+            "format: check the path, or export the model again"
+        ) from None
     if model.ir_version == 0 or not model.HasField("graph"):
-        raise BadModelError(f"{label}: not an ONNX model (no IR version or graph); is this the right file?")
+        raise BadModelError(
+            f"{label}: not an ONNX model (no IR version or graph); check the path, or export the model again"
+        )
     _load_external_data(model, path.parent, label)
     return model, label
 

@@ -38,9 +38,11 @@ class Graph:
                     facts: tuple[tuple[str, object], ...] = ()) -> Graph:
         """Order ``layers`` topologically (stable: ties keep the given order) and validate."""
         layers = list(layers)
-        by_name = {layer.name: layer for layer in layers}
-        if len(by_name) != len(layers):
-            raise BadGraphError(f"graph {name!r}: two layers share a name")
+        by_name: dict[str, Layer] = {}
+        for layer in layers:
+            if layer.name in by_name:
+                raise BadGraphError(f"graph {name!r}: layer name {layer.name!r} is used twice; rename one")
+            by_name[layer.name] = layer
         dag = nx.DiGraph()
         dag.add_nodes_from(by_name)
         for layer in layers:
