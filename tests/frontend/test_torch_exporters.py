@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import snnconv
+from snnconv.ann import activations
 
 EXPORTERS = ("legacy", "dynamo")
 EXAMPLE_BATCH = 2
@@ -52,9 +53,10 @@ class BatchNormAvgPoolCNN(nn.Module):
         self.features = nn.Sequential(
             nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.AvgPool2d(2),
             nn.Conv2d(6, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
-            nn.AvgPool2d(3, stride=2, padding=1),  # count_include_pad=True, torch's default
+            # count_include_pad=True (torch's default); the last ceil_mode window overhangs the padding
+            nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True),
         )
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(8 * 2 * 2, 5))
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(8 * 3 * 3, 5))
 
     def forward(self, x):
         return self.classifier(self.features(x))
@@ -101,6 +103,7 @@ class DepthwiseReLU6(nn.Module):
                                        nn.ReLU6())
         self.project = nn.Sequential(nn.Conv2d(12, 4, 1, bias=False), nn.BatchNorm2d(4))
         self.fc = nn.Linear(4, 3)
+        nn.init.normal_(self.stem[0].weight, std=1.5)  # large enough that ReLU6's cap matters
 
     def forward(self, x):
         x = self.stem(x)
@@ -184,8 +187,36 @@ def test_graph_matches_the_torch_module(name, exporter, batch):
 
 def test_softmax_and_relu6_survive_both_exporters():
     """The structure both exporters must yield: ReLU6 as a capped ReLU, softmax on the output."""
+    _, sample_shape, graphs = _exported("depthwise_relu6")
+    x = _inputs(sample_shape, 5, seed=5).numpy()
     for exporter in EXPORTERS:
-        relus = [layer for layer in _exported("depthwise_relu6")[2][exporter] if layer.kind == "relu"]
+        relus = [layer for layer in graphs[exporter] if layer.kind == "relu"]
         assert relus and all(layer.max_value == 6.0 for layer in relus), exporter
+        outputs = activations(graphs[exporter], x, [layer.name for layer in relus])
+        assert max(float(a.max()) for a in outputs.values()) == 6.0, "the test input never reaches the cap"
         assert _exported("view_flatten_softmax")[2][exporter].output.activation == "softmax", exporter
         assert _exported("mlp_dropout")[2][exporter].output.activation is None, exporter
+
+
+class CeilModeLastWindowInPadding(nn.Module):
+    """MaxPool2d(2, 2, padding=1, ceil_mode=True) on 5x5 gives 3x3 in torch: the fourth window
+    would start in the end padding and is dropped (ONNX's rule from opset 22 on; onnxruntime's
+    at every opset). Both exporters write opset 20, whose shape inference still counts 4."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 1)
+        self.fc = nn.Linear(3 * 3 * 3, 4)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv(x)), 2, stride=2, padding=1, ceil_mode=True)
+        return self.fc(torch.flatten(x, 1))
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_ceil_mode_pool_whose_last_window_would_start_in_the_padding(exporter):
+    torch.manual_seed(0)
+    module = CeilModeLastWindowInPadding().eval()
+    graph = snnconv.load_torch(module, _inputs((2, 5, 5), EXAMPLE_BATCH, seed=0), exporter=exporter)
+    x = _inputs((2, 5, 5), 3, seed=1)
+    np.testing.assert_allclose(snnconv.evaluate(graph, x.numpy()), _torch_output(module, x), rtol=0, atol=TOLERANCE)
