@@ -4,6 +4,11 @@
   weights), reset by subtraction (the residue carries over, so the spike count tracks
   the integrated input to within one spike), membrane starting at half the threshold
   (rounds the rate to nearest instead of down, halving the mean error at small T).
+  With ``v_init="dither"``, the populations driven by the constant input current start
+  instead at ``0.5 + 0.5 * (frac(n * phi) - 0.5)`` for neuron ``n`` (a golden-ratio
+  sequence over [0.25, 0.75)): their rounding errors stop being in phase, so the next
+  layer does not see all of them fire in the same steps. Deeper populations keep 0.5,
+  since their input is not constant and an early start would fire them spuriously.
 - The layers between IF populations (conv, dense, average pooling, add, concat,
   flatten, affine) stay linear maps of spikes to synaptic current.
 - Max pooling stays "max" and is simulated as a spiking max: the pooled neuron's spike
@@ -18,6 +23,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from snnconv.errors import BadGraphError
 from snnconv.ir import IF, Graph, Pool, ReLU
 from snnconv.ir.rewrite import PassResult
@@ -26,16 +33,18 @@ __all__ = ["Spike"]
 
 ENCODINGS = ("current", "rate")
 MAX_POOL_MODES = ("spiking", "average")
+V_INITS = ("half", "dither")
+GOLDEN = (5 ** 0.5 - 1) / 2
 
 
 class Spike:
     name = "spike"
 
-    def __init__(self, max_pool: str = "spiking", encoding: str = "current", v_init: float = 0.5):
-        if max_pool not in MAX_POOL_MODES:
-            raise ValueError(f"max_pool must be one of {MAX_POOL_MODES}, got {max_pool!r}")
-        if encoding not in ENCODINGS:
-            raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
+    def __init__(self, max_pool: str = "spiking", encoding: str = "current", v_init: str = "half"):
+        for name, value, allowed in (("max_pool", max_pool, MAX_POOL_MODES), ("encoding", encoding, ENCODINGS),
+                                     ("v_init", v_init, V_INITS)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         self.max_pool = max_pool
         self.encoding = encoding
         self.v_init = v_init
@@ -44,14 +53,32 @@ class Spike:
         if not graph.fact("normalized"):
             raise BadGraphError(f"graph {graph.name!r} is not normalized; run the normalize pass before spike")
         layers, converted, averaged = [], 0, 0
+        constant = _driven_by_constant_current(graph) if self.encoding == "current" else set()
         for layer in graph:
             if isinstance(layer, ReLU):
+                dither = self.v_init == "dither" and layer.name in constant
                 layer = IF(name=layer.name, inputs=layer.inputs, shape=layer.shape, threshold=1.0,
-                           reset="subtract", v_init=self.v_init)
+                           reset="subtract", v_init=_dithered(layer.shape) if dither else 0.5)
                 converted += 1
             elif isinstance(layer, Pool) and layer.mode == "max" and self.max_pool == "average":
                 layer = dataclasses.replace(layer, mode="avg", count_include_pad=False)
                 averaged += 1
             layers.append(layer)
-        notes = {"if_layers": converted, "max_pools_averaged": averaged, "encoding": self.encoding}
+        notes = {"if_layers": converted, "max_pools_averaged": averaged, "encoding": self.encoding,
+                 "v_init": self.v_init}
         return PassResult(graph.rebuilt(layers, spiking=True, encoding=self.encoding), True, notes)
+
+
+def _driven_by_constant_current(graph: Graph) -> set[str]:
+    """The ReLUs whose input depends on the network input through linear layers only."""
+    linear, first = {graph.input.name}, set()
+    for layer in graph.layers[1:]:
+        if layer.inputs and all(src in linear for src in layer.inputs):
+            (first if isinstance(layer, ReLU) else linear).add(layer.name)
+    return first
+
+
+def _dithered(shape: tuple[int, ...]) -> np.ndarray:
+    """Initial membranes spread over [0.25, 0.75) by the golden-ratio sequence."""
+    n = np.arange(int(np.prod(shape)))
+    return (0.5 + 0.5 * ((n * GOLDEN) % 1.0 - 0.5)).reshape(shape).astype(np.float32)

@@ -47,8 +47,12 @@ class SimulationResult:
 
 
 def simulate(graph: Graph, x, timesteps: int, checkpoints: Iterable[int] = (), encoding: str | None = None,
-             seed: int = 0) -> SimulationResult:
-    """Run the spiking ``graph`` on the batch ``x`` for ``timesteps`` steps."""
+             seed: int = 0, until: str | None = None) -> SimulationResult:
+    """Run the spiking ``graph`` on the batch ``x`` for ``timesteps`` steps.
+
+    With ``until``, each step stops after that layer: its spike counts (and those of the
+    layers before it) are measured, no outputs are produced.
+    """
     if not graph.fact("spiking"):
         raise BadGraphError(f"graph {graph.name!r} is not spiking; run the spike pass first")
     encoding = encoding or graph.fact("encoding", "current")
@@ -61,7 +65,9 @@ def simulate(graph: Graph, x, timesteps: int, checkpoints: Iterable[int] = (), e
     with torch.no_grad():
         constant = _run_static(graph, batch, static)
         for step in range(1, timesteps + 1):
-            current = _step(graph, batch, encoding, generator, static, constant, state)
+            current = _step(graph, batch, encoding, generator, static, constant, state, until)
+            if until is not None:
+                continue
             integral = current if integral is None else integral + current
             if step in stops:
                 outputs[step] = (integral / step * graph.output.scale).numpy().copy()
@@ -73,7 +79,10 @@ class _State:
     """Membranes of IF layers, cumulative counts and pooled maxima of spiking max pools."""
 
     def __init__(self, graph: Graph, batch: int):
-        self.v = {l.name: torch.full((batch, *l.shape), l.v_init * l.threshold) for l in graph if isinstance(l, IF)}
+        self.v = {
+            layer.name: (torch.tensor(np.asarray(layer.v_init, np.float32)) * layer.threshold).expand(batch, *layer.shape)
+            for layer in graph if isinstance(layer, IF)
+        }
         self.spike_totals = {name: torch.zeros_like(v) for name, v in self.v.items()}
         self.counts: dict[str, torch.Tensor] = {}
         self.pooled: dict[str, torch.Tensor] = {}
@@ -96,8 +105,9 @@ def _run_static(graph: Graph, batch: torch.Tensor, static: set[str]) -> dict[str
     return values
 
 
-def _step(graph: Graph, batch, encoding, generator, static, constant, state: _State) -> torch.Tensor:
-    """One timestep; returns the output layer's input current."""
+def _step(graph: Graph, batch, encoding, generator, static, constant, state: _State,
+          until: str | None = None) -> torch.Tensor | None:
+    """One timestep; returns the output layer's input current (None when stopped at ``until``)."""
     values = dict(constant)
     if encoding == "rate":
         values[graph.input.name] = torch.bernoulli(batch.clamp(0, 1), generator=generator)
@@ -113,6 +123,8 @@ def _step(graph: Graph, batch, encoding, generator, static, constant, state: _St
             return inputs[0]
         else:
             values[layer.name] = ann.apply_layer(layer, inputs)
+        if layer.name == until:
+            return None
     raise BadGraphError(f"graph {graph.name!r} has no output layer")
 
 

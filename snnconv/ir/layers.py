@@ -76,7 +76,7 @@ class Layer:
         return in_shapes[0]
 
     def params(self) -> int:
-        """Number of learned parameters (weights and biases)."""
+        """Number of stored parameters (weights, biases, per-neuron constants)."""
         return sum(int(a.size) for a in self.arrays().values())
 
     def macs(self, in_shapes: list[Shape]) -> int:
@@ -268,17 +268,20 @@ class IF(Layer):
 
     Each timestep: ``v += input current``; where ``v >= threshold`` the neuron spikes and
     ``v -= threshold`` (reset ``"subtract"``) or ``v = 0`` (reset ``"zero"``). The
-    membrane starts at ``v_init * threshold``. Driven by a constant current ``I``, the
-    spike rate approaches ``clip(I / threshold, 0, 1)``: the ReLU, scaled and capped.
+    membrane starts at ``v_init * threshold`` (one value, or one per neuron). Driven by a
+    constant current ``I``, the spike rate approaches ``clip(I / threshold, 0, 1)``: the
+    ReLU, scaled and capped.
     """
 
     kind: ClassVar[str] = "if"
     threshold: float = 1.0
     reset: str = "subtract"  # "subtract" or "zero"
-    v_init: float = 0.5  # initial membrane as a fraction of the threshold
+    v_init: float | np.ndarray = 0.5  # initial membrane as a fraction of the threshold
 
     def infer_shape(self, in_shapes: list[Shape]) -> Shape:
         _expect_inputs(in_shapes, 1)
+        if np.ndim(self.v_init) and np.shape(self.v_init) != in_shapes[0]:
+            raise ShapeError(f"v_init of shape {np.shape(self.v_init)} is neither one value nor {in_shapes[0]}")
         if self.reset not in ("subtract", "zero"):
             raise ShapeError(f"reset {self.reset!r} is not 'subtract' or 'zero'")
         if not self.threshold > 0:

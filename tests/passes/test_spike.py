@@ -40,3 +40,12 @@ def test_max_pool_as_average_option():
 def test_refuses_a_graph_that_was_not_normalized():
     with pytest.raises(BadGraphError, match="normalize"):
         Spike().run(snnconv.load_onnx(str(MODELS.joinpath("mnist_mlp.onnx"))))
+
+
+def test_dither_spreads_only_the_populations_driven_by_the_input_current():
+    spiking = Spike(v_init="dither").run(_normalized("cnn")).graph
+    first, second = [layer for layer in spiking if isinstance(layer, IF)]
+    assert first.v_init.shape == first.shape
+    assert 0.25 <= first.v_init.min() and first.v_init.max() < 0.75
+    assert abs(float(first.v_init.mean()) - 0.5) < 0.01  # unbiased on average
+    assert second.v_init == 0.5
