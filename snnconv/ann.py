@@ -8,6 +8,7 @@ comes from torch's kernels, not from shortcuts.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -79,37 +80,43 @@ def as_batch(graph: Graph, x: np.ndarray | Tensor) -> Tensor:
     return t.to(torch.float32)
 
 
-def _param(array: np.ndarray) -> Tensor:
-    """A float32 tensor copy of a (read-only) layer parameter."""
-    return torch.from_numpy(np.array(array, dtype=np.float32))
+_TENSORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _param(layer: Layer, field: str) -> Tensor:
+    """A layer parameter as a float32 tensor, converted once per layer (arrays are read-only)."""
+    cached = _TENSORS.setdefault(layer, {})
+    if field not in cached:
+        cached[field] = torch.from_numpy(np.array(getattr(layer, field), dtype=np.float32))
+    return cached[field]
 
 
 def _dense(layer: L.Dense, xs: list[Tensor]) -> Tensor:
-    return F.linear(xs[0], _param(layer.weight), _param(layer.bias))
+    return F.linear(xs[0], _param(layer, "weight"), _param(layer, "bias"))
 
 
 def _conv(layer: L.Conv, xs: list[Tensor]) -> Tensor:
     top, left, bottom, right = layer.pads
     x = F.pad(xs[0], (left, right, top, bottom))
     per_channel = layer.bias.ndim == 1
-    y = F.conv2d(x, _param(layer.weight), _param(layer.bias) if per_channel else None, layer.stride, 0,
+    y = F.conv2d(x, _param(layer, "weight"), _param(layer, "bias") if per_channel else None, layer.stride, 0,
                  layer.dilation, layer.groups)
-    return y if per_channel else y + _param(layer.bias)
+    return y if per_channel else y + _param(layer, "bias")
 
 
-def _channel_view(array: np.ndarray, rank: int) -> Tensor:
+def _channel_view(layer: Layer, field: str, rank: int) -> Tensor:
     """A per-channel vector shaped (C, 1, ..., 1) to broadcast over a sample of ``rank`` axes."""
-    return _param(array).reshape(-1, *([1] * (rank - 1)))
+    return _param(layer, field).reshape(-1, *([1] * (rank - 1)))
 
 
 def _batchnorm(layer: L.BatchNorm, xs: list[Tensor]) -> Tensor:
     rank = xs[0].ndim - 1
-    mean, var, gamma, beta = (_channel_view(a, rank) for a in (layer.mean, layer.var, layer.gamma, layer.beta))
+    mean, var, gamma, beta = (_channel_view(layer, f, rank) for f in ("mean", "var", "gamma", "beta"))
     return (xs[0] - mean) / torch.sqrt(var + layer.eps) * gamma + beta
 
 
 def _affine(layer: L.Affine, xs: list[Tensor]) -> Tensor:
-    return xs[0] * _param(layer.scale) + _param(layer.shift)
+    return xs[0] * _param(layer, "scale") + _param(layer, "shift")
 
 
 def _relu(layer: L.ReLU, xs: list[Tensor]) -> Tensor:

@@ -25,6 +25,7 @@ from snnconv.passes.correct_bias import CorrectBias
 from snnconv.passes.fold_batchnorm import FoldBatchNorm
 from snnconv.passes.normalize import Normalize
 from snnconv.passes.spike import V_INITS, Spike
+from snnconv.snn import simulate
 
 __all__ = ["convert", "Conversion", "DEFAULT_PERCENTILE", "DEFAULT_PER_CHANNEL", "PERCENTILES"]
 
@@ -69,14 +70,10 @@ def convert(graph: Graph, calibration=None, *, percentile: float | str = "auto",
             scheme_notes = dict(trial_notes)
             trials[(p, scheme)] = (_run(Spike(max_pool, encoding, scheme), normalized, scheme_notes), scheme_notes)
     if not tunable:
-        spiking, notes = next(iter(trials.values()))
-        return Conversion(spiking, notes)
+        return Conversion(*next(iter(trials.values())))
     samples = np.concatenate(list(_first_samples(calibration, TUNING_SAMPLES)))
-    if len(trials) > 1:
-        agreement = _agreement({key: g for key, (g, _) in trials.items()}, samples, timesteps)
-        best = max(agreement, key=agreement.get)
-    else:
-        best, agreement = next(iter(trials)), {}
+    agreement = _agreement(graph, {key: g for key, (g, _) in trials.items()}, samples, timesteps)
+    best = max(agreement, key=agreement.get)
     spiking, notes = trials[best]
     notes["tuning"] = {"timesteps": timesteps, "chosen": {"percentile": best[0], "v_init": best[1]},
                        "agreement": {f"p{p:g} {s}": a for (p, s), a in agreement.items()}}
@@ -101,12 +98,12 @@ def _tunable(calibration, timesteps: int | None, encoding: str) -> bool:
     return calibration is not None and timesteps is not None and encoding == "current" and not one_shot
 
 
-def _agreement(trials: dict[tuple, Graph], samples: np.ndarray, timesteps: int) -> dict[tuple, float]:
-    """Fraction of tuning samples where each SNN's prediction equals the ANN's."""
-    from snnconv.snn import simulate
-
-    reference = ann.evaluate(next(iter(trials.values())), samples)  # IF layers evaluate as clipped ReLUs
-    target = reference.argmax(axis=1)
+def _agreement(ann_graph: Graph, trials: dict[tuple, Graph], samples: np.ndarray,
+               timesteps: int) -> dict[tuple, float]:
+    """Fraction of tuning samples where each SNN's prediction equals the ANN's (one trial: not simulated)."""
+    if len(trials) == 1:
+        return {next(iter(trials)): float("nan")}
+    target = ann.evaluate(ann_graph, samples).argmax(axis=1)
     return {key: float((simulate(g, samples, timesteps).predictions() == target).mean())
             for key, g in trials.items()}
 
