@@ -11,6 +11,7 @@ __all__ = [
     "UnsupportedOpError",
     "BadGraphError",
     "BadDataError",
+    "BadTargetError",
 ]
 
 
@@ -32,3 +33,7 @@ class BadGraphError(SnnconvError):
 
 class BadDataError(SnnconvError):
     """Input, calibration or test data has the wrong shape, dtype or content."""
+
+
+class BadTargetError(SnnconvError):
+    """A target name that is not known, or a target description with a missing or invalid field."""
