@@ -83,40 +83,43 @@ def as_batch(graph: Graph, x: np.ndarray | Tensor) -> Tensor:
 _TENSORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _param(layer: Layer, field: str) -> Tensor:
-    """A layer parameter as a float32 tensor, converted once per layer (arrays are read-only)."""
+def _param(layer: Layer, field: str, dtype: torch.dtype = torch.float32) -> Tensor:
+    """A layer parameter as a tensor of ``dtype``, converted once per layer (arrays are read-only)."""
     cached = _TENSORS.setdefault(layer, {})
-    if field not in cached:
-        cached[field] = torch.from_numpy(np.array(getattr(layer, field), dtype=np.float32))
-    return cached[field]
+    if (field, dtype) not in cached:
+        cached[field, dtype] = torch.from_numpy(np.array(getattr(layer, field))).to(dtype)
+    return cached[field, dtype]
 
 
 def _dense(layer: L.Dense, xs: list[Tensor]) -> Tensor:
-    return F.linear(xs[0], _param(layer, "weight"), _param(layer, "bias"))
+    x = xs[0]
+    return F.linear(x, _param(layer, "weight", x.dtype), _param(layer, "bias", x.dtype))
 
 
 def _conv(layer: L.Conv, xs: list[Tensor]) -> Tensor:
     top, left, bottom, right = layer.pads
     x = F.pad(xs[0], (left, right, top, bottom))
     per_channel = layer.bias.ndim == 1
-    y = F.conv2d(x, _param(layer, "weight"), _param(layer, "bias") if per_channel else None, layer.stride, 0,
+    bias = _param(layer, "bias", x.dtype)
+    y = F.conv2d(x, _param(layer, "weight", x.dtype), bias if per_channel else None, layer.stride, 0,
                  layer.dilation, layer.groups)
-    return y if per_channel else y + _param(layer, "bias")
+    return y if per_channel else y + bias
 
 
-def _channel_view(layer: Layer, field: str, rank: int) -> Tensor:
+def _channel_view(layer: Layer, field: str, rank: int, dtype: torch.dtype) -> Tensor:
     """A per-channel vector shaped (C, 1, ..., 1) to broadcast over a sample of ``rank`` axes."""
-    return _param(layer, field).reshape(-1, *([1] * (rank - 1)))
+    return _param(layer, field, dtype).reshape(-1, *([1] * (rank - 1)))
 
 
 def _batchnorm(layer: L.BatchNorm, xs: list[Tensor]) -> Tensor:
     rank = xs[0].ndim - 1
-    mean, var, gamma, beta = (_channel_view(layer, f, rank) for f in ("mean", "var", "gamma", "beta"))
+    mean, var, gamma, beta = (_channel_view(layer, f, rank, xs[0].dtype) for f in ("mean", "var", "gamma", "beta"))
     return (xs[0] - mean) / torch.sqrt(var + layer.eps) * gamma + beta
 
 
 def _affine(layer: L.Affine, xs: list[Tensor]) -> Tensor:
-    return xs[0] * _param(layer, "scale") + _param(layer, "shift")
+    x = xs[0]
+    return x * _param(layer, "scale", x.dtype) + _param(layer, "shift", x.dtype)
 
 
 def _relu(layer: L.ReLU, xs: list[Tensor]) -> Tensor:
@@ -145,12 +148,14 @@ def _pool(layer: L.Pool, xs: list[Tensor]) -> Tensor:
     if layer.mode == "max":
         padded = F.pad(x, borders, value=float("-inf"))
         return F.max_pool2d(padded, layer.kernel, layer.stride, 0, layer.dilation)
-    window = torch.ones(c, 1, *layer.kernel)
+    window = torch.ones(c, 1, *layer.kernel, dtype=x.dtype)
     sums = F.conv2d(F.pad(x, borders), window, None, layer.stride, 0, layer.dilation, groups=c)
-    counted = torch.ones(1, 1, h + top + bottom, w + left + right) if layer.count_include_pad \
-        else F.pad(torch.ones(1, 1, h, w), (left, right, top, bottom))
+    if layer.mode == "sum":
+        return sums
+    counted = torch.ones(1, 1, h + top + bottom, w + left + right, dtype=x.dtype) if layer.count_include_pad \
+        else F.pad(torch.ones(1, 1, h, w, dtype=x.dtype), (left, right, top, bottom))
     counted = F.pad(counted, (0, extra_w, 0, extra_h))
-    counts = F.conv2d(counted, torch.ones(1, 1, *layer.kernel), None, layer.stride, 0, layer.dilation)
+    counts = F.conv2d(counted, torch.ones(1, 1, *layer.kernel, dtype=x.dtype), None, layer.stride, 0, layer.dilation)
     return sums / counts
 
 
@@ -182,6 +187,17 @@ def _output(layer: L.Output, xs: list[Tensor]) -> Tensor:
     return xs[0]
 
 
+def _round(layer: L.Round, xs: list[Tensor]) -> Tensor:
+    """Nearest ``m * 2^e`` (smallest fitting exponent, saturating): see ``Round``."""
+    x = xs[0]
+    largest = 2 ** (layer.bits - 1) - 1
+    low, high = layer.exponent
+    needed = torch.ceil(torch.log2(x.abs().clamp(min=1e-30) / largest))
+    step = torch.exp2(needed.clamp(low, high))
+    mantissa = torch.round(x / step)
+    return torch.where(mantissa.abs() > largest, torch.sign(x) * largest, mantissa) * step
+
+
 _KERNELS: dict[type[Layer], Callable[[Layer, list[Tensor]], Tensor]] = {
     L.Dense: _dense,
     L.Conv: _conv,
@@ -195,4 +211,5 @@ _KERNELS: dict[type[Layer], Callable[[Layer, list[Tensor]], Tensor]] = {
     L.Flatten: _flatten,
     L.Pad: _pad,
     L.Output: _output,
+    L.Round: _round,
 }

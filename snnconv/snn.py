@@ -11,6 +11,11 @@ Runs the graph for ``T`` timesteps on a batch, in float32 torch. Semantics per s
   in its window grows, so its count always equals that largest count;
 - output: integrates its input current; prediction = argmax of the integral.
 
+A graph at a chip's precision (after ``quantize``) runs the same way with integer
+weights, thresholds and currents; membranes saturate at their ``state_bits`` and every
+saturation is counted. Its arithmetic is exact: the quantize pass records the dtype
+(float32 when every partial sum stays below 2^24, else float64) that makes it so.
+
 With constant-current input, the layers that see only the input (up to the first IF
 layer) are computed once, not every step.
 """
@@ -18,7 +23,7 @@ layer) are computed once, not every step.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -37,6 +42,7 @@ class SimulationResult:
     outputs: dict[int, np.ndarray]  # T -> (N, classes): integrated output / T * output scale
     spike_counts: dict[str, np.ndarray]  # IF layer -> (N, *layer shape) spikes per neuron
     timesteps: int
+    saturations: dict[str, int] = field(default_factory=dict)  # layer -> membrane updates clipped to state bits
 
     def predictions(self, timesteps: int | None = None) -> np.ndarray:
         return self.outputs[timesteps or self.timesteps].argmax(axis=1)
@@ -57,10 +63,11 @@ def simulate(graph: Graph, x, timesteps: int, checkpoints: Iterable[int] = (), e
         raise BadGraphError(f"graph {graph.name!r} is not spiking; run the spike pass first")
     encoding = encoding or graph.fact("encoding", "current")
     stops = sorted({int(t) for t in checkpoints if 0 < t <= timesteps} | {timesteps})
-    batch = ann.as_batch(graph, x)
+    batch = ann.as_batch(graph, x).to(getattr(torch, graph.fact("dtype", "float32")))
     generator = torch.Generator().manual_seed(seed)
     static = _static_layers(graph) if encoding == "current" else set()
-    state = _State(graph, batch.shape[0])
+    state = _State(graph, batch.shape[0], batch.dtype)
+    output = graph.output
     outputs, integral = {}, None
     with torch.no_grad():
         constant = _run_static(graph, batch, static)
@@ -69,23 +76,40 @@ def simulate(graph: Graph, x, timesteps: int, checkpoints: Iterable[int] = (), e
             if until is not None:
                 continue
             integral = current if integral is None else integral + current
+            integral = state.saturate(output.name, output.state_bits, integral)
             if step in stops:
-                outputs[step] = (integral / step * graph.output.scale).numpy().copy()
+                outputs[step] = (integral / step * output.scale).numpy().copy()
     spike_counts = {name: total.numpy() for name, total in state.spike_totals.items()}
-    return SimulationResult(outputs, spike_counts, timesteps)
+    return SimulationResult(outputs, spike_counts, timesteps, state.saturations)
 
 
 class _State:
-    """Membranes of IF layers, cumulative counts and pooled maxima of spiking max pools."""
+    """Membranes of IF layers, cumulative counts and pooled maxima of spiking max pools, saturations."""
 
-    def __init__(self, graph: Graph, batch: int):
-        self.v = {
-            layer.name: (torch.tensor(np.asarray(layer.v_init, np.float32)) * layer.threshold).expand(batch, *layer.shape)
-            for layer in graph if isinstance(layer, IF)
-        }
+    def __init__(self, graph: Graph, batch: int, dtype: torch.dtype):
+        self.v = {layer.name: _initial_membrane(layer, dtype).expand(batch, *layer.shape)
+                  for layer in graph if isinstance(layer, IF)}
         self.spike_totals = {name: torch.zeros_like(v) for name, v in self.v.items()}
         self.counts: dict[str, torch.Tensor] = {}
         self.pooled: dict[str, torch.Tensor] = {}
+        self.saturations: dict[str, int] = {}
+
+    def saturate(self, name: str, bits: int | None, v: torch.Tensor) -> torch.Tensor:
+        """``v`` clipped to the signed ``bits`` range (None: unbounded), counting what was clipped."""
+        if bits is None:
+            return v
+        low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+        clipped = int(((v < low) | (v > high)).sum())
+        if clipped:
+            self.saturations[name] = self.saturations.get(name, 0) + clipped
+            v = v.clamp(low, high)
+        return v
+
+
+def _initial_membrane(layer: IF, dtype: torch.dtype) -> torch.Tensor:
+    """``v_init * threshold``, rounded to an integer for a layer at a chip's precision."""
+    v = torch.tensor(np.asarray(layer.v_init, np.float64) * layer.threshold)
+    return (torch.round(v) if layer.state_bits is not None else v).to(dtype)
 
 
 def _static_layers(graph: Graph) -> set[str]:
@@ -129,7 +153,7 @@ def _step(graph: Graph, batch, encoding, generator, static, constant, state: _St
 
 
 def _fire(layer: IF, current: torch.Tensor, state: _State) -> torch.Tensor:
-    v = state.v[layer.name] + current
+    v = state.saturate(layer.name, layer.state_bits, state.v[layer.name] + current)
     spikes = (v >= layer.threshold).to(current.dtype)
     state.v[layer.name] = v - spikes * layer.threshold if layer.reset == "subtract" else v * (1 - spikes)
     state.spike_totals[layer.name] += spikes

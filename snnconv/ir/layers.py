@@ -33,6 +33,7 @@ __all__ = [
     "Flatten",
     "Pad",
     "Output",
+    "Round",
     "LAYER_KINDS",
 ]
 
@@ -271,12 +272,18 @@ class IF(Layer):
     membrane starts at ``v_init * threshold`` (one value, or one per neuron). Driven by a
     constant current ``I``, the spike rate approaches ``clip(I / threshold, 0, 1)``: the
     ReLU, scaled and capped.
+
+    At a chip's precision (after ``quantize``) the threshold and currents are integers,
+    the initial membrane is ``round(v_init * threshold)`` and the membrane saturates at
+    the signed ``state_bits`` range, as the chip's does.
     """
 
     kind: ClassVar[str] = "if"
     threshold: float = 1.0
     reset: str = "subtract"  # "subtract" or "zero"
     v_init: float | np.ndarray = 0.5  # initial membrane as a fraction of the threshold
+    state_bits: int | None = None  # signed, saturating membrane bits; None: unbounded float
+    compartments: int = 1  # chip compartments per neuron (2 where subtractive reset is emulated)
 
     def infer_shape(self, in_shapes: list[Shape]) -> Shape:
         _expect_inputs(in_shapes, 1)
@@ -286,20 +293,24 @@ class IF(Layer):
             raise ShapeError(f"reset {self.reset!r} is not 'subtract' or 'zero'")
         if not self.threshold > 0:
             raise ShapeError(f"threshold {self.threshold} must be positive")
+        if self.compartments < 1:
+            raise ShapeError(f"compartments {self.compartments} must be positive")
         return in_shapes[0]
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
 class Pool(Layer):
-    """2-D average or max pooling with ONNX's options.
+    """2-D average, sum or max pooling with ONNX's options.
 
     Average: ``y = sum(window) / count`` where ``count`` is the kernel area when
     ``count_include_pad`` (padding counts, the overhang of ``ceil_mode`` does not), else
-    the number of real input elements in the window. Max: the largest real element.
+    the number of real input elements in the window. Sum: ``y = sum(window)`` (padding
+    adds zeros), what a chip does by routing a window's spikes to one synapse. Max: the
+    largest real element.
     """
 
     kind: ClassVar[str] = "pool"
-    mode: str  # "avg" or "max"
+    mode: str  # "avg", "sum" or "max"
     kernel: tuple[int, int]
     stride: tuple[int, int]
     pads: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, left, bottom, right
@@ -310,8 +321,8 @@ class Pool(Layer):
     def infer_shape(self, in_shapes: list[Shape]) -> Shape:
         _expect_inputs(in_shapes, 1)
         _expect_rank(in_shapes[0], 3, "feature-map")
-        if self.mode not in ("avg", "max"):
-            raise ShapeError(f"mode {self.mode!r} is not 'avg' or 'max'")
+        if self.mode not in ("avg", "sum", "max"):
+            raise ShapeError(f"mode {self.mode!r} is not 'avg', 'sum' or 'max'")
         c, h, w = in_shapes[0]
         top, left, bottom, right = self.pads
         oh = conv_output_size(h, self.kernel[0], self.stride[0], top, bottom, self.dilation[0], self.ceil_mode)
@@ -319,7 +330,7 @@ class Pool(Layer):
         return (c, oh, ow)
 
     def macs(self, in_shapes: list[Shape]) -> int:
-        return _numel(self.shape) * self.fan_in(in_shapes) if self.mode == "avg" else 0
+        return _numel(self.shape) * self.fan_in(in_shapes) if self.mode != "max" else 0
 
     def fan_in(self, in_shapes: list[Shape]) -> int:
         return self.kernel[0] * self.kernel[1]
@@ -402,6 +413,7 @@ class Output(Layer):
     kind: ClassVar[str] = "output"
     activation: str | None = None  # None, "softmax" or "log_softmax"
     scale: float = 1.0
+    state_bits: int | None = None  # signed, saturating bits of the integrating membrane; None: float
 
     def infer_shape(self, in_shapes: list[Shape]) -> Shape:
         _expect_inputs(in_shapes, 1)
@@ -410,7 +422,29 @@ class Output(Layer):
         return in_shapes[0]
 
 
+@dataclass(frozen=True, eq=False, kw_only=True)
+class Round(Layer):
+    """An analog current written to a chip as an integer bias: ``y = m * 2^e``.
+
+    ``e`` is the smallest exponent in ``exponent`` with ``|x| / 2^e`` within the signed
+    ``bits`` mantissa range (``|m| <= 2^(bits-1) - 1``), ``m = round(x / 2^e)``; values
+    beyond the largest exponent saturate. The host computes the input-driven layers of a
+    network fed a constant current and writes their result this way (Loihi-class chips
+    take a per-neuron bias).
+    """
+
+    kind: ClassVar[str] = "round"
+    bits: int  # signed mantissa bits, sign included
+    exponent: tuple[int, int] = (0, 0)  # allowed exponents (min, max)
+
+    def infer_shape(self, in_shapes: list[Shape]) -> Shape:
+        _expect_inputs(in_shapes, 1)
+        if self.bits < 2 or self.exponent[0] > self.exponent[1]:
+            raise ShapeError(f"bits {self.bits} / exponent {self.exponent} do not describe a number format")
+        return in_shapes[0]
+
+
 LAYER_KINDS: dict[str, type[Layer]] = {
     cls.kind: cls
-    for cls in (Input, Dense, Conv, BatchNorm, Affine, ReLU, IF, Pool, Add, Concat, Flatten, Pad, Output)
+    for cls in (Input, Dense, Conv, BatchNorm, Affine, ReLU, IF, Pool, Add, Concat, Flatten, Pad, Output, Round)
 }

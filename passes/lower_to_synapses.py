@@ -1,0 +1,263 @@
+"""Lower to synapses: one weighted layer on every path from a spike source to a neuron population.
+
+A chip connects spike sources (IF populations, spiking max pools, spike-encoded input)
+to neuron populations (IF layers, the output integrator) through synapses: one weight
+per connection. So every path from a source to a population must cross exactly one
+weighted layer (conv, dense, or affine, an affine being one synapse per neuron), with
+only weight-free routing around it (flatten, zero pad, sum pooling, add, concat). This
+pass makes it so, exactly in float arithmetic:
+
+- average pooling becomes sum pooling followed by an affine ``1 / count`` (one value,
+  or one per position where borders count fewer elements): a pooling window's spikes
+  all reach the same synapse;
+- an affine folds into the weighted layer next to it: backwards into the conv/dense
+  producing it (``w * s``, ``b * s + t``; also through sum pooling when ``t = 0``), or
+  forwards into the conv/dense reading it (``w[:, c] * s[c]``; through flatten into a
+  dense, ``w * s`` by column and ``b + w @ t``);
+- a path with no weighted layer (an identity shortcut) gets an affine of scale 1.
+
+Paths from a constant-current input are computed by the host and are left alone.
+What cannot be lowered (two weighted layers with no neurons between them) is refused
+with the layers named.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from snnconv import ann
+from snnconv.errors import UnsupportedOpError
+from snnconv.ir import IF, Add, Affine, Concat, Conv, Dense, Flatten, Graph, Input, Layer, Output, Pad, Pool
+from snnconv.ir.rewrite import PassResult, bypass
+
+__all__ = ["LowerToSynapses", "is_weighted", "is_source", "is_population", "is_routing"]
+
+
+def is_weighted(layer: Layer) -> bool:
+    return isinstance(layer, (Conv, Dense, Affine))
+
+
+def is_source(layer: Layer) -> bool:
+    """Layers whose output is spikes (0 or 1 per step)."""
+    return isinstance(layer, (Input, IF)) or isinstance(layer, Pool) and layer.mode == "max"
+
+
+def is_population(layer: Layer) -> bool:
+    return isinstance(layer, (IF, Output))
+
+
+def is_routing(layer: Layer) -> bool:
+    """Weight-free layers a chip does by routing spikes."""
+    return isinstance(layer, (Flatten, Pad, Add, Concat)) or isinstance(layer, Pool) and layer.mode == "sum"
+
+
+class LowerToSynapses:
+    name = "lower_to_synapses"
+
+    def run(self, graph: Graph) -> PassResult:
+        layers = _sum_pools(graph)
+        host = _host_computed(graph) if graph.fact("encoding", "current") == "current" else set()
+        fired: dict[str, int] = {"average_pools": sum(1 for a in graph if isinstance(a, Pool) and a.mode == "avg")}
+        while True:
+            for rule in (_fold_backward, _fold_forward):
+                rewritten = rule(layers, host)
+                if rewritten is not None:
+                    layers = rewritten
+                    fired[rule.__name__.strip("_")] = fired.get(rule.__name__.strip("_"), 0) + 1
+                    break
+            else:
+                break
+        layers, fired["identity_synapses"] = _identity_synapses(layers, host)
+        lowered = graph.rebuilt(layers, lowered=True)
+        _check_one_weighted_layer_per_path(lowered, host)
+        return PassResult(lowered, any(fired.values()), {"rewrites": fired})
+
+
+def _host_computed(graph: Graph) -> set[str]:
+    """Layers that depend on the constant input only: the host computes them once."""
+    host = {graph.input.name}
+    for layer in graph.layers[1:]:
+        if not is_population(layer) and layer.inputs and all(src in host for src in layer.inputs):
+            host.add(layer.name)
+    return host
+
+
+def _sum_pools(graph: Graph) -> list[Layer]:
+    """Each average pool becomes a sum pool and an affine by 1 / (elements counted per window)."""
+    result = []
+    for layer in graph:
+        if not (isinstance(layer, Pool) and layer.mode == "avg"):
+            result.append(layer)
+            continue
+        summed = dataclasses.replace(layer, name=f"{layer.name}/sum", mode="sum")
+        scale = _inverse_counts(layer, graph.input_shapes(layer)[0])
+        result += [summed, Affine(name=layer.name, inputs=(summed.name,), shape=layer.shape, scale=scale,
+                                  shift=np.zeros(1, np.float32))]
+    return result
+
+
+def _inverse_counts(pool: Pool, in_shape: tuple[int, ...]) -> np.ndarray:
+    """``1 / count`` per output position (1, H, W), as one value when all windows count alike."""
+    ones = [torch.ones((1, 1, *in_shape[1:]), dtype=torch.float64)]
+    averages = ann.apply_layer(pool, ones).numpy()[0]
+    sums = ann.apply_layer(dataclasses.replace(pool, mode="sum"), ones).numpy()[0]
+    inverse = averages / sums
+    return np.full((1, 1, 1), inverse.flat[0]) if np.all(inverse == inverse.flat[0]) else inverse
+
+
+def _readers(layers: list[Layer], name: str) -> list[Layer]:
+    return [layer for layer in layers if name in layer.inputs]
+
+
+def _by_name(layers: list[Layer]) -> dict[str, Layer]:
+    return {layer.name: layer for layer in layers}
+
+
+def _channel_scale(affine: Affine) -> np.ndarray | None:
+    """The affine's scale as one value per channel (per feature of a vector); None if it varies by position."""
+    full = np.broadcast_to(affine.scale, affine.shape)
+    flat = full.reshape(full.shape[0], -1)
+    return flat[:, 0].astype(np.float64) if np.all(flat == flat[:, :1]) else None
+
+
+def _fold_backward(layers: list[Layer], host: set[str]) -> list[Layer] | None:
+    """``conv/dense [-> sum pool] -> affine``: the affine's scale and shift go into the weights and bias."""
+    by_name = _by_name(layers)
+    for affine in layers:
+        if not isinstance(affine, Affine) or affine.name in host:
+            continue
+        producer, pool = by_name[affine.inputs[0]], None
+        if isinstance(producer, Pool) and producer.mode == "sum" and not affine.shift.any():
+            pool, producer = producer, by_name[producer.inputs[0]]
+        chain = [producer] + ([pool] if pool else [])
+        channel_scale = _channel_scale(affine)
+        if not isinstance(producer, (Conv, Dense)) or channel_scale is None \
+                or any(len(_readers(layers, x.name)) != 1 for x in chain):
+            continue
+        weight = producer.weight * channel_scale.reshape(-1, *([1] * (producer.weight.ndim - 1)))
+        bias = producer.bias * channel_scale.reshape(-1, *([1] * (producer.bias.ndim - 1)))
+        if pool is None:
+            bias = _add_shift(bias, affine.shift, producer)
+        folded = dataclasses.replace(producer, weight=weight.astype(np.float32), bias=bias.astype(np.float32))
+        layers = [folded if layer is producer else layer for layer in layers]
+        return bypass(layers, affine.name)
+    return None
+
+
+def _add_shift(bias: np.ndarray, shift: np.ndarray, producer: Layer) -> np.ndarray:
+    """``bias + shift``; a shift that varies over positions turns a conv's bias into a per-neuron map."""
+    total = np.broadcast_to(bias.reshape(bias.shape + (1,) * (len(producer.shape) - bias.ndim)), producer.shape) \
+        + np.broadcast_to(shift, producer.shape)
+    if isinstance(producer, Conv) and np.all(total == total[:, :1, :1]):
+        return total[:, 0, 0].copy()
+    return total.copy()
+
+
+def _fold_forward(layers: list[Layer], host: set[str]) -> list[Layer] | None:
+    """``affine -> conv`` (per-channel scale, no shift) or ``affine [-> flatten] -> dense``."""
+    for affine in layers:
+        if not isinstance(affine, Affine) or affine.name in host:
+            continue
+        readers = _readers(layers, affine.name)
+        if len(readers) != 1:
+            continue
+        reader, flatten = readers[0], None
+        if isinstance(reader, Flatten) and len(_readers(layers, reader.name)) == 1:
+            flatten, reader = reader, _readers(layers, reader.name)[0]
+        if isinstance(reader, Dense):
+            folded = _scaled_dense_columns(reader, affine)
+        elif isinstance(reader, Conv) and flatten is None and not affine.shift.any() \
+                and _channel_scale(affine) is not None:
+            folded = _scaled_conv_inputs(reader, affine)
+        else:
+            continue
+        layers = [folded if layer is reader else layer for layer in layers]
+        return bypass(layers, affine.name)
+    return None
+
+
+def _scaled_dense_columns(dense: Dense, affine: Affine) -> Dense:
+    scale = np.broadcast_to(affine.scale, affine.shape).reshape(-1)
+    shift = np.broadcast_to(affine.shift, affine.shape).reshape(-1)
+    weight = dense.weight.astype(np.float64) * scale
+    bias = dense.bias + dense.weight.astype(np.float64) @ shift
+    return dataclasses.replace(dense, weight=weight.astype(np.float32), bias=bias.astype(np.float32))
+
+
+def _scaled_conv_inputs(conv: Conv, affine: Affine) -> Conv:
+    """Input channel ``c`` of the conv scaled by ``s[c]`` (grouped convs: each group its own channels)."""
+    scale = _channel_scale(affine)
+    per_group = conv.weight.shape[1]
+    out_per_group = conv.weight.shape[0] // conv.groups
+    group_of_output = np.arange(conv.weight.shape[0]) // out_per_group
+    input_channel = group_of_output[:, None] * per_group + np.arange(per_group)[None, :]
+    weight = conv.weight * scale[input_channel][:, :, None, None]
+    return dataclasses.replace(conv, weight=weight.astype(np.float32))
+
+
+def _identity_synapses(layers: list[Layer], host: set[str]) -> tuple[list[Layer], int]:
+    """An affine of scale 1 on each edge from a source whose path onward has no weighted layer."""
+    by_name = _by_name(layers)
+    unweighted = _reaches_population_unweighted(layers)
+    result, inserted = list(layers), 0
+    for layer in layers:
+        new_inputs = []
+        for src in layer.inputs:
+            source = by_name[src]
+            needs = is_source(source) and src not in host and not isinstance(layer, Pool) \
+                and (is_population(layer) or is_routing(layer) and layer.name in unweighted)
+            if needs:
+                name = f"{layer.name}/from_{src}"
+                result.append(Affine(name=name, inputs=(src,), shape=source.shape,
+                                     scale=np.ones((1,) * len(source.shape), np.float32),
+                                     shift=np.zeros(1, np.float32)))
+                inserted += 1
+                src = name
+            new_inputs.append(src)
+        if tuple(new_inputs) != layer.inputs:
+            result = [dataclasses.replace(x, inputs=tuple(new_inputs)) if x.name == layer.name else x for x in result]
+    return result, inserted
+
+
+def _reaches_population_unweighted(layers: list[Layer]) -> set[str]:
+    """Routing layers from which some path reaches a population without a weighted layer."""
+    found: set[str] = set()
+    for layer in reversed(layers):
+        if not is_routing(layer):
+            continue
+        for reader in _readers(layers, layer.name):
+            if is_population(reader) or reader.name in found:
+                found.add(layer.name)
+    return found
+
+
+def _check_one_weighted_layer_per_path(graph: Graph, host: set[str]) -> None:
+    """Count weighted layers along every path from a source; a population must see exactly one."""
+    counts: dict[str, set[int]] = {}  # layer -> numbers of weighted layers on the paths reaching it
+    crossed: dict[str, list[str]] = {}  # layer -> the weighted layers on those paths
+    for layer in graph:
+        if is_source(layer) or layer.name in host:
+            counts[layer.name], crossed[layer.name] = {0}, []
+            if isinstance(layer, Pool):
+                _check_max_pool_input(graph, layer)
+            continue
+        seen = set().union(*(counts[src] for src in layer.inputs))
+        names = sorted({w for src in layer.inputs for w in crossed[src]})
+        if is_weighted(layer):
+            seen, names = {c + 1 for c in seen}, names + [layer.name]
+        if is_population(layer) and seen != {1} and not all(src in host for src in layer.inputs):
+            raise UnsupportedOpError(
+                f"layer {layer.name!r} ({layer.kind}) receives spikes through {sorted(seen)} weighted layers "
+                f"({', '.join(names) or 'none'}); a chip needs exactly one synapse map between neuron "
+                f"populations: put a ReLU between consecutive conv/dense layers, or fuse them before export")
+        counts[layer.name], crossed[layer.name] = (({0}, []) if is_population(layer) else (seen, names))
+
+
+def _check_max_pool_input(graph: Graph, pool: Pool) -> None:
+    source = graph[pool.inputs[0]]
+    if not is_source(source):
+        raise UnsupportedOpError(f"max pool {pool.name!r} reads {source.name!r} ({source.kind}), not spikes; "
+                                 f"spiking max pooling needs an IF layer before it")
