@@ -99,18 +99,22 @@ class Normalize:
             notes["warning"] = "no calibration data: weight-based bound used"
             lam_of = _weight_bound_scales(graph, anchors)
         else:
-            lam_of, notes["samples"], notes["clipped"] = self._calibrated_scales(graph, set(anchors.values()))
+            lam_of, notes["samples"], notes["clipped"], input_range = self._calibrated_scales(
+                graph, set(anchors.values()))
         layers, scales = _rescale(graph, anchors, lam_of)
         notes["scales"] = {name: _summary(lam) for name, lam in scales.items()}
         facts = {"normalized": f"p{self.percentile:g} {'per channel' if self.per_channel else 'per layer'}"}
+        if self.calibration is not None:
+            facts["input_range"] = input_range
         return PassResult(graph.rebuilt(layers, **facts), True, notes)
 
     def _calibrated_scales(self, graph: Graph, anchors: set[str]):
         histograms: dict[str, LogHistogram] = {}
-        samples = 0
+        samples, low, high = 0, np.inf, -np.inf
         logits = graph.output.inputs[0]
         for batch in iter_batches(self.calibration, self.batch_size, "calibration data"):
             samples += len(batch)
+            low, high = min(low, float(batch.min())), max(high, float(batch.max()))
             for name, values in ann.activations(graph, batch, anchors).items():
                 layer = graph[name]
                 if name == logits:  # one scale for all classes; logits may be negative
@@ -130,7 +134,7 @@ class Normalize:
             above = sum(int(histogram.counts[c][_bin_above(histogram, lam_of[name][c]):].sum())
                         for c in range(len(lam)))
             clipped[name] = above / seen if seen else 0.0
-        return lam_of, samples, clipped
+        return lam_of, samples, clipped, (low, high)
 
 
 def _bin_above(histogram: LogHistogram, value: float) -> int:

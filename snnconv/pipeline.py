@@ -8,6 +8,9 @@ percentile and the initial membranes: each combination is compiled, and the one 
 SNN agrees best with the ANN's own predictions on (up to 512 of) the calibration samples
 at that T is kept, and then each IF layer's mean rate is corrected for that T
 (``passes/correct_bias``). No labels are needed, and the test data is never seen.
+
+Given a ``target``, the spiking graph is then lowered to synapses, its resets made
+legal for the chip, and quantized to the chip's integer formats.
 """
 
 from __future__ import annotations
@@ -23,9 +26,13 @@ from snnconv.ir import Graph
 from snnconv.passes.canonicalize import Canonicalize
 from snnconv.passes.correct_bias import CorrectBias
 from snnconv.passes.fold_batchnorm import FoldBatchNorm
+from snnconv.passes.legalize_reset import LegalizeReset
+from snnconv.passes.lower_to_synapses import LowerToSynapses
 from snnconv.passes.normalize import Normalize
+from snnconv.passes.quantize import Quantize
 from snnconv.passes.spike import V_INITS, Spike
 from snnconv.snn import simulate
+from snnconv.targets import Target
 
 __all__ = ["convert", "Conversion", "DEFAULT_PERCENTILE", "DEFAULT_PER_CHANNEL", "PERCENTILES"]
 
@@ -35,6 +42,7 @@ DEFAULT_PERCENTILE = 99.99
 DEFAULT_PER_CHANNEL = True
 PERCENTILES = (99.9, 99.99, 99.999)  # what percentile="auto" tries
 TUNING_SAMPLES = 512  # calibration samples simulated for tuning and bias correction
+DEFAULT_TIMESTEPS = 32  # what the output integrator is sized for when no T is given
 
 
 @dataclass
@@ -45,17 +53,31 @@ class Conversion:
     notes: dict[str, dict] = field(default_factory=dict)
 
 
-def convert(graph: Graph, calibration=None, *, percentile: float | str = "auto",
-            per_channel: bool = DEFAULT_PER_CHANNEL, max_pool: str = "spiking", encoding: str = "current",
-            v_init: str = "auto", timesteps: int | None = None, correct_bias: bool = True) -> Conversion:
-    """Canonicalize, fold BN, normalize with ``calibration``, and convert to IF neurons.
+def convert(graph: Graph, calibration=None, *, target: Target | None = None, reset: str = "emulate",
+            percentile: float | str = "auto", per_channel: bool = DEFAULT_PER_CHANNEL, max_pool: str = "spiking",
+            encoding: str = "current", v_init: str = "auto", timesteps: int | None = None,
+            correct_bias: bool = True) -> Conversion:
+    """Canonicalize, fold BN, normalize with ``calibration``, convert to IF neurons, and fit ``target``.
 
     ``percentile`` and ``v_init`` may be "auto": every combination is compiled and the
     one whose SNN at ``timesteps`` agrees best with the ANN on the calibration samples
     is kept; then each IF layer's mean rate is corrected for that T (``correct_bias``).
     Both need ``timesteps`` and calibration data that can be read twice; without them
-    the defaults are used.
+    the defaults are used. With a ``target``, the result is at the chip's precision
+    (``reset``: how a chip without subtractive reset gets one, see ``legalize_reset``).
     """
+    conversion = _spiking(graph, calibration, percentile, per_channel, max_pool, encoding, v_init, timesteps,
+                          correct_bias)
+    if target is None:
+        return conversion
+    spiking, notes = conversion.graph, conversion.notes
+    for step in (LowerToSynapses(), LegalizeReset(target, reset), Quantize(target, timesteps or DEFAULT_TIMESTEPS)):
+        spiking = _run(step, spiking, notes)
+    return Conversion(spiking, notes)
+
+
+def _spiking(graph: Graph, calibration, percentile, per_channel, max_pool, encoding, v_init, timesteps,
+             correct_bias) -> Conversion:
     notes: dict[str, dict] = {}
     for step in (Canonicalize(), FoldBatchNorm()):
         graph = _run(step, graph, notes)

@@ -20,6 +20,7 @@ from snnconv.ir.layers import (
     Pad,
     Pool,
     ReLU,
+    Round,
 )
 
 __all__ = [
@@ -38,5 +39,6 @@ __all__ = [
     "Flatten",
     "Pad",
     "Output",
+    "Round",
     "LAYER_KINDS",
 ]

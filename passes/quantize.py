@@ -1,0 +1,291 @@
+"""Quantize: weights, biases and thresholds to the target's integer formats.
+
+After conversion every IF population has threshold 1 and float weights. Scaling a
+population's threshold, incoming weights and biases by one factor ``theta`` leaves its
+spikes unchanged, so the pass picks, per population, the integer threshold ``theta``
+and the integer weights ``w_q = m * 2^e ~ theta * w`` that lose least:
+
+- mantissas ``m = clip(round(theta * w / 2^e), -M, M)``, ``M = 2^(weight_bits-1) - 1``,
+  with ``e`` the smallest exponent in the target's range for which the largest weight of
+  the synapse group (an output channel, or a whole layer) fits; targets without shared
+  exponents have ``e = 0``, and there ``theta`` also sets how many large weights clip;
+- biases ``b_q = round(theta * b)`` in the target's bias format (mantissa and exponent);
+- ``theta`` among the representable thresholds (powers of two with shared exponents,
+  else ``M / (r * max|w|)`` for clip ratios ``r`` in 0.5..1) minimizing the squared
+  weight and bias error (plus ``1 / (12 theta^2)`` per neuron for rounding a host
+  current), and among those within 1% of the least error the smallest (the most
+  headroom below the state range), subject to the overflow analysis: the threshold plus the
+  largest one-step input must fit the membrane, partial sums must stay within the state
+  range, and (for the output integrator) ``timesteps`` steps must fit too. If no
+  candidate meets every bound, the least-error one is kept and the possible saturation
+  is reported.
+
+Layers the host computes from a constant-current input stay float; their result is
+scaled by the reading population's ``theta`` and written as an integer bias (``Round``).
+The output's scale is divided by its ``theta``, so outputs stay comparable. Per layer,
+the relative RMS error of weights and biases and the worst-case bounds are recorded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from snnconv import overflow
+from snnconv.errors import BadGraphError, UnsupportedOpError
+from snnconv.ir import Affine, Graph, Layer, Output, Round
+from snnconv.ir.rewrite import PassResult
+from snnconv.passes.lower_to_synapses import is_population, is_routing, is_weighted
+from snnconv.targets.target import Precision, Target
+
+__all__ = ["Quantize", "quantize_bias"]
+
+CLIP_RATIOS = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5)
+NEAR_OPTIMAL = 0.01  # among thresholds within 1% of the least error, the smallest: most headroom
+
+
+class Quantize:
+    """Options: ``target``; ``timesteps`` the output integrator must hold; ``input_range`` of the data."""
+
+    name = "quantize"
+
+    def __init__(self, target: Target, timesteps: int = 32, input_range: tuple[float, float] | None = None):
+        if timesteps < 1:
+            raise ValueError(f"timesteps must be positive, got {timesteps}")
+        self.target = target
+        self.timesteps = timesteps
+        self.input_range = input_range
+
+    def run(self, graph: Graph) -> PassResult:
+        if not graph.fact("lowered"):
+            raise BadGraphError(f"graph {graph.name!r} is not lowered to synapses; run lower_to_synapses first")
+        if graph.fact("quantized"):
+            raise BadGraphError(f"graph {graph.name!r} is already quantized (for {graph.fact('quantized')})")
+        precision = self.target.precision
+        input_range = self.input_range or graph.fact("input_range", (0.0, 1.0))
+        if precision.is_float:
+            notes = {"target": self.target.name, "precision": "float"}
+            return PassResult(graph.rebuilt(graph.layers, quantized=self.target.name), False, notes)
+        host = _host_computed(graph)
+        float_bounds = overflow.current_bounds(graph, input_range)
+        replaced: dict[str, Layer] = {}
+        inserted: list[Layer] = []
+        encodings: dict[tuple[str, str], str] = {}  # (host layer, reader) -> the bias encoding the reader reads
+        layer_notes: dict[str, dict] = {}
+        for population, members in _populations(graph, host).items():
+            plan = _choose_threshold(graph[population], members, float_bounds, precision, self.timesteps)
+            layer_notes[population] = plan.notes
+            replaced[population] = _quantized_population(graph[population], plan.theta, precision)
+            for layer in members.weighted:
+                replaced[layer.name] = _quantized_weights(layer, plan.theta, precision)
+            for src, reader in members.host_edges:
+                encoding = _bias_encoding(graph[src], reader, plan.theta, precision)
+                inserted += encoding
+                encodings[src, reader] = encoding[-1].name
+        layers = [replaced.get(layer.name, layer) for layer in graph] + inserted
+        layers = _rewire_host_edges(layers, encodings)
+        quantized = graph.rebuilt(layers, quantized=self.target.name)
+        bounds = overflow.analyze(quantized, self.timesteps, input_range)
+        dtype = _exact_dtype(bounds)
+        for b in bounds:
+            layer_notes[b.name]["bounds"] = b.to_dict()
+        notes = {"target": self.target.name, "dtype": dtype, "timesteps": self.timesteps, "layers": layer_notes,
+                 "may_saturate": [b.name for b in bounds if b.may_saturate]}
+        return PassResult(quantized.rebuilt(quantized.layers, dtype=dtype), True, notes)
+
+
+@dataclass
+class _Members:
+    """What feeds one population: its weighted layers and the host-computed edges into it."""
+
+    weighted: list[Layer]
+    host_edges: list[tuple[str, str]]  # (host layer, its non-host reader)
+
+
+@dataclass
+class _Plan:
+    theta: int
+    notes: dict
+
+
+def _host_computed(graph: Graph) -> set[str]:
+    if graph.fact("encoding", "current") != "current":
+        return set()
+    host = {graph.input.name}
+    for layer in graph.layers[1:]:
+        if not is_population(layer) and layer.inputs and all(src in host for src in layer.inputs):
+            host.add(layer.name)
+    return host
+
+
+def _populations(graph: Graph, host: set[str]) -> dict[str, _Members]:
+    """Each population with the weighted layers and host edges whose output reaches it through routing only."""
+    members = {layer.name: _Members([], []) for layer in graph if is_population(layer)}
+    for layer in graph:
+        if layer.name in host:
+            for reader in graph.consumers(layer.name):
+                if reader.name not in host:
+                    members[_population_of(graph, reader.name)].host_edges.append((layer.name, reader.name))
+        elif is_weighted(layer):
+            members[_population_of(graph, layer.name)].weighted.append(layer)
+    return members
+
+
+def _population_of(graph: Graph, name: str) -> str:
+    """The one population a layer's output reaches through routing layers (a population: itself)."""
+    if is_population(graph[name]):
+        return name
+    reached, frontier = set(), [name]
+    while frontier:
+        current = graph[frontier.pop()]
+        if is_population(current) and current.name != name:
+            reached.add(current.name)
+        elif current.name == name or is_routing(current):
+            frontier += [reader.name for reader in graph.consumers(current.name)]
+    if len(reached) != 1:
+        raise UnsupportedOpError(f"layer {name!r} feeds {len(reached)} neuron populations ({sorted(reached)}); "
+                                 f"a synapse map must end in exactly one: duplicate the layer per reader")
+    return reached.pop()
+
+
+def _choose_threshold(population: Layer, members: _Members, bounds: dict[str, overflow.Interval],
+                      precision: Precision, timesteps: int) -> _Plan:
+    """The threshold with the least weight and bias error among those every bound allows."""
+    interval = bounds[population.name]
+    hi = float(interval.hi.max())
+    magnitude = float(interval.magnitude.max())
+    low = float(interval.lo.min())
+    host_peak = max((max(-float(bounds[src].lo.min()), float(bounds[src].hi.max()))
+                     for src, _ in members.host_edges), default=0.0)
+    state_max = 2.0 ** (precision.state_bits - 1) - 1
+    bias_max = (2 ** (precision.bias_bits - 1) - 1) * 2.0 ** precision.bias_exponent[1]
+    neurons_fed_by_host = math.prod(population.shape) if members.host_edges else 0
+    trials = []
+    for theta in _candidate_thresholds(members.weighted, precision):
+        peak = timesteps * max(hi, -low) if isinstance(population, Output) else 1 + hi
+        fits = theta * peak <= state_max and theta * magnitude < state_max and theta * host_peak <= bias_max
+        error, details = _error(members.weighted, theta, precision)
+        error += neurons_fed_by_host / (12.0 * theta ** 2)  # rounding a current to an integer: variance 1/12
+        trials.append((not fits, error, theta, details))
+    if not trials:
+        raise BadGraphError(f"layer {population.name!r}: no threshold of the target's format is representable")
+    unfit, least, _, _ = min(trials, key=lambda trial: trial[:2])
+    near = [trial for trial in trials if trial[0] == unfit and trial[1] <= least * (1 + NEAR_OPTIMAL) + 1e-12]
+    unfit, error, theta, details = min(near, key=lambda trial: trial[2])
+    notes = {"threshold": theta, "weight_error": details, "fits_state": not unfit}
+    return _Plan(theta, notes)
+
+
+def _candidate_thresholds(weighted: list[Layer], precision: Precision) -> list[int]:
+    step = 2 ** precision.threshold_shift
+    largest = (2 ** precision.threshold_bits - 1) * step
+    if precision.weight_exponent[1] > precision.weight_exponent[0]:
+        return [2 ** k for k in range(precision.threshold_shift, precision.threshold_shift + precision.threshold_bits)]
+    peak = max((float(np.abs(_weights(layer)).max()) for layer in weighted), default=0.0)
+    if peak == 0:
+        return [step]
+    ideal = [precision.weight_max / (ratio * peak) for ratio in CLIP_RATIOS]
+    return sorted({int(min(max(round(t / step), 1) * step, largest)) for t in ideal})
+
+
+def _weights(layer: Layer) -> np.ndarray:
+    return layer.scale if isinstance(layer, Affine) else layer.weight
+
+
+def _biases(layer: Layer) -> np.ndarray:
+    return layer.shift if isinstance(layer, Affine) else layer.bias
+
+
+def _error(weighted: list[Layer], theta: int, precision: Precision) -> tuple[float, dict]:
+    """Total squared error (in threshold units), and per layer the relative RMS errors."""
+    total, details = 0.0, {}
+    for layer in weighted:
+        w, b = _weights(layer).astype(np.float64), _biases(layer).astype(np.float64)
+        w_q = _weight_mantissas(layer, theta, precision) / theta
+        b_q = quantize_bias(b * theta, precision) / theta
+        sq_w, sq_b = float(((w - w_q) ** 2).sum()), float(((b - b_q) ** 2).sum())
+        total += sq_w + sq_b
+        details[layer.name] = {"weights": _relative(sq_w, w), "biases": _relative(sq_b, b)}
+    return total, details
+
+
+def _relative(squared_error: float, reference: np.ndarray) -> float:
+    norm = float((reference ** 2).sum())
+    return math.sqrt(squared_error / norm) if norm else 0.0
+
+
+def _weight_mantissas(layer: Layer, theta: int, precision: Precision) -> np.ndarray:
+    """``m * 2^e`` for ``theta * w``, one exponent per synapse group (output channel or layer)."""
+    scaled = _weights(layer).astype(np.float64) * theta
+    groups = scaled.reshape(scaled.shape[0], -1) if precision.exponent_group == "channel" and scaled.ndim \
+        and scaled.size > 1 else scaled.reshape(1, -1)
+    peak = np.abs(groups).max(axis=1, keepdims=True)
+    low, high = precision.weight_exponent
+    needed = np.ceil(np.log2(np.maximum(peak, 1e-300) / precision.weight_max))
+    step = 2.0 ** np.clip(needed, low, high)
+    mantissa = np.clip(np.round(groups / step), -precision.weight_max, precision.weight_max)
+    return (mantissa * step).reshape(scaled.shape)
+
+
+def quantize_bias(value: np.ndarray, precision: Precision) -> np.ndarray:
+    """Nearest ``m * 2^e`` in the bias format, one exponent per neuron (saturating)."""
+    largest = 2 ** (precision.bias_bits - 1) - 1
+    low, high = precision.bias_exponent
+    needed = np.ceil(np.log2(np.maximum(np.abs(value), 1e-300) / largest))
+    step = 2.0 ** np.clip(needed, low, high)
+    return np.clip(np.round(value / step), -largest, largest) * step
+
+
+def _quantized_weights(layer: Layer, theta: int, precision: Precision) -> Layer:
+    weights = _weight_mantissas(layer, theta, precision)
+    biases = quantize_bias(_biases(layer).astype(np.float64) * theta, precision)
+    if isinstance(layer, Affine):
+        return dataclasses.replace(layer, scale=weights, shift=biases)
+    return dataclasses.replace(layer, weight=weights, bias=biases)
+
+
+def _quantized_population(layer: Layer, theta: int, precision: Precision) -> Layer:
+    if isinstance(layer, Output):
+        return dataclasses.replace(layer, scale=layer.scale / theta, state_bits=precision.state_bits)
+    return dataclasses.replace(layer, threshold=float(theta), state_bits=precision.state_bits)
+
+
+def _bias_encoding(source: Layer, reader: str, theta: int, precision: Precision) -> list[Layer]:
+    """Host side: scale a constant current by ``theta`` and round it into the bias format."""
+    base = f"{reader}/bias_from_{source.name}"
+    ones = (1,) * len(source.shape)
+    scaled = Affine(name=f"{base}/scale", inputs=(source.name,), shape=source.shape,
+                    scale=np.full(ones, float(theta)), shift=np.zeros(ones))
+    rounded = Round(name=base, inputs=(scaled.name,), shape=source.shape, bits=precision.bias_bits,
+                    exponent=precision.bias_exponent)
+    return [scaled, rounded]
+
+
+def _rewire_host_edges(layers: list[Layer], encodings: dict[tuple[str, str], str]) -> list[Layer]:
+    """Readers of a host layer read its bias encoding instead."""
+    result = []
+    for layer in layers:
+        inputs = tuple(encodings.get((src, layer.name), src) for src in layer.inputs)
+        result.append(dataclasses.replace(layer, inputs=inputs) if inputs != layer.inputs else layer)
+    return result
+
+
+def _exact_dtype(bounds: list[overflow.LayerBounds]) -> str:
+    """float32 when every partial sum, and every membrane plus its input, stays below 2^24, else float64.
+
+    Membranes saturate at the state range, so that range caps their contribution.
+    """
+    largest = 0.0
+    for b in bounds:
+        membrane = max(abs(b.membrane[0]), abs(b.membrane[1]))
+        if b.state_range is not None:
+            membrane = min(membrane, -b.state_range[0])
+        largest = max(largest, membrane + b.partial_sum)
+    if largest >= overflow.EXACT_FLOAT64:
+        raise BadGraphError(f"partial sums reach {largest:.3g}: beyond exact float64 arithmetic (2^53)")
+    return "float32" if largest < overflow.EXACT_FLOAT32 else "float64"
+
+

@@ -1,0 +1,155 @@
+"""Overflow analysis: the largest synaptic sum and membrane value every layer can reach.
+
+Interval arithmetic over the spiking graph, per neuron. Spike sources (IF layers,
+spiking max pools, a rate-coded input) emit 0 or 1 per step; a constant-current input
+lies in ``input_range``. A linear layer ``y = A x + b`` maps the interval with centre
+``m`` and radius ``r`` to centre ``A m + b`` and radius ``|A| r``: the bounds are
+attained by some input, so they are tight per layer. Alongside, ``|A| |x| + |b|``
+bounds every partial sum met while computing the layer, which is what decides whether
+float32 arithmetic is exact (all below 2^24) or float64 is needed (below 2^53).
+
+A population's membrane over ``T`` steps, with per-step input current in ``[lo, hi]``,
+threshold ``theta`` and initial value ``v0``, stays within
+
+    upper: max(theta - 1 + hi, v0 + hi + (T - 1) * max(0, hi - theta))   (subtract reset)
+           max(theta - 1, v0) + hi                                       (reset to zero)
+    lower: min(0, v0) + T * min(0, lo)
+
+(one spike per step removes at most ``theta``; below the threshold nothing is removed).
+The output integrator stays within ``T * [lo, hi]``. Where a bound leaves the signed
+``state_bits`` range the chip saturates; the analysis says so, and the simulator counts
+how often it happens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from snnconv import ann
+from snnconv.ir import IF, Affine, Conv, Dense, Graph, Input, Layer, Output, Pool, Round
+
+__all__ = ["Interval", "current_bounds", "analyze", "LayerBounds", "EXACT_FLOAT32", "EXACT_FLOAT64"]
+
+EXACT_FLOAT32 = 2 ** 24
+EXACT_FLOAT64 = 2 ** 53
+
+
+@dataclass
+class Interval:
+    """Per-neuron bounds of a layer's output in one step, and of any partial sum computing it."""
+
+    lo: torch.Tensor
+    hi: torch.Tensor
+    magnitude: torch.Tensor
+
+
+@dataclass
+class LayerBounds:
+    """A population's worst cases over a run of ``timesteps`` steps (scalars over its neurons)."""
+
+    name: str
+    current: tuple[float, float]  # per-step synaptic input, min and max
+    partial_sum: float  # largest |partial sum| computing the input
+    membrane: tuple[float, float]  # membrane (output: integral) min and max over the run
+    state_range: tuple[float, float] | None  # what the chip can hold; None: unbounded
+    bits_needed: int  # signed bits that hold every bound above
+
+    @property
+    def may_saturate(self) -> bool:
+        if self.state_range is None:
+            return False
+        return self.membrane[0] < self.state_range[0] or self.membrane[1] > self.state_range[1]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self) | {"may_saturate": self.may_saturate}
+
+
+def current_bounds(graph: Graph, input_range: tuple[float, float] = (0.0, 1.0)) -> dict[str, Interval]:
+    """Every layer's per-step output interval; for IF and output layers, that of their input current."""
+    rate = graph.fact("encoding", "current") == "rate"
+    bounds: dict[str, Interval] = {}
+    for layer in graph:
+        if isinstance(layer, Input):
+            lo, hi = (0.0, 1.0) if rate else input_range
+            bounds[layer.name] = _constant(layer.shape, lo, hi)
+        elif isinstance(layer, (IF, Output)):
+            bounds[layer.name] = bounds[layer.inputs[0]]
+        elif isinstance(layer, Pool) and layer.mode == "max":
+            bounds[layer.name] = _constant(layer.shape, 0.0, 1.0)
+        else:
+            bounds[layer.name] = _through(layer, [_spikes_of(graph, src, bounds) for src in layer.inputs])
+    return bounds
+
+
+def analyze(graph: Graph, timesteps: int, input_range: tuple[float, float] = (0.0, 1.0)) -> list[LayerBounds]:
+    """Worst-case current, partial sums and membrane of every population over ``timesteps`` steps."""
+    bounds = current_bounds(graph, input_range)
+    result = []
+    for layer in graph:
+        if not isinstance(layer, (IF, Output)):
+            continue
+        interval = bounds[layer.name]
+        lo, hi = float(interval.lo.min()), float(interval.hi.max())
+        membrane = _membrane(layer, interval, timesteps)
+        bits = layer.state_bits
+        state = None if bits is None else (-(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1)
+        largest = max(abs(membrane[0]), abs(membrane[1]), float(interval.magnitude.max()))
+        result.append(LayerBounds(layer.name, (lo, hi), float(interval.magnitude.max()), membrane, state,
+                                  int(np.ceil(np.log2(largest + 1))) + 1))
+    return result
+
+
+def _membrane(layer: IF | Output, current: Interval, timesteps: int) -> tuple[float, float]:
+    if isinstance(layer, Output):
+        return float(timesteps * current.lo.clamp(max=0).min()), float(timesteps * current.hi.clamp(min=0).max())
+    theta = layer.threshold
+    v0 = torch.as_tensor(np.asarray(layer.v_init, np.float64) * theta)
+    v0 = torch.round(v0) if layer.state_bits is not None else v0
+    hi, lo = current.hi, current.lo
+    if layer.reset == "subtract":
+        upper = torch.maximum(theta - 1 + hi, v0 + hi + (timesteps - 1) * (hi - theta).clamp(min=0))
+    else:
+        upper = torch.clamp(v0, min=theta - 1) + hi
+    lower = v0.clamp(max=0) + timesteps * lo.clamp(max=0)
+    return float(lower.min()), float(upper.max())
+
+
+def _constant(shape: tuple[int, ...], lo: float, hi: float) -> Interval:
+    full = torch.full((1, *shape), 1.0, dtype=torch.float64)
+    return Interval(full * lo, full * hi, full * max(abs(lo), abs(hi)))
+
+
+def _spikes_of(graph: Graph, name: str, bounds: dict[str, Interval]) -> Interval:
+    """What a layer's readers receive: spikes (0 or 1) from an IF layer, else its output interval."""
+    if isinstance(graph[name], IF):
+        return _constant(graph[name].shape, 0.0, 1.0)
+    return bounds[name]
+
+
+def _through(layer: Layer, ins: list[Interval]) -> Interval:
+    """The interval of a layer's output, and the bound on its partial sums."""
+    if isinstance(layer, Round):
+        lo, hi = (ann.apply_layer(layer, [x]) for x in (ins[0].lo, ins[0].hi))
+        return Interval(lo, hi, torch.maximum(lo.abs(), hi.abs()))
+    mids = [(x.hi + x.lo) / 2 for x in ins]
+    radii = [(x.hi - x.lo) / 2 for x in ins]
+    centre = ann.apply_layer(layer, mids)
+    absolute = _absolute(layer)
+    radius = ann.apply_layer(_absolute(layer, bias=False), radii)
+    magnitude = ann.apply_layer(absolute, [x.magnitude for x in ins])
+    return Interval(centre - radius, centre + radius, magnitude)
+
+
+def _absolute(layer: Layer, bias: bool = True) -> Layer:
+    """The layer with every weight (and bias, or none) replaced by its absolute value."""
+    if isinstance(layer, (Conv, Dense)):
+        return dataclasses.replace(layer, weight=np.abs(layer.weight),
+                                   bias=np.abs(layer.bias) if bias else np.zeros_like(layer.bias))
+    if isinstance(layer, Affine):
+        return dataclasses.replace(layer, scale=np.abs(layer.scale),
+                                   shift=np.abs(layer.shift) if bias else np.zeros_like(layer.shift))
+    return layer
