@@ -239,7 +239,7 @@ def _check_one_weighted_layer_per_path(graph: Graph, host: set[str]) -> None:
     counts: dict[str, set[int]] = {}  # layer -> numbers of weighted layers on the paths reaching it
     crossed: dict[str, list[str]] = {}  # layer -> the weighted layers on those paths
     for layer in graph:
-        if is_source(layer) or layer.name in host:
+        if is_source(layer) and not is_population(layer) or layer.name in host:
             counts[layer.name], crossed[layer.name] = {0}, []
             if isinstance(layer, Pool):
                 _check_max_pool_input(graph, layer)

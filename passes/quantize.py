@@ -224,7 +224,7 @@ def _weight_mantissas(layer: Layer, theta: int, precision: Precision) -> np.ndar
         and scaled.size > 1 else scaled.reshape(1, -1)
     peak = np.abs(groups).max(axis=1, keepdims=True)
     low, high = precision.weight_exponent
-    needed = np.ceil(np.log2(np.maximum(peak, 1e-300) / precision.weight_max))
+    needed = np.ceil(np.log2(np.maximum(peak, 1e-300) / (precision.weight_max + 0.5)))
     step = 2.0 ** np.clip(needed, low, high)
     mantissa = np.clip(np.round(groups / step), -precision.weight_max, precision.weight_max)
     return (mantissa * step).reshape(scaled.shape)
@@ -234,7 +234,7 @@ def quantize_bias(value: np.ndarray, precision: Precision) -> np.ndarray:
     """Nearest ``m * 2^e`` in the bias format, one exponent per neuron (saturating)."""
     largest = 2 ** (precision.bias_bits - 1) - 1
     low, high = precision.bias_exponent
-    needed = np.ceil(np.log2(np.maximum(np.abs(value), 1e-300) / largest))
+    needed = np.ceil(np.log2(np.maximum(np.abs(value), 1e-300) / (largest + 0.5)))
     step = 2.0 ** np.clip(needed, low, high)
     return np.clip(np.round(value / step), -largest, largest) * step
 

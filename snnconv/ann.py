@@ -192,7 +192,7 @@ def _round(layer: L.Round, xs: list[Tensor]) -> Tensor:
     x = xs[0]
     largest = 2 ** (layer.bits - 1) - 1
     low, high = layer.exponent
-    needed = torch.ceil(torch.log2(x.abs().clamp(min=1e-30) / largest))
+    needed = torch.ceil(torch.log2(x.abs().clamp(min=1e-30) / (largest + 0.5)))
     step = torch.exp2(needed.clamp(low, high))
     mantissa = torch.round(x / step)
     return torch.where(mantissa.abs() > largest, torch.sign(x) * largest, mantissa) * step

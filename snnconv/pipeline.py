@@ -34,7 +34,7 @@ from snnconv.passes.spike import V_INITS, Spike
 from snnconv.snn import simulate
 from snnconv.targets import Target
 
-__all__ = ["convert", "Conversion", "DEFAULT_PERCENTILE", "DEFAULT_PER_CHANNEL", "PERCENTILES"]
+__all__ = ["convert", "to_target", "Conversion", "DEFAULT_PERCENTILE", "DEFAULT_PER_CHANNEL", "PERCENTILES"]
 
 # Used when nothing can be tuned (no T given, or a one-shot calibration iterator): the
 # best single setting across the bundled models in benchmarks/accuracy.py (README).
@@ -68,9 +68,13 @@ def convert(graph: Graph, calibration=None, *, target: Target | None = None, res
     """
     conversion = _spiking(graph, calibration, percentile, per_channel, max_pool, encoding, v_init, timesteps,
                           correct_bias)
-    if target is None:
-        return conversion
-    spiking, notes = conversion.graph, conversion.notes
+    return conversion if target is None else to_target(conversion, target, timesteps, reset)
+
+
+def to_target(conversion: Conversion, target: Target, timesteps: int | None = None,
+              reset: str = "emulate") -> Conversion:
+    """A float spiking conversion lowered to synapses, legalized and quantized for ``target``."""
+    spiking, notes = conversion.graph, dict(conversion.notes)
     for step in (LowerToSynapses(), LegalizeReset(target, reset), Quantize(target, timesteps or DEFAULT_TIMESTEPS)):
         spiking = _run(step, spiking, notes)
     return Conversion(spiking, notes)

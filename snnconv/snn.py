@@ -22,7 +22,7 @@ layer) are computed once, not every step.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,7 +32,9 @@ from snnconv import ann
 from snnconv.errors import BadGraphError
 from snnconv.ir import IF, Graph, Input, Output, Pool
 
-__all__ = ["simulate", "SimulationResult"]
+__all__ = ["simulate", "SimulationResult", "Probe"]
+
+Probe = Callable[[str, torch.Tensor, torch.Tensor], None]
 
 
 @dataclass
@@ -53,11 +55,13 @@ class SimulationResult:
 
 
 def simulate(graph: Graph, x, timesteps: int, checkpoints: Iterable[int] = (), encoding: str | None = None,
-             seed: int = 0, until: str | None = None) -> SimulationResult:
+             seed: int = 0, until: str | None = None, probe: Probe | None = None) -> SimulationResult:
     """Run the spiking ``graph`` on the batch ``x`` for ``timesteps`` steps.
 
     With ``until``, each step stops after that layer: its spike counts (and those of the
-    layers before it) are measured, no outputs are produced.
+    layers before it) are measured, no outputs are produced. ``probe(name, current, v)``
+    sees every IF and output layer's input current and membrane (after integration and
+    saturation, before reset; the output's integral) at every step.
     """
     if not graph.fact("spiking"):
         raise BadGraphError(f"graph {graph.name!r} is not spiking; run the spike pass first")
@@ -66,7 +70,7 @@ def simulate(graph: Graph, x, timesteps: int, checkpoints: Iterable[int] = (), e
     batch = ann.as_batch(graph, x).to(getattr(torch, graph.fact("dtype", "float32")))
     generator = torch.Generator().manual_seed(seed)
     static = _static_layers(graph) if encoding == "current" else set()
-    state = _State(graph, batch.shape[0], batch.dtype)
+    state = _State(graph, batch.shape[0], batch.dtype, probe)
     output = graph.output
     outputs, integral = {}, None
     with torch.no_grad():
@@ -77,8 +81,10 @@ def simulate(graph: Graph, x, timesteps: int, checkpoints: Iterable[int] = (), e
                 continue
             integral = current if integral is None else integral + current
             integral = state.saturate(output.name, output.state_bits, integral)
+            if probe is not None:
+                probe(output.name, current, integral)
             if step in stops:
-                outputs[step] = (integral / step * output.scale).numpy().copy()
+                outputs[step] = (integral.double() / step * output.scale).numpy()
     spike_counts = {name: total.numpy() for name, total in state.spike_totals.items()}
     return SimulationResult(outputs, spike_counts, timesteps, state.saturations)
 
@@ -86,13 +92,14 @@ def simulate(graph: Graph, x, timesteps: int, checkpoints: Iterable[int] = (), e
 class _State:
     """Membranes of IF layers, cumulative counts and pooled maxima of spiking max pools, saturations."""
 
-    def __init__(self, graph: Graph, batch: int, dtype: torch.dtype):
+    def __init__(self, graph: Graph, batch: int, dtype: torch.dtype, probe: Probe | None = None):
         self.v = {layer.name: _initial_membrane(layer, dtype).expand(batch, *layer.shape)
                   for layer in graph if isinstance(layer, IF)}
         self.spike_totals = {name: torch.zeros_like(v) for name, v in self.v.items()}
         self.counts: dict[str, torch.Tensor] = {}
         self.pooled: dict[str, torch.Tensor] = {}
         self.saturations: dict[str, int] = {}
+        self.probe = probe
 
     def saturate(self, name: str, bits: int | None, v: torch.Tensor) -> torch.Tensor:
         """``v`` clipped to the signed ``bits`` range (None: unbounded), counting what was clipped."""
@@ -154,6 +161,8 @@ def _step(graph: Graph, batch, encoding, generator, static, constant, state: _St
 
 def _fire(layer: IF, current: torch.Tensor, state: _State) -> torch.Tensor:
     v = state.saturate(layer.name, layer.state_bits, state.v[layer.name] + current)
+    if state.probe is not None:
+        state.probe(layer.name, current, v)
     spikes = (v >= layer.threshold).to(current.dtype)
     state.v[layer.name] = v - spikes * layer.threshold if layer.reset == "subtract" else v * (1 - spikes)
     state.spike_totals[layer.name] += spikes

@@ -426,9 +426,9 @@ class Output(Layer):
 class Round(Layer):
     """An analog current written to a chip as an integer bias: ``y = m * 2^e``.
 
-    ``e`` is the smallest exponent in ``exponent`` with ``|x| / 2^e`` within the signed
-    ``bits`` mantissa range (``|m| <= 2^(bits-1) - 1``), ``m = round(x / 2^e)``; values
-    beyond the largest exponent saturate. The host computes the input-driven layers of a
+    ``e`` is the smallest exponent in ``exponent`` for which ``m = round(x / 2^e)`` fits
+    the signed ``bits`` mantissa (``|m| <= 2^(bits-1) - 1``): the nearest representable
+    value. Values beyond the largest exponent saturate. The host computes the input-driven layers of a
     network fed a constant current and writes their result this way (Loihi-class chips
     take a per-neuron bias).
     """

@@ -30,6 +30,7 @@ from snnconv.ir import (
     Pad,
     Pool,
     ReLU,
+    Round,
 )
 from snnconv.ir.layers import ShapeError
 
@@ -398,6 +399,7 @@ ORACLE_CASES = {
     "pad": simple(Pad(name="p", inputs=("x",), shape=(1,), pads=(1, 2, 3, 0)), [(3, 4, 5)],
                   lambda x: F.pad(x, (2, 0, 1, 3))),
     "output": simple(out("x", (1,)), [(10,)], lambda x: F.softmax(x, 1)),
+    "round": simple(Round(name="q", inputs=("x",), shape=(1,), bits=8, exponent=(0, 3)), [(3, 4)], torch.round),
 }
 
 

@@ -1,0 +1,121 @@
+"""Lower to synapses: exact rewrites, one weighted layer per source-to-population path, clear refusals."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import networkx as nx
+import numpy as np
+import pytest
+
+import snnconv
+from snnconv import ann
+from snnconv.errors import UnsupportedOpError
+from snnconv.ir import IF, Add, Affine, Conv, Dense, Flatten, Graph, Input, Output, Pool
+from snnconv.passes.lower_to_synapses import LowerToSynapses, is_population, is_source, is_weighted
+from snnconv.pipeline import convert
+from snnconv.snn import simulate
+
+MODELS = resources.files("snnconv.models")
+CALIB_X = np.load(MODELS.joinpath("mnist_calib.npz"))["x"]
+R = np.random.default_rng(1)
+FACTS = (("spiking", True), ("encoding", "rate"))
+
+
+def _weighted_layers_per_path(graph: Graph) -> set[int]:
+    """Independent check: enumerate every source-to-population path with networkx and count weighted layers."""
+    dag = graph.to_networkx()
+    counts = set()
+    for source in (layer for layer in graph if is_source(layer)):
+        for target in (layer for layer in graph if is_population(layer) and layer is not source):
+            for path in nx.all_simple_paths(dag, source.name, target.name):
+                inner = [graph[name] for name in path[1:-1]]
+                if any(is_source(layer) or is_population(layer) for layer in inner):
+                    continue
+                counts.add(sum(is_weighted(layer) for layer in inner))
+    return counts
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn", "resnet"])
+def test_bundled_models_lower_exactly_with_one_weighted_layer_per_path(model):
+    graph = convert(snnconv.load_onnx(str(MODELS.joinpath(f"mnist_{model}.onnx"))), CALIB_X,
+                    encoding="rate").graph
+    lowered = LowerToSynapses().run(graph).graph
+    assert _weighted_layers_per_path(lowered) == {1}
+    assert not any(isinstance(layer, Pool) and layer.mode == "avg" for layer in lowered)
+    x = CALIB_X[:100]
+    np.testing.assert_allclose(ann.evaluate(lowered, x), ann.evaluate(graph, x), rtol=1e-5, atol=1e-5)
+    before, after = simulate(graph, x, 8), simulate(lowered, x, 8)
+    np.testing.assert_allclose(after.outputs[8], before.outputs[8], rtol=1e-4, atol=1e-4)
+
+
+def _conv(name, src, c_in, c_out, size, groups=1):
+    return Conv(name=name, inputs=(src,), shape=(c_out, size, size), pads=(1, 1, 1, 1), groups=groups,
+                weight=R.normal(size=(c_out, c_in // groups, 3, 3)).astype(np.float32),
+                bias=R.normal(size=c_out).astype(np.float32))
+
+
+def _neurons(name, src, shape):
+    return IF(name=name, inputs=(src,), shape=shape)
+
+
+def _spiking_input(shape):
+    return [Input(name="x", inputs=(), shape=shape), _neurons("s0", "x", shape)]
+
+
+def test_identity_shortcut_gets_a_unit_synapse_and_stays_exact():
+    layers = _spiking_input((4, 6, 6)) + [
+        _conv("c1", "s0", 4, 4, 6), _neurons("s1", "c1", (4, 6, 6)),
+        Add(name="sum", inputs=("s0", "s1"), shape=(4, 6, 6)), _neurons("s2", "sum", (4, 6, 6)),
+        Flatten(name="f", inputs=("s2",), shape=(144,)),
+        Dense(name="d", inputs=("f",), shape=(3,), weight=R.normal(size=(3, 144)).astype(np.float32),
+              bias=np.zeros(3, np.float32)),
+        Output(name="out", inputs=("d",), shape=(3,))]
+    graph = Graph.from_layers(layers, facts=FACTS)
+    result = LowerToSynapses().run(graph)
+    assert result.notes["rewrites"]["identity_synapses"] == 3  # x -> s0 (input spikes), s0 -> sum, s1 -> sum
+    assert _weighted_layers_per_path(result.graph) == {1}
+    x = R.random(size=(5, 4, 6, 6)).astype(np.float32)
+    np.testing.assert_array_equal(simulate(result.graph, x, 6).outputs[6], simulate(graph, x, 6).outputs[6])
+
+
+def test_average_pools_with_border_windows_keep_their_per_position_divisor():
+    layers = _spiking_input((2, 5, 5)) + [
+        Pool(name="p", inputs=("s0",), shape=(2, 3, 3), mode="avg", kernel=(3, 3), stride=(2, 2),
+             pads=(1, 1, 1, 1), count_include_pad=False),
+        _neurons("s1", "p", (2, 3, 3)), Flatten(name="f", inputs=("s1",), shape=(18,)),
+        Dense(name="d", inputs=("f",), shape=(2,), weight=R.normal(size=(2, 18)).astype(np.float32),
+              bias=np.zeros(2, np.float32)),
+        Output(name="out", inputs=("d",), shape=(2,))]
+    graph = Graph.from_layers(layers, facts=FACTS)
+    lowered = LowerToSynapses().run(graph).graph
+    scale = lowered["p"].scale
+    np.testing.assert_allclose(scale[0], [[1 / 4, 1 / 6, 1 / 4], [1 / 6, 1 / 9, 1 / 6], [1 / 4, 1 / 6, 1 / 4]])
+    x = R.random(size=(3, 2, 5, 5)).astype(np.float32)
+    np.testing.assert_allclose(ann.evaluate(lowered, x), ann.evaluate(graph, x), rtol=1e-6)
+
+
+def test_grouped_conv_after_a_sum_pool_takes_the_divisor_per_input_channel():
+    layers = _spiking_input((4, 8, 8)) + [
+        Pool(name="p", inputs=("s0",), shape=(4, 4, 4), mode="avg", kernel=(2, 2), stride=(2, 2)),
+        _conv("c", "p", 4, 6, 4, groups=2), _neurons("s1", "c", (6, 4, 4)),
+        Flatten(name="f", inputs=("s1",), shape=(96,)),
+        Dense(name="d", inputs=("f",), shape=(2,), weight=R.normal(size=(2, 96)).astype(np.float32),
+              bias=np.zeros(2, np.float32)),
+        Output(name="out", inputs=("d",), shape=(2,))]
+    graph = Graph.from_layers(layers, facts=FACTS)
+    lowered = LowerToSynapses().run(graph).graph
+    assert "p" not in lowered  # the 1/4 divisor went into the conv
+    x = R.random(size=(3, 4, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(ann.evaluate(lowered, x), ann.evaluate(graph, x), rtol=1e-5, atol=1e-6)
+
+
+def test_two_weighted_layers_without_neurons_between_are_refused_by_name():
+    layers = _spiking_input((2, 4, 4)) + [
+        _conv("first", "s0", 2, 3, 4), _conv("second", "first", 3, 3, 4), _neurons("s1", "second", (3, 4, 4)),
+        Flatten(name="f", inputs=("s1",), shape=(48,)),
+        Dense(name="d", inputs=("f",), shape=(2,), weight=R.normal(size=(2, 48)).astype(np.float32),
+              bias=np.zeros(2, np.float32)),
+        Output(name="out", inputs=("d",), shape=(2,))]
+    with pytest.raises(UnsupportedOpError, match=r"'s1'.*\[2\] weighted layers \(first, second\).*ReLU between"):
+        LowerToSynapses().run(Graph.from_layers(layers, facts=FACTS))

@@ -1,0 +1,110 @@
+"""Quantize: every number lies in its target's format, and the integer SNN keeps the float SNN's accuracy."""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+
+import numpy as np
+import pytest
+
+import snnconv
+from snnconv import targets
+from snnconv.errors import BadGraphError
+from snnconv.ir import IF, Affine, Conv, Dense, Output, Round
+from snnconv.passes.quantize import Quantize
+from snnconv.pipeline import convert, to_target
+from snnconv.snn import simulate
+
+MODELS = resources.files("snnconv.models")
+CALIB_X = np.load(MODELS.joinpath("mnist_calib.npz"))["x"]
+TEST = np.load(MODELS.joinpath("mnist_test.npz"))
+INTEGER_TARGETS = [name for name in targets.names() if not targets.get(name).precision.is_float]
+
+
+@functools.cache
+def compiled(model: str, target: str, timesteps: int | None = None) -> snnconv.Graph:
+    graph = snnconv.load_onnx(str(MODELS.joinpath(f"mnist_{model}.onnx")))
+    return convert(graph, CALIB_X, target=targets.get(target), timesteps=timesteps).graph
+
+
+def _is_in_format(values: np.ndarray, bits: int, exponents: tuple[int, int], groups: np.ndarray) -> bool:
+    """Every value is ``m * 2^e`` with ``|m| <= 2^(bits-1) - 1`` and one ``e`` in range per group."""
+    largest = 2 ** (bits - 1) - 1
+    for group in groups:
+        if not any(np.all(group % 2.0 ** e == 0) and np.abs(group / 2.0 ** e).max(initial=0) <= largest
+                   for e in range(exponents[0], exponents[1] + 1)):
+            return False
+    return True
+
+
+def _groups(values: np.ndarray, per_channel: bool) -> np.ndarray:
+    return values.reshape(values.shape[0], -1) if per_channel and values.size > 1 and values.ndim else \
+        values.reshape(1, -1)
+
+
+@pytest.mark.parametrize("target", INTEGER_TARGETS)
+@pytest.mark.parametrize("model", ["mlp", "cnn", "resnet"])
+def test_weights_biases_thresholds_and_state_lie_in_the_targets_formats(model, target):
+    p = targets.get(target).precision
+    graph = compiled(model, target)
+    assert graph.fact("quantized") == target
+    per_channel = p.exponent_group == "channel"
+    for layer in graph:
+        if isinstance(layer, (Conv, Dense, Affine)) and not _host_computed(graph, layer):
+            weights = layer.scale if isinstance(layer, Affine) else layer.weight
+            biases = layer.shift if isinstance(layer, Affine) else layer.bias
+            assert _is_in_format(weights, p.weight_bits, p.weight_exponent, _groups(weights, per_channel)), layer.name
+            assert _is_in_format(biases, p.bias_bits, p.bias_exponent, biases.reshape(-1, 1)), layer.name
+        if isinstance(layer, IF):
+            mantissa = layer.threshold / 2 ** p.threshold_shift
+            assert mantissa == int(mantissa) and 1 <= mantissa < 2 ** p.threshold_bits, layer.name
+            assert layer.state_bits == p.state_bits
+        if isinstance(layer, Round):
+            assert (layer.bits, layer.exponent) == (p.bias_bits, p.bias_exponent)
+        if isinstance(layer, Output):
+            assert layer.state_bits == p.state_bits
+
+
+def _host_computed(graph: snnconv.Graph, layer) -> bool:
+    """Layers fed only by the constant-current input run on the host, in float."""
+    sources = list(layer.inputs)
+    while sources:
+        source = graph[sources.pop()]
+        if isinstance(source, IF) or source.kind == "pool" and source.mode == "max":
+            return False
+        sources += list(source.inputs)
+    return True
+
+
+def test_loihi_integer_snn_is_within_half_a_point_of_the_float_snn_on_the_bundled_cnn():
+    """The issue's acceptance figure: T = 32, all 1,000 bundled test digits."""
+    graph = snnconv.load_onnx(str(MODELS.joinpath("mnist_cnn.onnx")))
+    float_snn = convert(graph, CALIB_X, timesteps=32)
+    integer_snn = to_target(float_snn, targets.get("loihi"), 32)
+    accuracy = {name: float((simulate(c.graph, TEST["x"], 32).predictions() == TEST["y"]).mean())
+                for name, c in (("float", float_snn), ("loihi", integer_snn))}
+    assert abs(accuracy["loihi"] - accuracy["float"]) <= 0.005, accuracy
+
+
+@pytest.mark.parametrize("target", INTEGER_TARGETS)
+def test_per_layer_quantization_error_is_recorded_and_small(target):
+    graph = snnconv.load_onnx(str(MODELS.joinpath("mnist_resnet.onnx")))
+    notes = convert(graph, CALIB_X, target=targets.get(target)).notes["quantize"]
+    errors = [e for layer in notes["layers"].values() for e in layer["weight_error"].values()]
+    assert errors and all(0 < e["weights"] < 0.05 for e in errors), errors
+
+
+def test_quantize_refuses_a_graph_not_lowered_to_synapses():
+    graph = convert(snnconv.load_onnx(str(MODELS.joinpath("mnist_mlp.onnx"))), CALIB_X).graph
+    with pytest.raises(BadGraphError, match="lower_to_synapses"):
+        Quantize(targets.get("loihi")).run(graph)
+
+
+def test_the_ideal_target_leaves_weights_in_float():
+    if "ideal" not in targets.names():
+        pytest.skip("no ideal target registered")
+    float_graph = convert(snnconv.load_onnx(str(MODELS.joinpath("mnist_mlp.onnx"))), CALIB_X).graph
+    ideal = compiled("mlp", "ideal")
+    np.testing.assert_array_equal(simulate(float_graph, TEST["x"][:200], 16).outputs[16],
+                                  simulate(ideal, TEST["x"][:200], 16).outputs[16])
