@@ -1,9 +1,13 @@
-"""ANN vs float-SNN accuracy of every bundled model at T = 4 .. 128.
+"""ANN vs SNN accuracy of every bundled model at T = 4 .. 128, in float and per target.
 
 Default: each model is compiled for each T as a user would (``convert(..., timesteps=T)``:
 tuning on the bundled calibration digits and bias correction) and simulated on the 1,000
 bundled test digits (constant-current input, spiking max pooling). Writes
 benchmarks/results/accuracy.{json,md}.
+
+``--targets``: each float compilation is then quantized for every target
+(``to_target``; Loihi also with reset to zero instead of its emulated subtractive
+reset) and the integer SNN simulated. Writes accuracy_targets.{json,md}.
 
 ``--ablation``: the same models without tuning or bias correction, over percentile,
 per-layer / per-channel scales and initial membranes (each compiled once, simulated once
@@ -11,6 +15,7 @@ to T = 128 with checkpoints): how much each choice matters. Writes accuracy_abla
 
 Run:
     python benchmarks/accuracy.py              # about 20 minutes on 2 cores
+    python benchmarks/accuracy.py --targets    # about 30 minutes
     python benchmarks/accuracy.py --ablation   # about 15 minutes
 """
 
@@ -27,7 +32,8 @@ import numpy as np
 import torch
 
 import snnconv
-from snnconv.pipeline import convert
+from snnconv import targets
+from snnconv.pipeline import convert, to_target
 from snnconv.snn import simulate
 
 TIMESTEPS = (4, 8, 16, 32, 64, 128)
@@ -59,6 +65,26 @@ def measure_compiled_per_t(model: str, x, y, calibration) -> dict:
             "seconds": round(time.perf_counter() - start, 1)}
 
 
+def measure_targets(model: str, x, y, calibration) -> list[dict]:
+    """Per T: the float compilation, then the same quantized for every target (and Loihi with reset to zero)."""
+    graph = load(model)
+    ann = float((snnconv.evaluate(graph, x).argmax(1) == y).mean())
+    variants = [("float SNN", None, "emulate")] + [(name, name, "emulate") for name in targets.names()] + [
+        (f"{name} (reset to zero)", name, "zero") for name in targets.names()
+        if "subtract" not in targets.get(name).neuron.reset]
+    rows = {label: {"model": model, "setting": label, "ann": ann, "snn": {}, "saturations": {}}
+            for label, _, _ in variants}
+    for steps in TIMESTEPS:
+        conversion = convert(graph, calibration, timesteps=steps)
+        for label, target, reset in variants:
+            compiled = conversion if target is None else to_target(conversion, targets.get(target), steps, reset)
+            result = simulate(compiled.graph, x, steps)
+            rows[label]["snn"][str(steps)] = float((result.predictions() == y).mean())
+            rows[label]["saturations"][str(steps)] = sum(result.saturations.values())
+        print(model, steps, {label: row["snn"][str(steps)] for label, row in rows.items()}, flush=True)
+    return list(rows.values())
+
+
 def measure_untuned(model: str, x, y, calibration, percentile: float, per_channel: bool, v_init: str) -> dict:
     """One fixed setting, no tuning or correction: compiled once, read at every T."""
     graph = load(model)
@@ -81,7 +107,7 @@ def _cell(row: dict, steps: int) -> str:
 
 
 def markdown(rows: list[dict]) -> str:
-    head = "| model | setting | ANN | " + " | ".join(f"T={t}" for t in TIMESTEPS) + " |"
+    head = "| model | SNN | ANN | " + " | ".join(f"T={t}" for t in TIMESTEPS) + " |"
     lines = [head, "|" + "---|" * (3 + len(TIMESTEPS))]
     for r in rows:
         cells = " | ".join(_cell(r, t) for t in TIMESTEPS)
@@ -92,12 +118,16 @@ def markdown(rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ablation", action="store_true", help="fixed settings without tuning or bias correction")
+    parser.add_argument("--targets", action="store_true", help="integer SNN accuracy on every target")
     args = parser.parse_args()
     torch.set_num_threads(2)
     test, calib = bundled("mnist_test.npz"), bundled("mnist_calib.npz")
     x, y, calibration = test["x"], test["y"], calib["x"]
     rows = []
     for model in MODELS:
+        if args.targets:
+            rows += measure_targets(model, x, y, calibration)
+            continue
         runs = [lambda: measure_compiled_per_t(model, x, y, calibration)] if not args.ablation else [
             lambda s=setting: measure_untuned(model, x, y, calibration, *s) for setting in ABLATION]
         for run in runs:
@@ -106,7 +136,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     meta = {"snnconv": snnconv.__version__, "torch": torch.__version__, "machine": platform.machine(),
             "test_digits": int(len(y)), "calibration_digits": int(len(calibration))}
-    name = "accuracy_ablation" if args.ablation else "accuracy"
+    name = "accuracy_ablation" if args.ablation else "accuracy_targets" if args.targets else "accuracy"
     (RESULTS / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     (RESULTS / f"{name}.md").write_text(markdown(rows))
     print(f"wrote {RESULTS / (name + '.md')}")

@@ -34,6 +34,46 @@ def _cmd_inspect(args: argparse.Namespace) -> None:
     print(json.dumps(summary, indent=2) if args.json else render_summary(summary))
 
 
+def _cmd_targets(args: argparse.Namespace) -> None:
+    from snnconv import targets
+    from snnconv.table import render_table
+
+    if args.toml:
+        print(targets.get(args.toml).to_toml(), end="")
+        return
+    chips = [targets.get(name) for name in targets.names()]
+    if args.json:
+        print(json.dumps([_json_safe(chip.to_dict()) for chip in chips], indent=2))
+        return
+    print(render_table(["target", "neurons/core", "cores/chip", "weights", "state", "reset", "pJ/synop", "about"],
+                       [_target_row(chip) for chip in chips]))
+    print("\n`snnconv targets --toml NAME` prints a target as TOML: edit it and pass the file as --target.")
+
+
+def _target_row(chip) -> list[str]:
+    p = chip.precision
+    weights = "float" if p.is_float else f"{p.weight_bits}-bit" + (
+        f" x 2^[{p.weight_exponent[0]},{p.weight_exponent[1]}]" if p.weight_exponent[1] > p.weight_exponent[0] else "")
+    neurons = chip.core.neurons
+    neurons = f"{min(neurons):,}-{max(neurons):,}" if isinstance(neurons, tuple) else _limit(neurons)
+    reset = "subtract" if "subtract" in chip.neuron.reset else f"zero (subtract: x{chip.neuron.subtract_compartments})"
+    return [chip.name, neurons, _limit(chip.chip.cores), weights, "float" if p.is_float else f"{p.state_bits}-bit",
+            reset, f"{chip.costs.synop_pj:g}", chip.description]
+
+
+def _limit(value) -> str:
+    return "no limit" if value == float("inf") else f"{value:,}"
+
+
+def _json_safe(value):
+    """JSON has no infinity: unlimited numbers are written as null."""
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return None if value == float("inf") else value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="snnconv", description="ANN-to-SNN conversion compiler for neuromorphic chips.")
     parser.add_argument("--version", action="version", version=f"snnconv {__version__}")
@@ -46,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="one sample's shape, for models whose non-batch dimensions are dynamic")
     inspect.add_argument("--json", action="store_true", help="print JSON instead of a table")
     inspect.set_defaults(run=_cmd_inspect)
+
+    chips = commands.add_parser("targets", help="list the chips snnconv compiles for, with their limits")
+    chips.add_argument("--json", action="store_true", help="print every field as JSON (unlimited: null)")
+    chips.add_argument("--toml", metavar="NAME", help="print one target as a TOML file to start your own from")
+    chips.set_defaults(run=_cmd_targets)
     return parser
 
 

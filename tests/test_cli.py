@@ -53,3 +53,30 @@ def test_inspect_bad_file_is_one_line_exit_2(tmp_path, content):
 def test_inspect_bad_input_shape_is_exit_2():
     result = snnconv_cli("inspect", CNN, "--input-shape", "0,x")
     assert result.returncode == 2 and "--input-shape" in result.stderr
+
+
+def test_targets_lists_every_target_and_json_has_every_field():
+    from snnconv import targets
+
+    table = snnconv_cli("targets")
+    assert table.returncode == 0, table.stderr
+    assert all(name in table.stdout for name in targets.names())
+    listed = json.loads(snnconv_cli("targets", "--json").stdout)
+    assert [entry["name"] for entry in listed] == targets.names()
+    assert listed[0]["precision"] == json.loads(json.dumps(targets.get(listed[0]["name"]).to_dict()["precision"]))
+
+
+def test_targets_toml_prints_a_file_that_loads_as_the_same_target(tmp_path):
+    from snnconv import targets
+
+    printed = snnconv_cli("targets", "--toml", "loihi")
+    assert printed.returncode == 0, printed.stderr
+    path = tmp_path / "mine.toml"
+    path.write_text(printed.stdout)
+    assert targets.get(str(path)) == targets.get("loihi")
+
+
+def test_unknown_target_is_one_line_and_exit_code_2():
+    result = snnconv_cli("targets", "--toml", "loihi9")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "unknown target 'loihi9'" in result.stderr
