@@ -107,7 +107,7 @@ def _cell(row: dict, steps: int) -> str:
 
 
 def markdown(rows: list[dict]) -> str:
-    head = "| model | SNN | ANN | " + " | ".join(f"T={t}" for t in TIMESTEPS) + " |"
+    head = "| model | setting | ANN | " + " | ".join(f"T={t}" for t in TIMESTEPS) + " |"
     lines = [head, "|" + "---|" * (3 + len(TIMESTEPS))]
     for r in rows:
         cells = " | ".join(_cell(r, t) for t in TIMESTEPS)

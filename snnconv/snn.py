@@ -22,6 +22,7 @@ layer) are computed once, not every step.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -34,6 +35,7 @@ from snnconv.ir import IF, Graph, Input, Output, Pool
 
 __all__ = ["simulate", "SimulationResult", "Probe"]
 
+log = logging.getLogger(__name__)
 Probe = Callable[[str, torch.Tensor, torch.Tensor], None]
 
 
@@ -86,6 +88,9 @@ def simulate(graph: Graph, x, timesteps: int, checkpoints: Iterable[int] = (), e
             if step in stops:
                 outputs[step] = (integral.double() / step * output.scale).numpy()
     spike_counts = {name: total.numpy() for name, total in state.spike_totals.items()}
+    if state.saturations:
+        log.warning("membranes saturated at the chip's state bits %s times (%s); the chip clips them the same way",
+                    f"{sum(state.saturations.values()):,}", ", ".join(sorted(state.saturations)))
     return SimulationResult(outputs, spike_counts, timesteps, state.saturations)
 
 

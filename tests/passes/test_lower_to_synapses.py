@@ -11,7 +11,7 @@ import pytest
 import snnconv
 from snnconv import ann
 from snnconv.errors import UnsupportedOpError
-from snnconv.ir import IF, Add, Affine, Conv, Dense, Flatten, Graph, Input, Output, Pool
+from snnconv.ir import IF, Add, Conv, Dense, Flatten, Graph, Input, Output, Pool
 from snnconv.passes.lower_to_synapses import LowerToSynapses, is_population, is_source, is_weighted
 from snnconv.pipeline import convert
 from snnconv.snn import simulate
