@@ -12,6 +12,7 @@ __all__ = [
     "BadGraphError",
     "BadDataError",
     "BadTargetError",
+    "DoesNotFitError",
 ]
 
 
@@ -37,3 +38,7 @@ class BadDataError(SnnconvError):
 
 class BadTargetError(SnnconvError):
     """A target name that is not known, or a target description with a missing or invalid field."""
+
+
+class DoesNotFitError(SnnconvError):
+    """A layer or a whole network needs more than the target's cores or chips have."""

@@ -26,6 +26,7 @@ from snnconv.ir import Graph
 from snnconv.passes.canonicalize import Canonicalize
 from snnconv.passes.correct_bias import CorrectBias
 from snnconv.passes.fold_batchnorm import FoldBatchNorm
+from snnconv.passes.legalize_fan_in import LegalizeFanIn
 from snnconv.passes.legalize_reset import LegalizeReset
 from snnconv.passes.lower_to_synapses import LowerToSynapses
 from snnconv.passes.normalize import Normalize
@@ -75,7 +76,8 @@ def to_target(conversion: Conversion, target: Target, timesteps: int | None = No
               reset: str = "emulate") -> Conversion:
     """A float spiking conversion lowered to synapses, legalized and quantized for ``target``."""
     spiking, notes = conversion.graph, dict(conversion.notes)
-    for step in (LowerToSynapses(), LegalizeReset(target, reset), Quantize(target, timesteps or DEFAULT_TIMESTEPS)):
+    for step in (LegalizeFanIn(target), LowerToSynapses(), LegalizeReset(target, reset),
+                 Quantize(target, timesteps or DEFAULT_TIMESTEPS)):
         spiking = _run(step, spiking, notes)
     return Conversion(spiking, notes)
 

@@ -1,0 +1,211 @@
+"""Who connects to whom: each synapse map of a lowered graph as a product of three small matrices.
+
+A neuron population of shape (C, H, W) (a vector population (F,) is (F, 1, 1)) receives
+spikes from a source population through one weighted layer and weight-free routing. For
+the layers snnconv lowers to (zero padding, sum pooling, convolution, affine, dense after
+flatten, concat, add), the connection count between target neuron ``(c, y, x)`` and
+source neuron ``(c', y', x')`` factorizes:
+
+    n[(c, y, x), (c', y', x')] = channels[c, c'] * rows[y, y'] * cols[x, x']
+
+where each factor counts the paths along one axis (a sum pool window overlapping
+itself reaches a source twice). So a box of target neurons (a tile) needs as input
+axons ``nnz_cols(channels[box]) * nnz_cols(rows[box]) * nnz_cols(cols[box])`` distinct
+source neurons and holds ``sum(channels[box]) * sum(rows[box]) * sum(cols[box])``
+synapses, computed from matrices of at most a few thousand rows, never from the
+millions of synapses of a real layer. A chain this cannot describe (a flatten between a
+convolution and its neurons) falls back to all-to-all, an upper bound, with a note.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from snnconv.errors import UnsupportedOpError
+from snnconv.ir import IF, Add, Affine, Concat, Conv, Dense, Flatten, Graph, Input, Layer, Output, Pad, Pool
+
+__all__ = ["Projection", "projections", "population_box_shape", "is_population", "populations"]
+
+
+@dataclass(frozen=True, eq=False)
+class Projection:
+    """One synapse map: ``source`` population -> ``target`` population through ``weighted``."""
+
+    source: str
+    target: str
+    weighted: str
+    channels: np.ndarray  # (target C, source C) path counts
+    rows: np.ndarray  # (target H, source H)
+    cols: np.ndarray  # (target W, source W)
+    exact: bool  # False: an all-to-all upper bound stands in for a chain not described exactly
+
+    def synapses(self) -> int:
+        return int(self.channels.sum()) * int(self.rows.sum()) * int(self.cols.sum())
+
+
+def is_population(layer: Layer) -> bool:
+    """Layers that occupy neurons on a chip: IF layers, the output integrator, spiking max pools."""
+    return isinstance(layer, (IF, Output)) or isinstance(layer, Pool) and layer.mode == "max"
+
+
+def populations(graph: Graph) -> list[Layer]:
+    return [layer for layer in graph if is_population(layer)]
+
+
+def population_box_shape(layer: Layer) -> tuple[int, int, int]:
+    """A population's neurons as a (C, H, W) box; vectors are (F, 1, 1)."""
+    return tuple(layer.shape) if len(layer.shape) == 3 else (int(math.prod(layer.shape)), 1, 1)
+
+
+def projections(graph: Graph) -> dict[str, list[Projection]]:
+    """Every population's incoming synapse maps (host-computed inputs have none: they arrive as biases)."""
+    host = _host_computed(graph)
+    result: dict[str, list[Projection]] = {layer.name: [] for layer in graph if is_population(layer)}
+    for layer in graph:
+        if isinstance(layer, Pool) and layer.mode == "max":
+            result[layer.name].append(_compose(graph, layer.inputs[0], layer.name, layer, [], []))
+            continue
+        if not isinstance(layer, (Conv, Dense, Affine)) or layer.name in host:
+            continue
+        for target, down in _downstream_paths(graph, layer):
+            for source, up in _upstream_paths(graph, layer):
+                result[target].append(_compose(graph, source, target, layer, up, down))
+    return result
+
+
+def _host_computed(graph: Graph) -> set[str]:
+    if graph.fact("encoding", "current") != "current":
+        return set()
+    host = {graph.input.name}
+    for layer in graph.layers[1:]:
+        if not is_population(layer) and layer.inputs and all(src in host for src in layer.inputs):
+            host.add(layer.name)
+    return host
+
+
+def _is_source(layer: Layer) -> bool:
+    return isinstance(layer, (Input, IF)) or isinstance(layer, Pool) and layer.mode == "max"
+
+
+def _upstream_paths(graph: Graph, weighted: Layer) -> list[tuple[str, list[tuple[Layer, int]]]]:
+    """(source, [(routing layer, which input), ...] from the source to the weighted layer)."""
+    paths = []
+
+    def walk(name: str, reader: Layer, index: int, trail: list) -> None:
+        layer = graph[name]
+        step = trail + [(reader, index)]
+        if _is_source(layer):
+            paths.append((name, list(reversed(step[1:]))))
+            return
+        for i, src in enumerate(layer.inputs):
+            walk(src, layer, i, step)
+
+    walk(weighted.inputs[0], weighted, 0, [])
+    return paths
+
+
+def _downstream_paths(graph: Graph, weighted: Layer) -> list[tuple[str, list[tuple[Layer, int]]]]:
+    """(target population, [(routing layer, which of its inputs the path enters), ...])."""
+    paths = []
+
+    def walk(name: str, trail: list) -> None:
+        for reader in graph.consumers(name):
+            index = reader.inputs.index(name)
+            if is_population(reader):
+                paths.append((reader.name, trail))
+            else:
+                walk(reader.name, trail + [(reader, index)])
+
+    walk(weighted.name, [])
+    return paths
+
+
+def _compose(graph: Graph, source: str, target: str, weighted: Layer, up: list, down: list) -> Projection:
+    """Multiply the per-axis matrices of every layer from the source to the target."""
+    shape = population_box_shape(graph[source])
+    factors = [np.eye(n, dtype=np.int64) for n in shape]  # maps source -> current position
+    exact = True
+    for layer, index in up + [(weighted, 0)] + down:
+        current = tuple(f.shape[0] for f in factors)
+        in_shape = current if isinstance(layer, Dense) else _box(graph.input_shapes(layer)[index])
+        step = _axis_maps(layer, index, in_shape, graph)
+        if step is None:
+            exact = False
+            break
+        factors = [m @ f for m, f in zip(step, factors)]
+    if not exact:
+        target_shape = population_box_shape(graph[target])
+        factors = [np.ones((t, s), np.int64) for t, s in zip(target_shape, shape)]
+    return Projection(source, target, weighted.name, *factors, exact)
+
+
+def _box(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    return tuple(shape) if len(shape) == 3 else (int(math.prod(shape)), 1, 1)
+
+
+def _axis_maps(layer: Layer, index: int, in_shape: tuple[int, int, int], graph: Graph):
+    """The (channels, rows, cols) matrices of one layer (out x in), or None if not a product."""
+    c, h, w = in_shape
+    if isinstance(layer, (Affine, Add)):
+        return [np.eye(n, dtype=np.int64) for n in in_shape]
+    if isinstance(layer, Pad):
+        top, left, bottom, right = layer.pads
+        return [np.eye(c, dtype=np.int64), _shift(h, top, bottom), _shift(w, left, right)]
+    if isinstance(layer, Pool):
+        return [np.eye(c, dtype=np.int64), *_windows(layer, h, w)]
+    if isinstance(layer, Conv):
+        return [_grouped(layer), *_windows(layer, h, w)]
+    if isinstance(layer, Concat):
+        offset = sum(_box(s)[0] for s in graph.input_shapes(layer)[:index])
+        total = layer.shape[0]
+        channels = np.zeros((total, c), np.int64)
+        channels[offset + np.arange(c), np.arange(c)] = 1
+        return [channels, np.eye(h, dtype=np.int64), np.eye(w, dtype=np.int64)]
+    if isinstance(layer, Flatten):
+        return [np.eye(c, dtype=np.int64), np.eye(h, dtype=np.int64), np.eye(w, dtype=np.int64)] \
+            if h == w == 1 else _flatten_before_dense(layer, in_shape, graph)
+    if isinstance(layer, Dense):
+        return [np.ones((layer.shape[0], c), np.int64), np.ones((1, h), np.int64), np.ones((1, w), np.int64)]
+    raise UnsupportedOpError(f"layer {layer.name!r} ({layer.kind}) cannot sit between neuron populations")
+
+
+def _flatten_before_dense(layer: Flatten, in_shape, graph: Graph):
+    """A flatten whose only reader is a dense layer: the pair connects every input to every output."""
+    readers = graph.consumers(layer.name)
+    if len(readers) == 1 and isinstance(readers[0], Dense):
+        c, h, w = in_shape
+        return [np.eye(c, dtype=np.int64), np.eye(h, dtype=np.int64), np.eye(w, dtype=np.int64)]
+    return None
+
+
+def _shift(size: int, before: int, after: int) -> np.ndarray:
+    out = np.zeros((size + before + after, size), np.int64)
+    out[before + np.arange(size), np.arange(size)] = 1
+    return out
+
+
+def _windows(layer: Pool | Conv, h: int, w: int) -> list[np.ndarray]:
+    """Rows and columns: output position o reads inputs o * stride - pad + j * dilation, j < kernel."""
+    kernel = layer.kernel if isinstance(layer, Pool) else layer.weight.shape[2:]
+    top, left = layer.pads[0], layer.pads[1]
+    maps = []
+    for size, out, k, s, p, d in ((h, layer.shape[1], kernel[0], layer.stride[0], top, layer.dilation[0]),
+                                  (w, layer.shape[2], kernel[1], layer.stride[1], left, layer.dilation[1])):
+        matrix = np.zeros((out, size), np.int64)
+        positions = np.arange(out)[:, None] * s - p + np.arange(k)[None, :] * d
+        rows = np.repeat(np.arange(out), k)
+        valid = (positions.reshape(-1) >= 0) & (positions.reshape(-1) < size)
+        np.add.at(matrix, (rows[valid], positions.reshape(-1)[valid]), 1)
+        maps.append(matrix)
+    return maps
+
+
+def _grouped(conv: Conv) -> np.ndarray:
+    """Output channel o reads the input channels of its group."""
+    out_channels, per_group = conv.weight.shape[:2]
+    group = np.arange(out_channels) // (out_channels // conv.groups)
+    in_channels = per_group * conv.groups
+    return (np.arange(in_channels)[None, :] // per_group == group[:, None]).astype(np.int64)
