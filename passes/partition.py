@@ -10,6 +10,12 @@ the one tested; every tile is then measured exactly. The tiling with the fewest 
 wins; among equals, the one with the fewest input axons in total (the least halo
 replication).
 
+A neuron whose inputs alone exceed a core's axons or synapse memory has its synapse
+maps split by source channels into the fewest groups that fit, where the target can
+accumulate a neuron's input across cores (``core.accumulate``); each group is tiled on
+its own, group 0 carrying the neurons and the others one accumulating compartment per
+neuron. Targets that cannot accumulate refuse such a layer.
+
 Tiles are then packed into cores, first-fit decreasing by their largest share of a
 core's resources, trying the most recent cores; a core holds tiles of at most
 ``core.populations_per_core`` populations (the neuron and synapse configurations a
@@ -19,6 +25,7 @@ what it needs against what the core has.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -44,6 +51,7 @@ class Limits:
     axons: float
     memory_bits: float
     populations: float
+    accumulate: bool
     weight_bits: int
     synapse_cost: str
     row_overhead_bits: int
@@ -54,7 +62,8 @@ class Limits:
         core, precision = target.core, target.precision
         weight_bits = precision.weight_bits or 32
         return cls(_largest(core.neurons), core.input_axons, _largest(core.synapse_memory_bits),
-                   getattr(core, "populations_per_core", 8), weight_bits, core.synapse_cost,
+                   getattr(core, "populations_per_core", 8), getattr(core, "accumulate", True), weight_bits,
+                   core.synapse_cost,
                    getattr(core, "row_overhead_bits", 10), getattr(core, "word_bits", 64))
 
     def fits(self, r: Resources) -> bool:
@@ -83,12 +92,12 @@ class Partition:
         kernels = {layer.name: _kernel_entries(layer) for layer in graph if isinstance(layer, (Conv, Dense, Affine))}
         tiles, shapes, notes = [], {}, {}
         for population in geometry.populations(graph):
-            plan = _Tiler(population, incoming[population.name], limits, kernels)
-            shape, population_tiles = plan.best()
+            shape, population_tiles = _tile_population(population, incoming[population.name], limits, kernels)
             shapes[population.name] = shape
             tiles += population_tiles
             notes[population.name] = {"tile": list(shape), "tiles": len(population_tiles),
-                                       "exact": all(p.exact for p in incoming[population.name])}
+                                      "input_groups": population_tiles[0].groups,
+                                      "exact": all(p.exact for p in incoming[population.name])}
         cores = _pack(tiles, limits)
         mapping = Mapping(self.target.name, tuple(cores), shapes)
         summary = {"cores": len(cores), "tiles": len(tiles), "layers": notes}
@@ -102,16 +111,56 @@ def _kernel_entries(layer: Layer) -> int:
     return int(np.prod(layer.weight.shape[1:]))
 
 
-class _Tiler:
-    """The tile-shape search for one population."""
+def _tile_population(population: Layer, projections: list[geometry.Projection], limits: Limits,
+                     kernels: dict[str, int]) -> tuple[tuple[int, int, int], list[Tile]]:
+    """Tiles for one population, splitting its inputs into the fewest groups that fit where needed."""
+    whole = _Tiler(population, projections, limits, kernels)
+    if whole.fits_one_neuron() or not limits.accumulate or not projections:
+        return whole.best()
+    most = max(p.channels.shape[1] for p in projections)
+    for groups in range(2, most + 1):
+        ranges = [_split(p.channels.shape[1], groups) for p in projections]
+        tilers = [_Tiler(population, [_restricted(p, r[g]) for p, r in zip(projections, ranges)], limits, kernels,
+                         accumulator=g > 0) for g in range(groups)]
+        if all(t.fits_one_neuron() for t in tilers):
+            tiles, shape = [], None
+            for g, tiler in enumerate(tilers):
+                group_shape, group_tiles = tiler.best()
+                shape = shape or group_shape
+                inputs = tuple(r[g] for r in ranges)
+                tiles += [dataclasses.replace(t, group=g, groups=groups, inputs=inputs) for t in group_tiles]
+            return shape, tiles
+    whole.best()  # refuses with the per-neuron needs
+    raise AssertionError("unreachable")
 
-    def __init__(self, population: Layer, projections, limits: Limits, kernels: dict[str, int]):
+
+def _split(n: int, groups: int) -> list[tuple[int, int]]:
+    bounds = [round(i * n / groups) for i in range(groups + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _restricted(p: geometry.Projection, columns: tuple[int, int]) -> geometry.Projection:
+    """The synapse map from source channels ``columns`` only."""
+    channels = np.zeros_like(p.channels)
+    channels[:, columns[0]:columns[1]] = p.channels[:, columns[0]:columns[1]]
+    return dataclasses.replace(p, channels=channels)
+
+
+class _Tiler:
+    """The tile-shape search for one population (or one input group of it)."""
+
+    def __init__(self, population: Layer, projections, limits: Limits, kernels: dict[str, int],
+                 accumulator: bool = False):
         self.population = population
         self.projections = projections
         self.limits = limits
         self.kernels = kernels
         self.shape = geometry.population_box_shape(population)
-        self.compartments = population.compartments if isinstance(population, IF) else 1
+        compartments = population.compartments if isinstance(population, IF) else 1
+        self.compartments = 1 if accumulator else compartments
+
+    def fits_one_neuron(self) -> bool:
+        return self.limits.fits(self.resources(self._interior(1, 1, 1)))
 
     def resources(self, box: Box) -> Resources:
         lim = self.limits
@@ -161,8 +210,8 @@ class _Tiler:
         raise DoesNotFitError(
             f"layer {self.population.name!r} ({self.population.kind}, {len(self.projections)} synapse maps): one "
             f"neuron alone needs more than a core has ({'; '.join(reasons) or 'no tiling found'}); "
-            f"use a target with bigger cores, or reduce this layer's fan-in (fewer input channels or a smaller "
-            f"kernel)")
+            f"use a target with bigger cores{'' if lim.accumulate else ' or one that accumulates across cores'}, "
+            f"or reduce this layer's fan-in (fewer input channels or a smaller kernel)")
 
 
 def _sizes(n: int) -> list[int]:

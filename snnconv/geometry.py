@@ -135,7 +135,8 @@ def _compose(graph: Graph, source: str, target: str, weighted: Layer, up: list, 
         if step is None:
             exact = False
             break
-        factors = [m @ f for m, f in zip(step, factors)]
+        factors = [(m.astype(np.float64) @ f.astype(np.float64)).round().astype(np.int64)  # BLAS: exact
+                   for m, f in zip(step, factors)]
     if not exact:
         target_shape = population_box_shape(graph[target])
         factors = [np.ones((t, s), np.int64) for t, s in zip(target_shape, shape)]

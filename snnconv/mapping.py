@@ -43,9 +43,20 @@ class Resources:
 
 @dataclass(frozen=True)
 class Tile:
+    """A box of one population's neurons on one core.
+
+    Where a neuron's inputs do not fit one core, its synapse maps are split by source
+    channels into groups (``group`` of ``groups``; ``inputs``: the source channel range
+    per incoming synapse map). Group 0 holds the neurons themselves; the other groups hold
+    one accumulating compartment per neuron whose current joins the neuron's.
+    """
+
     population: str
     box: Box
     resources: Resources
+    group: int = 0
+    groups: int = 1
+    inputs: tuple[tuple[int, int], ...] = ()
 
     @property
     def size(self) -> int:
