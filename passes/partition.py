@@ -127,7 +127,7 @@ def _tile_population(population: Layer, projections: list[geometry.Projection], 
             for g, tiler in enumerate(tilers):
                 group_shape, group_tiles = tiler.best()
                 shape = shape or group_shape
-                inputs = tuple(r[g] for r in ranges)
+                inputs = tuple((p.source, *r[g]) for p, r in zip(projections, ranges))
                 tiles += [dataclasses.replace(t, group=g, groups=groups, inputs=inputs) for t in group_tiles]
             return shape, tiles
     whole.best()  # refuses with the per-neuron needs
@@ -226,7 +226,7 @@ def _grid(shape: tuple[int, int, int], tile: tuple[int, int, int]) -> list[Box]:
 
 def _pack(tiles: list[Tile], limits: Limits) -> list[Core]:
     """First-fit decreasing over the most recent cores, at most ``limits.populations`` populations per core."""
-    order = sorted(range(len(tiles)), key=lambda i: -limits.share(tiles[i].resources))
+    order = range(len(tiles))
     contents: list[list[Tile]] = []
     used: list[Resources] = []
     for i in order:

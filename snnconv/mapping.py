@@ -46,8 +46,8 @@ class Tile:
     """A box of one population's neurons on one core.
 
     Where a neuron's inputs do not fit one core, its synapse maps are split by source
-    channels into groups (``group`` of ``groups``; ``inputs``: the source channel range
-    per incoming synapse map). Group 0 holds the neurons themselves; the other groups hold
+    channels into groups (``group`` of ``groups``; ``inputs``: per incoming synapse map,
+    its source population and the source channel range this group reads). Group 0 holds the neurons themselves; the other groups hold
     one accumulating compartment per neuron whose current joins the neuron's.
     """
 
@@ -56,7 +56,7 @@ class Tile:
     resources: Resources
     group: int = 0
     groups: int = 1
-    inputs: tuple[tuple[int, int], ...] = ()
+    inputs: tuple[tuple[str, int, int], ...] = ()
 
     @property
     def size(self) -> int:
@@ -90,7 +90,7 @@ class Mapping:
     cores: tuple[Core, ...]
     tile_shapes: dict[str, tuple[int, int, int]]
     chips: int = 0
-    traffic: dict[str, float] = field(default_factory=dict)  # messages per step: "within_chip", "across_chips"
+    traffic: dict = field(default_factory=dict)  # messages per step within / across chips, hop-weighted, per chip
 
 
 def tile_resources(box: Box, projections: list[Projection], compartments: int, weight_bits: int,

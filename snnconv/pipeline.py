@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from snnconv import ann
+from snnconv import ann, geometry
 from snnconv.data import iter_batches
 from snnconv.errors import SnnconvError
 from snnconv.ir import Graph
@@ -30,12 +30,14 @@ from snnconv.passes.legalize_fan_in import LegalizeFanIn
 from snnconv.passes.legalize_reset import LegalizeReset
 from snnconv.passes.lower_to_synapses import LowerToSynapses
 from snnconv.passes.normalize import Normalize
+from snnconv.passes.partition import Partition
+from snnconv.passes.place import Place
 from snnconv.passes.quantize import Quantize
 from snnconv.passes.spike import V_INITS, Spike
 from snnconv.snn import simulate
 from snnconv.targets import Target
 
-__all__ = ["convert", "to_target", "Conversion", "DEFAULT_PERCENTILE", "DEFAULT_PER_CHANNEL", "PERCENTILES"]
+__all__ = ["convert", "to_target", "to_cores", "Conversion", "DEFAULT_PERCENTILE", "DEFAULT_PER_CHANNEL", "PERCENTILES"]
 
 # Used when nothing can be tuned (no T given, or a one-shot calibration iterator): the
 # best single setting across the bundled models in benchmarks/accuracy.py (README).
@@ -80,6 +82,29 @@ def to_target(conversion: Conversion, target: Target, timesteps: int | None = No
                  Quantize(target, timesteps or DEFAULT_TIMESTEPS)):
         spiking = _run(step, spiking, notes)
     return Conversion(spiking, notes)
+
+
+def to_cores(conversion: Conversion, target: Target, chips: int | None = None,
+             calibration=None) -> Conversion:
+    """A quantized conversion partitioned into cores and placed on chips.
+
+    With ``calibration``, traffic is estimated from the spike rates the ANN's clipped
+    activations predict on (up to 256 of) its samples; else from fan-out counts.
+    """
+    rates = _rates(conversion.graph, calibration) if calibration is not None else None
+    graph, notes = conversion.graph, dict(conversion.notes)
+    for step in (Partition(target), Place(target, chips, rates)):
+        graph = _run(step, graph, notes)
+    return Conversion(graph, notes)
+
+
+def _rates(graph: Graph, calibration) -> dict[str, np.ndarray]:
+    """Mean rate per channel of every spiking population: the IF layers' clip(x / theta, 0, 1)."""
+    samples = np.concatenate(list(_first_samples(calibration, 256)))
+    names = [p.name for p in geometry.populations(graph)]
+    values = ann.activations(graph, samples, names)
+    return {name: np.clip(v, 0, 1).mean(axis=tuple(i for i in range(v.ndim) if i != 1))
+            for name, v in values.items()}
 
 
 def _spiking(graph: Graph, calibration, percentile, per_channel, max_pool, encoding, v_init, timesteps,

@@ -15,7 +15,8 @@ TARGET = Target(
     name="loihi",
     description="Intel Loihi 1: 128 cores/chip, 1,024 compartments/core, 8-bit weights with shared exponents",
     core=Core(neurons=1024, input_axons=4096, output_axons=4096, synapse_memory_bits=16384 * 64,
-              synapse_cost="per_synapse", fan_out=math.inf),
+              synapse_cost="per_synapse", row_overhead_bits=10, word_bits=64, fan_out=math.inf,
+              populations_per_core=8, accumulate=True),
     chip=Chip(cores=128, mesh=(8, 16), chips=32),
     precision=Precision(weight_bits=8, weight_exponent=(0, 14), exponent_group="channel", threshold_bits=17,
                         threshold_shift=6, state_bits=24, bias_bits=13, bias_exponent=(0, 7)),
@@ -26,6 +27,14 @@ TARGET = Target(
         "core": "nengo-loihi block.py: MAX_COMPARTMENTS 1024, MAX_IN_AXONS 4096, MAX_OUT_AXONS 4096, "
                 "MAX_SYNAPSE_BITS 16384*64",
         "core.fan_out": "assumed: no per-neuron limit beyond the output axons",
+        "core.row_overhead_bits": "nengo-loihi block.py bits_per_axon: a row costs n * bits + 4 + 6, rounded up to "
+                                  "64-bit words; assumed: rows in the dense (index-free) format, a tile's neurons "
+                                  "laid out so each axon's targets are contiguous",
+        "core.populations_per_core": "TARGETS.md: 8 neuron/synapse configurations per core is the safe number",
+        "core.accumulate": "assumed: a neuron's input split across cores is summed exactly in the same step (as "
+                           "multi-compartment dendritic accumulation does within a core); Loihi 1 joins "
+                           "compartments only within a core, so this idealizes layers whose fan-in exceeds "
+                           "4,096 axons",
         "chip.cores": "Davies et al. 2018, IEEE Micro: 128 neuromorphic cores per chip",
         "chip.mesh": "assumed: 128 cores as an 8 x 16 grid of the on-chip mesh",
         "chip.chips": "assumed: a 32-chip board (Nahuku)",

@@ -40,7 +40,11 @@ class Core:
     output_axons: Limit  # distinct destinations (core, axon) a core's neurons can send to
     synapse_memory_bits: Limit | tuple[int, ...]  # synapse storage per core
     synapse_cost: str  # "per_synapse" (one entry per connection) or "shared_kernel" (conv weights stored once)
+    row_overhead_bits: int  # per_synapse: bits per axon's row besides its weights
+    word_bits: int  # per_synapse: a row is rounded up to whole words of this many bits (1: no rounding)
     fan_out: Limit  # destination cores one neuron may send to
+    populations_per_core: Limit  # layers whose neurons may share a core (neuron/synapse configurations)
+    accumulate: bool  # a neuron's input may be summed across cores (partial-sum compartments elsewhere)
 
 
 @dataclass(frozen=True)
@@ -128,7 +132,7 @@ SECTIONS: dict[str, type] = {"core": Core, "chip": Chip, "precision": Precision,
 CHOICES = {"synapse_cost": ("per_synapse", "shared_kernel"), "exponent_group": ("channel", "layer"),
            "reset": ("subtract", "zero")}
 SIGNED = {"weight_exponent", "bias_exponent"}  # may be negative
-POSITIVE = {"neurons", "input_axons", "output_axons", "synapse_memory_bits", "fan_out", "cores", "mesh", "chips",
+POSITIVE = {"word_bits", "populations_per_core", "neurons", "input_axons", "output_axons", "synapse_memory_bits", "fan_out", "cores", "mesh", "chips",
             "subtract_compartments", "spikes_per_step", "state_bits", "threshold_bits"}
 
 

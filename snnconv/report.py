@@ -1,0 +1,134 @@
+"""The partitioning report: per layer, per chip and in total, how full the cores are.
+
+Built from a placed graph (its ``mapping`` fact) and the target. ``to_dict()`` is what
+``--json`` prints; ``render()`` is the terminal table. Utilization is always of the
+cores used: neurons (compartments), input axons and synapse memory, each against the
+core's capacity. Where tiles of several layers share a core, a layer's row shows the
+utilization of the cores it is on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from snnconv.errors import BadGraphError
+from snnconv.ir import Graph
+from snnconv.mapping import Core, Mapping
+from snnconv.table import render_table
+from snnconv.targets.target import Target
+
+__all__ = ["PartitionReport"]
+
+
+@dataclass
+class PartitionReport:
+    target: str
+    layers: list[dict] = field(default_factory=list)
+    chips: list[dict] = field(default_factory=list)
+    totals: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_graph(cls, graph: Graph, target: Target) -> PartitionReport:
+        mapping: Mapping | None = graph.fact("mapping")
+        if mapping is None:
+            raise BadGraphError(f"graph {graph.name!r} has no mapping; run partition and place first")
+        capacity = _Capacity(target)
+        return cls(target.name, _layers(graph, mapping, capacity), _chips(mapping, capacity),
+                   _totals(mapping, capacity, target))
+
+    def to_dict(self) -> dict:
+        return {"target": self.target, "layers": self.layers, "chips": self.chips, "totals": self.totals}
+
+    def render(self) -> str:
+        header = ["layer", "kind", "neurons", "synapses", "cores", "tile (c,h,w)", "groups", "neuron %", "axon %",
+                  "memory %"]
+        rows = [[r["layer"], r["kind"], f"{r['neurons']:,}", f"{r['synapses']:,}", f"{r['cores']:,}",
+                 "x".join(map(str, r["tile"])), r["input_groups"], _pct(r["neuron_util"]), _pct(r["axon_util"]),
+                 _pct(r["memory_util"])] for r in self.layers]
+        t = self.totals
+        totals = ["total", "", f"{t['neurons']:,}", f"{t['synapses']:,}", f"{t['cores']:,}", "", "",
+                  _pct(t["neuron_util"]), _pct(t["axon_util"]), _pct(t["memory_util"])]
+        lines = [f"Partition for {self.target}: {t['cores']:,} cores on {t['chips']} chip(s) "
+                 f"({t['cores_per_chip']} cores each)", "", render_table(header, rows, totals), ""]
+        lines.append(render_table(["chip", "cores", "neurons", "neuron %", "messages out/step", "to other chips"],
+                                  [[c["chip"], c["cores"], f"{c['neurons']:,}", _pct(c["neuron_util"]),
+                                    f"{c['messages_out']:,.0f}", f"{c['messages_across']:,.0f}"]
+                                   for c in self.chips]))
+        lines += ["", f"messages per step: {t['messages_within_chip']:,.0f} within chips, "
+                      f"{t['messages_across_chips']:,.0f} across chips (upper bounds; rates from "
+                      f"{t['traffic_rates']})"]
+        return "\n".join(lines)
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+class _Capacity:
+    def __init__(self, target: Target):
+        core = target.core
+        self.neurons = max(core.neurons) if isinstance(core.neurons, tuple) else core.neurons
+        self.axons = core.input_axons
+        memory = core.synapse_memory_bits
+        self.memory = max(memory) if isinstance(memory, tuple) else memory
+
+    def utilization(self, core: Core) -> tuple[float, float, float]:
+        r = core.resources
+        return (_ratio(r.neurons, self.neurons), _ratio(r.axons, self.axons), _ratio(r.memory_bits, self.memory))
+
+
+def _ratio(used: float, capacity: float) -> float:
+    return 0.0 if capacity == math.inf else used / capacity
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def _layers(graph: Graph, mapping: Mapping, capacity: _Capacity) -> list[dict]:
+    cores_of: dict[str, list[Core]] = {}
+    neurons: dict[str, int] = {}
+    synapses: dict[str, int] = {}
+    groups: dict[str, int] = {}
+    for core in mapping.cores:
+        for tile in core.tiles:
+            if not cores_of.get(tile.population) or cores_of[tile.population][-1] is not core:
+                cores_of.setdefault(tile.population, []).append(core)
+            neurons[tile.population] = neurons.get(tile.population, 0) + (tile.size if tile.group == 0 else 0)
+            synapses[tile.population] = synapses.get(tile.population, 0) + tile.resources.synapses
+            groups[tile.population] = tile.groups
+    rows = []
+    for name, shape in mapping.tile_shapes.items():
+        used = [capacity.utilization(core) for core in cores_of[name]]
+        rows.append({"layer": name, "kind": graph[name].kind, "neurons": neurons[name], "synapses": synapses[name],
+                     "cores": len(cores_of[name]), "tile": list(shape), "input_groups": groups[name],
+                     "neuron_util": _mean([u[0] for u in used]), "axon_util": _mean([u[1] for u in used]),
+                     "memory_util": _mean([u[2] for u in used])})
+    return rows
+
+
+def _chips(mapping: Mapping, capacity: _Capacity) -> list[dict]:
+    rows = []
+    traffic = mapping.traffic.get("per_chip", {})
+    for chip in sorted({core.chip for core in mapping.cores}):
+        cores = [core for core in mapping.cores if core.chip == chip]
+        out = traffic.get(str(chip), {})
+        rows.append({"chip": chip, "cores": len(cores), "neurons": sum(c.resources.neurons for c in cores),
+                     "neuron_util": _mean([capacity.utilization(c)[0] for c in cores]),
+                     "messages_out": out.get("out", 0.0), "messages_across": out.get("across", 0.0)})
+    return rows
+
+
+def _totals(mapping: Mapping, capacity: _Capacity, target: Target) -> dict:
+    used = [capacity.utilization(core) for core in mapping.cores]
+    return {"cores": len(mapping.cores), "chips": mapping.chips, "cores_per_chip": target.chip.cores,
+            "neurons": sum(t.size for c in mapping.cores for t in c.tiles if t.group == 0),
+            "compartments": sum(c.resources.neurons for c in mapping.cores),
+            "synapses": sum(c.resources.synapses for c in mapping.cores),
+            "neuron_util": _mean([u[0] for u in used]), "axon_util": _mean([u[1] for u in used]),
+            "memory_util": _mean([u[2] for u in used]),
+            "messages_within_chip": mapping.traffic.get("within_chip", 0.0),
+            "messages_across_chips": mapping.traffic.get("across_chips", 0.0),
+            "hop_weighted_messages": mapping.traffic.get("hop_weighted", 0.0),
+            "traffic_rates": mapping.traffic.get("rates", "fan-out counts")}
