@@ -32,7 +32,8 @@ class LegalizeFanIn:
         layers = list(graph.layers)
         spiked = []
         for pool in graph:
-            if isinstance(pool, Pool) and pool.mode == "avg" and _fan_in_through(graph, pool) > axons:
+            if isinstance(pool, Pool) and pool.mode == "avg" and (_fan_in_through(graph, pool) > axons
+                                                                  or _read_by_max_pool(graph, pool)):
                 neurons = IF(name=f"{pool.name}/neurons", inputs=(pool.name,), shape=pool.shape, threshold=1.0,
                              reset="subtract", v_init=0.5)
                 layers = rewire(layers, pool.name, neurons.name) + [neurons]
@@ -50,6 +51,10 @@ def _fan_in_through(graph: Graph, pool: Pool) -> int:
         if isinstance(reader, (Dense, Conv)):
             fan_in = max(fan_in, reader.fan_in(graph.input_shapes(reader)) * window)
     return fan_in
+
+
+def _read_by_max_pool(graph: Graph, pool: Pool) -> bool:
+    return any(isinstance(r, Pool) and r.mode == "max" for r in graph.consumers(pool.name))
 
 
 def _readers_through_flatten(graph: Graph, layer: Layer) -> list[Layer]:

@@ -10,7 +10,8 @@ pass makes it so, exactly in float arithmetic:
 - average pooling becomes sum pooling followed by an affine ``1 / count`` (one value,
   or one per position where borders count fewer elements): a pooling window's spikes
   all reach the same synapse;
-- an affine folds into the weighted layer next to it: backwards into the conv/dense
+- an affine read by several layers is copied per reader; each copy folds into the
+  weighted layer next to it: backwards into the conv/dense
   producing it (``w * s``, ``b * s + t``; also through sum pooling when ``t = 0``), or
   forwards into the conv/dense reading it (``w[:, c] * s[c]``; through flatten into a
   dense, ``w * s`` by column and ``b + w @ t``);
@@ -62,7 +63,7 @@ class LowerToSynapses:
         host = _host_computed(graph) if graph.fact("encoding", "current") == "current" else set()
         fired: dict[str, int] = {"average_pools": sum(1 for a in graph if isinstance(a, Pool) and a.mode == "avg")}
         while True:
-            for rule in (_fold_backward, _fold_forward):
+            for rule in (_one_affine_per_reader, _fold_backward, _fold_forward):
                 rewritten = rule(layers, host)
                 if rewritten is not None:
                     layers = rewritten
@@ -121,6 +122,19 @@ def _channel_scale(affine: Affine) -> np.ndarray | None:
     full = np.broadcast_to(affine.scale, affine.shape)
     flat = full.reshape(full.shape[0], -1)
     return flat[:, 0].astype(np.float64) if np.all(flat == flat[:, :1]) else None
+
+
+def _one_affine_per_reader(layers: list[Layer], host: set[str]) -> list[Layer] | None:
+    """An affine read by several layers becomes one copy per reader, so each copy can fold its own way."""
+    for affine in layers:
+        readers = _readers(layers, affine.name) if isinstance(affine, Affine) and affine.name not in host else []
+        if len(readers) > 1:
+            extra = readers[1]
+            copy = dataclasses.replace(affine, name=f"{affine.name}/for_{extra.name}")
+            rewired = dataclasses.replace(extra, inputs=tuple(copy.name if src == affine.name else src
+                                                              for src in extra.inputs))
+            return [rewired if layer is extra else layer for layer in layers] + [copy]
+    return None
 
 
 def _fold_backward(layers: list[Layer], host: set[str]) -> list[Layer] | None:
