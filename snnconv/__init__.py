@@ -10,10 +10,14 @@ from snnconv.ir import Graph
 
 __version__ = "0.1.0"
 
-__all__ = ["errors", "evaluate", "load_onnx", "load_torch", "Graph", "__version__"]
+__all__ = ["errors", "evaluate", "load_onnx", "load_torch", "Graph", "compile", "load", "__version__"]
 
 
 def __getattr__(name: str):
+    if name in ("compile", "load", "CompiledNetwork"):
+        import snnconv.compiled
+
+        return getattr(snnconv.compiled, name)
     if name == "evaluate":
         from snnconv.ann import evaluate
 

@@ -83,43 +83,44 @@ def as_batch(graph: Graph, x: np.ndarray | Tensor) -> Tensor:
 _TENSORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _param(layer: Layer, field: str, dtype: torch.dtype = torch.float32) -> Tensor:
-    """A layer parameter as a tensor of ``dtype``, converted once per layer (arrays are read-only)."""
+def _param(layer: Layer, field: str, like: Tensor) -> Tensor:
+    """A layer parameter with the dtype and device of ``like``, converted once per layer (arrays are read-only)."""
     cached = _TENSORS.setdefault(layer, {})
-    if (field, dtype) not in cached:
-        cached[field, dtype] = torch.from_numpy(np.array(getattr(layer, field))).to(dtype)
-    return cached[field, dtype]
+    key = (field, like.dtype, like.device)
+    if key not in cached:
+        cached[key] = torch.from_numpy(np.array(getattr(layer, field))).to(like.device, like.dtype)
+    return cached[key]
 
 
 def _dense(layer: L.Dense, xs: list[Tensor]) -> Tensor:
     x = xs[0]
-    return F.linear(x, _param(layer, "weight", x.dtype), _param(layer, "bias", x.dtype))
+    return F.linear(x, _param(layer, "weight", x), _param(layer, "bias", x))
 
 
 def _conv(layer: L.Conv, xs: list[Tensor]) -> Tensor:
     top, left, bottom, right = layer.pads
     x = F.pad(xs[0], (left, right, top, bottom))
     per_channel = layer.bias.ndim == 1
-    bias = _param(layer, "bias", x.dtype)
-    y = F.conv2d(x, _param(layer, "weight", x.dtype), bias if per_channel else None, layer.stride, 0,
+    bias = _param(layer, "bias", x)
+    y = F.conv2d(x, _param(layer, "weight", x), bias if per_channel else None, layer.stride, 0,
                  layer.dilation, layer.groups)
     return y if per_channel else y + bias
 
 
-def _channel_view(layer: Layer, field: str, rank: int, dtype: torch.dtype) -> Tensor:
+def _channel_view(layer: Layer, field: str, rank: int, like: Tensor) -> Tensor:
     """A per-channel vector shaped (C, 1, ..., 1) to broadcast over a sample of ``rank`` axes."""
-    return _param(layer, field, dtype).reshape(-1, *([1] * (rank - 1)))
+    return _param(layer, field, like).reshape(-1, *([1] * (rank - 1)))
 
 
 def _batchnorm(layer: L.BatchNorm, xs: list[Tensor]) -> Tensor:
     rank = xs[0].ndim - 1
-    mean, var, gamma, beta = (_channel_view(layer, f, rank, xs[0].dtype) for f in ("mean", "var", "gamma", "beta"))
+    mean, var, gamma, beta = (_channel_view(layer, f, rank, xs[0]) for f in ("mean", "var", "gamma", "beta"))
     return (xs[0] - mean) / torch.sqrt(var + layer.eps) * gamma + beta
 
 
 def _affine(layer: L.Affine, xs: list[Tensor]) -> Tensor:
     x = xs[0]
-    return x * _param(layer, "scale", x.dtype) + _param(layer, "shift", x.dtype)
+    return x * _param(layer, "scale", x) + _param(layer, "shift", x)
 
 
 def _relu(layer: L.ReLU, xs: list[Tensor]) -> Tensor:
@@ -148,14 +149,14 @@ def _pool(layer: L.Pool, xs: list[Tensor]) -> Tensor:
     if layer.mode == "max":
         padded = F.pad(x, borders, value=float("-inf"))
         return F.max_pool2d(padded, layer.kernel, layer.stride, 0, layer.dilation)
-    window = torch.ones(c, 1, *layer.kernel, dtype=x.dtype)
+    window = torch.ones(c, 1, *layer.kernel, dtype=x.dtype, device=x.device)
     sums = F.conv2d(F.pad(x, borders), window, None, layer.stride, 0, layer.dilation, groups=c)
     if layer.mode == "sum":
         return sums
-    counted = torch.ones(1, 1, h + top + bottom, w + left + right, dtype=x.dtype) if layer.count_include_pad \
-        else F.pad(torch.ones(1, 1, h, w, dtype=x.dtype), (left, right, top, bottom))
+    counted = torch.ones(1, 1, h + top + bottom, w + left + right, dtype=x.dtype, device=x.device) if layer.count_include_pad \
+        else F.pad(torch.ones(1, 1, h, w, dtype=x.dtype, device=x.device), (left, right, top, bottom))
     counted = F.pad(counted, (0, extra_w, 0, extra_h))
-    counts = F.conv2d(counted, torch.ones(1, 1, *layer.kernel, dtype=x.dtype), None, layer.stride, 0, layer.dilation)
+    counts = F.conv2d(counted, torch.ones(1, 1, *layer.kernel, dtype=x.dtype, device=x.device), None, layer.stride, 0, layer.dilation)
     return sums / counts
 
 

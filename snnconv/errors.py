@@ -13,6 +13,7 @@ __all__ = [
     "BadDataError",
     "BadTargetError",
     "DoesNotFitError",
+    "BadArtifactError",
 ]
 
 
@@ -42,3 +43,7 @@ class BadTargetError(SnnconvError):
 
 class DoesNotFitError(SnnconvError):
     """A layer or a whole network needs more than the target's cores or chips have."""
+
+
+class BadArtifactError(SnnconvError):
+    """A ``.snn`` file that is missing, damaged, tampered with, or of a newer format."""

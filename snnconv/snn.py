@@ -22,7 +22,6 @@ layer) are computed once, not every step.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -35,7 +34,6 @@ from snnconv.ir import IF, Graph, Input, Output, Pool
 
 __all__ = ["simulate", "SimulationResult", "Probe"]
 
-log = logging.getLogger(__name__)
 Probe = Callable[[str, torch.Tensor, torch.Tensor], None]
 
 
@@ -44,7 +42,7 @@ class SimulationResult:
     """Outputs at each checkpoint, and every IF neuron's spike count over the whole run."""
 
     outputs: dict[int, np.ndarray]  # T -> (N, classes): integrated output / T * output scale
-    spike_counts: dict[str, np.ndarray]  # IF layer -> (N, *layer shape) spikes per neuron
+    spike_counts: dict[str, np.ndarray]  # IF layer or spiking max pool -> (N, *layer shape) spikes per neuron
     timesteps: int
     saturations: dict[str, int] = field(default_factory=dict)  # layer -> membrane updates clipped to state bits
 
@@ -57,7 +55,8 @@ class SimulationResult:
 
 
 def simulate(graph: Graph, x, timesteps: int, checkpoints: Iterable[int] = (), encoding: str | None = None,
-             seed: int = 0, until: str | None = None, probe: Probe | None = None) -> SimulationResult:
+             seed: int = 0, until: str | None = None, probe: Probe | None = None,
+             device: str = "cpu") -> SimulationResult:
     """Run the spiking ``graph`` on the batch ``x`` for ``timesteps`` steps.
 
     With ``until``, each step stops after that layer: its spike counts (and those of the
@@ -69,10 +68,10 @@ def simulate(graph: Graph, x, timesteps: int, checkpoints: Iterable[int] = (), e
         raise BadGraphError(f"graph {graph.name!r} is not spiking; run the spike pass first")
     encoding = encoding or graph.fact("encoding", "current")
     stops = sorted({int(t) for t in checkpoints if 0 < t <= timesteps} | {timesteps})
-    batch = ann.as_batch(graph, x).to(getattr(torch, graph.fact("dtype", "float32")))
-    generator = torch.Generator().manual_seed(seed)
+    batch = ann.as_batch(graph, x).to(device, getattr(torch, graph.fact("dtype", "float32")))
+    generator = torch.Generator(device).manual_seed(seed)
     static = _static_layers(graph) if encoding == "current" else set()
-    state = _State(graph, batch.shape[0], batch.dtype, probe)
+    state = _State(graph, batch.shape[0], batch, probe)
     output = graph.output
     outputs, integral = {}, None
     with torch.no_grad():
@@ -86,19 +85,16 @@ def simulate(graph: Graph, x, timesteps: int, checkpoints: Iterable[int] = (), e
             if probe is not None:
                 probe(output.name, current, integral)
             if step in stops:
-                outputs[step] = (integral.double() / step * output.scale).numpy()
-    spike_counts = {name: total.numpy() for name, total in state.spike_totals.items()}
-    if state.saturations:
-        log.warning("membranes saturated at the chip's state bits %s times (%s); the chip clips them the same way",
-                    f"{sum(state.saturations.values()):,}", ", ".join(sorted(state.saturations)))
+                outputs[step] = (integral.double() / step * output.scale).cpu().numpy()
+    spike_counts = {name: total.cpu().numpy() for name, total in state.spike_totals.items()}
     return SimulationResult(outputs, spike_counts, timesteps, state.saturations)
 
 
 class _State:
     """Membranes of IF layers, cumulative counts and pooled maxima of spiking max pools, saturations."""
 
-    def __init__(self, graph: Graph, batch: int, dtype: torch.dtype, probe: Probe | None = None):
-        self.v = {layer.name: _initial_membrane(layer, dtype).expand(batch, *layer.shape)
+    def __init__(self, graph: Graph, batch: int, like: torch.Tensor, probe: Probe | None = None):
+        self.v = {layer.name: _initial_membrane(layer, like).expand(batch, *layer.shape)
                   for layer in graph if isinstance(layer, IF)}
         self.spike_totals = {name: torch.zeros_like(v) for name, v in self.v.items()}
         self.counts: dict[str, torch.Tensor] = {}
@@ -118,10 +114,10 @@ class _State:
         return v
 
 
-def _initial_membrane(layer: IF, dtype: torch.dtype) -> torch.Tensor:
+def _initial_membrane(layer: IF, like: torch.Tensor) -> torch.Tensor:
     """``v_init * threshold``, rounded to an integer for a layer at a chip's precision."""
     v = torch.tensor(np.asarray(layer.v_init, np.float64) * layer.threshold)
-    return (torch.round(v) if layer.state_bits is not None else v).to(dtype)
+    return (torch.round(v) if layer.state_bits is not None else v).to(like.device, like.dtype)
 
 
 def _static_layers(graph: Graph) -> set[str]:
@@ -181,4 +177,6 @@ def _spiking_max_pool(layer: Pool, spikes: torch.Tensor, state: _State) -> torch
     pooled = ann.apply_layer(layer, [counts])
     previous = state.pooled.get(layer.name, torch.zeros_like(pooled))
     state.pooled[layer.name] = pooled
-    return pooled - previous
+    spikes = pooled - previous
+    state.spike_totals[layer.name] = state.spike_totals.get(layer.name, 0) + spikes
+    return spikes

@@ -43,3 +43,35 @@ def test_rate_coded_input_has_its_own_synapses_placed():
     graph = placed("cnn", "loihi", "rate")
     assert check(graph, targets.get("loihi"))["synapses"] > check(placed("cnn", "loihi"), targets.get("loihi"))[
         "synapses"]
+
+
+def test_a_layer_whose_one_neuron_exceeds_a_core_is_refused_with_its_needs():
+    import dataclasses
+
+    loihi = targets.get("loihi")
+    tiny = dataclasses.replace(loihi, core=dataclasses.replace(loihi.core, input_axons=100, accumulate=False))
+    graph = convert(snnconv.load_onnx(str(MODELS.joinpath("mnist_cnn.onnx"))), CALIB_X, target=tiny).graph
+    with pytest.raises(DoesNotFitError, match=r"layer '/6/Relu' \(if, 1 synapse maps\).*input axons 400 > 100.*"
+                                              r"accumulates across cores"):
+        Partition(tiny).run(graph)
+
+
+def test_too_few_chips_is_refused_with_the_chips_needed_and_the_largest_layers():
+    graph = Partition(targets.get("loihi")).run(placed("resnet", "loihi")).graph
+    small = targets.get("loihi")
+    import dataclasses
+
+    one_core_chips = dataclasses.replace(small, chip=dataclasses.replace(small.chip, cores=16))
+    with pytest.raises(DoesNotFitError, match=r"needs \d+ cores = \d chips of loihi \(16 cores each\) but 2 are "
+                                              r"available \(largest layers: node_relu: \d+ cores"):
+        Place(one_core_chips, chips=2).run(graph)
+
+
+def test_report_renders_every_layer_and_the_chip_count():
+    graph = placed("resnet", "loihi")
+    report = PartitionReport.from_graph(graph, targets.get("loihi"))
+    text = report.render()
+    assert all(row["layer"] in text for row in report.layers)
+    assert f"on {report.totals['chips']} chip(s)" in text
+    assert report.to_dict()["totals"]["neuron_util"] == pytest.approx(
+        np.mean([c.resources.neurons / 1024 for c in graph.fact("mapping").cores]))
