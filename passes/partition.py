@@ -33,7 +33,7 @@ import numpy as np
 
 from snnconv import geometry
 from snnconv.errors import BadGraphError, DoesNotFitError
-from snnconv.ir import IF, Affine, Conv, Dense, Graph, Layer
+from snnconv.ir import IF, Affine, Conv, Dense, Graph, Layer, Pool
 from snnconv.ir.rewrite import PassResult
 from snnconv.mapping import Box, Core, Mapping, Resources, Tile, tile_resources
 from snnconv.targets.target import Target
@@ -89,7 +89,7 @@ class Partition:
             raise BadGraphError(f"graph {graph.name!r} is not quantized; run quantize before partition")
         limits = Limits.of(self.target)
         incoming = geometry.projections(graph)
-        kernels = {layer.name: _kernel_entries(layer) for layer in graph if isinstance(layer, (Conv, Dense, Affine))}
+        kernels = {layer.name: _kernel_entries(layer) for layer in graph if isinstance(layer, (Conv, Dense, Affine, Pool))}
         tiles, shapes, notes = [], {}, {}
         for population in geometry.populations(graph):
             shape, population_tiles = _tile_population(population, incoming[population.name], limits, kernels)
@@ -105,7 +105,9 @@ class Partition:
 
 
 def _kernel_entries(layer: Layer) -> int:
-    """Weights per output channel, as a chip sharing kernels stores them."""
+    """Weights per output channel, as a chip sharing kernels stores them (a max pool stores none)."""
+    if isinstance(layer, Pool):
+        return 0
     if isinstance(layer, Affine):
         return 1
     return int(np.prod(layer.weight.shape[1:]))
@@ -192,7 +194,7 @@ class _Tiler:
 
     def _largest_channels(self, rows: int, cols: int) -> int:
         """Bisection: the most channels a tile of ``rows`` x ``cols`` can take (0 if none)."""
-        low, high = 0, min(self.shape[0], int(self.limits.neurons // (rows * cols * self.compartments)))
+        low, high = 0, int(min(self.shape[0], self.limits.neurons / (rows * cols * self.compartments)))
         while low < high:
             middle = (low + high + 1) // 2
             if self.limits.fits(self.resources(self._interior(middle, rows, cols))):

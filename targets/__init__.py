@@ -13,7 +13,7 @@ from pathlib import Path
 from snnconv.errors import BadTargetError
 from snnconv.targets.target import Target, load_toml
 
-__all__ = ["Target", "get", "names", "DEFAULT"]
+__all__ = ["DEFAULT", "Target", "get", "names"]
 
 DEFAULT = "loihi"
 _NOT_TARGETS = {"target"}

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from snnconv.errors import BadTargetError
 
-__all__ = ["Target", "Core", "Chip", "Precision", "Neuron", "Costs", "load_toml"]
+__all__ = ["Chip", "Core", "Costs", "Neuron", "Precision", "Target", "load_toml"]
 
 Limit = int | float  # a count, or math.inf for "no limit"
 
@@ -132,8 +133,10 @@ SECTIONS: dict[str, type] = {"core": Core, "chip": Chip, "precision": Precision,
 CHOICES = {"synapse_cost": ("per_synapse", "shared_kernel"), "exponent_group": ("channel", "layer"),
            "reset": ("subtract", "zero")}
 SIGNED = {"weight_exponent", "bias_exponent"}  # may be negative
-POSITIVE = {"word_bits", "populations_per_core", "neurons", "input_axons", "output_axons", "synapse_memory_bits", "fan_out", "cores", "mesh", "chips",
-            "subtract_compartments", "spikes_per_step", "state_bits", "threshold_bits"}
+POSITIVE = {"word_bits", "populations_per_core", "neurons", "input_axons", "output_axons", "synapse_memory_bits",
+            "fan_out", "cores", "mesh", "chips", "subtract_compartments", "spikes_per_step", "state_bits",
+            "threshold_bits", "bias_bits"}
+TOP_LEVEL = {"name", "description", "sources", *SECTIONS}
 
 
 def load_toml(path: str | Path) -> Target:
@@ -150,6 +153,9 @@ def load_toml(path: str | Path) -> Target:
 
 def from_dict(data: dict, where: str = "target") -> Target:
     """A ``Target`` from nested dicts (TOML or JSON), checking every field."""
+    unknown = set(data) - TOP_LEVEL
+    if unknown:
+        raise BadTargetError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: {sorted(TOP_LEVEL)}")
     kwargs: dict = {}
     for key in ("name", "description"):
         kwargs[key] = _require(data, key, where)
@@ -172,16 +178,17 @@ def from_dict(data: dict, where: str = "target") -> Target:
     return target
 
 
-def _require(table: dict, key: str, where: str):
+def _require(table: dict, key: str, where: str, name: str | None = None):
     if key not in table:
-        raise BadTargetError(f"{where}: missing field '{key}'; see `snnconv targets --toml loihi` for a complete file")
+        raise BadTargetError(f"{where}: missing field '{name or key}'; see `snnconv targets --toml loihi` for a "
+                             f"complete file")
     return table[key]
 
 
 def _checked(table: dict, section: str, f: dataclasses.Field, where: str):
     """One field's value, converted to the dataclass's type and range-checked."""
     name = f"{section}.{f.name}"
-    value = _require(table, f.name, f"{where} [{section}]")
+    value = _require(table, f.name, where, name)
     kind = str(f.type)
     if kind.startswith("tuple"):
         if not isinstance(value, list) or not value:
@@ -254,7 +261,8 @@ def _toml_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        return '"' + re.sub(r"[\x00-\x08\x0a-\x1f\x7f]", lambda m: f"\\u{ord(m.group()):04x}", escaped) + '"'
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if value == math.inf:

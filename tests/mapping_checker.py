@@ -21,40 +21,42 @@ import torch
 from snnconv import ann
 from snnconv.ir import IF, Affine, Conv, Dense, Graph, Input, Layer, Output, Pool
 
-CHUNK = 2048
+CHUNK = 2048  # one-hot sources pushed at once; float32 is exact: an entry sums a few weights below 2^24
 
 
 def _population(layer: Layer) -> bool:
     return isinstance(layer, (IF, Output)) or isinstance(layer, Pool) and layer.mode == "max"
 
 
-def _structural(layer: Layer) -> Layer:
-    """The layer with every weight one and no bias: outputs count paths."""
+def _structural(layer: Layer, weights: bool = False) -> Layer:
+    """The layer with every weight one (or its own, with ``weights``) and no bias: outputs count paths."""
     if isinstance(layer, (Conv, Dense)):
-        return dataclasses.replace(layer, weight=np.ones_like(layer.weight), bias=np.zeros_like(layer.bias))
+        weight = layer.weight if weights else np.ones_like(layer.weight)
+        return dataclasses.replace(layer, weight=weight, bias=np.zeros_like(layer.bias))
     if isinstance(layer, Affine):
-        return dataclasses.replace(layer, scale=np.ones_like(layer.scale), shift=np.zeros_like(layer.shift))
+        scale = layer.scale if weights else np.ones_like(layer.scale)
+        return dataclasses.replace(layer, scale=scale, shift=np.zeros_like(layer.shift))
     if isinstance(layer, Pool) and layer.mode == "max":
         return dataclasses.replace(layer, mode="sum")
     return layer
 
 
-def connectivity(graph: Graph) -> dict[tuple[str, str], np.ndarray]:
-    """(source, target population) -> synapse counts of shape (source neurons, target neurons)."""
+def connectivity(graph: Graph, weights: bool = False) -> dict[tuple[str, str], np.ndarray]:
+    """(source, target population) -> synapse counts (or, with ``weights``, summed weights) (sources, targets)."""
     rate_input = graph.fact("encoding", "current") == "rate"
     sources = [layer for layer in graph if _population(layer) or isinstance(layer, Input) and rate_input]
     result = {}
     for source in sources:
         size = math.prod(source.shape)
         for start in range(0, size, CHUNK):
-            block = _push(graph, source, start, min(size, start + CHUNK))
+            block = _push(graph, source, start, min(size, start + CHUNK), weights)
             for target, counts in block.items():
                 result.setdefault((source.name, target), []).append(counts)
     return {key: np.concatenate(parts) for key, parts in result.items()}
 
 
-def _push(graph: Graph, source: Layer, start: int, stop: int) -> dict[str, np.ndarray]:
-    eye = torch.zeros((stop - start, math.prod(source.shape)), dtype=torch.float64)
+def _push(graph: Graph, source: Layer, start: int, stop: int, weights: bool = False) -> dict[str, np.ndarray]:
+    eye = torch.zeros((stop - start, math.prod(source.shape)), dtype=torch.float32)
     eye[torch.arange(stop - start), torch.arange(start, stop)] = 1
     values = {source.name: eye.reshape(stop - start, *source.shape)}
     reached = {}
@@ -65,13 +67,13 @@ def _push(graph: Graph, source: Layer, start: int, stop: int) -> dict[str, np.nd
             continue
         if not after or not any(src in values for src in layer.inputs):
             continue
-        inputs = [values.get(src, torch.zeros((stop - start, *graph[src].shape), dtype=torch.float64))
+        inputs = [values.get(src, torch.zeros((stop - start, *graph[src].shape), dtype=torch.float32))
                   for src in layer.inputs]
         if _population(layer):
-            current = ann.apply_layer(_structural(layer), inputs) if isinstance(layer, Pool) else inputs[0]
+            current = ann.apply_layer(_structural(layer, weights), inputs) if isinstance(layer, Pool) else inputs[0]
             reached[layer.name] = current.reshape(stop - start, -1).numpy()
             continue
-        values[layer.name] = ann.apply_layer(_structural(layer), inputs)
+        values[layer.name] = ann.apply_layer(_structural(layer, weights), inputs)
     return reached
 
 
