@@ -10,8 +10,9 @@ pass makes it so, exactly in float arithmetic:
 - average pooling becomes sum pooling followed by an affine ``1 / count`` (one value,
   or one per position where borders count fewer elements): a pooling window's spikes
   all reach the same synapse;
-- an affine read by several layers is copied per reader; each copy folds into the
-  weighted layer next to it: backwards into the conv/dense
+- an affine read by several layers is copied per reader, consecutive affines merge, a
+  per-channel scale moves past a sum pool, and each affine folds into the weighted layer
+  next to it: backwards into the conv/dense
   producing it (``w * s``, ``b * s + t``; also through sum pooling when ``t = 0``), or
   forwards into the conv/dense reading it (``w[:, c] * s[c]``; through flatten into a
   dense, ``w * s`` by column and ``b + w @ t``);
@@ -32,7 +33,7 @@ import torch
 from snnconv import ann
 from snnconv.errors import UnsupportedOpError
 from snnconv.ir import IF, Add, Affine, Concat, Conv, Dense, Flatten, Graph, Input, Layer, Output, Pad, Pool
-from snnconv.ir.rewrite import PassResult, bypass
+from snnconv.ir.rewrite import PassResult, bypass, rewire
 
 __all__ = ["LowerToSynapses", "is_weighted", "is_source", "is_population", "is_routing"]
 
@@ -63,7 +64,7 @@ class LowerToSynapses:
         host = _host_computed(graph) if graph.fact("encoding", "current") == "current" else set()
         fired: dict[str, int] = {"average_pools": sum(1 for a in graph if isinstance(a, Pool) and a.mode == "avg")}
         while True:
-            for rule in (_one_affine_per_reader, _fold_backward, _fold_forward):
+            for rule in (_one_affine_per_reader, _merge_affines, _fold_backward, _fold_forward, _past_sum_pool):
                 rewritten = rule(layers, host)
                 if rewritten is not None:
                     layers = rewritten
@@ -134,6 +135,36 @@ def _one_affine_per_reader(layers: list[Layer], host: set[str]) -> list[Layer] |
             rewired = dataclasses.replace(extra, inputs=tuple(copy.name if src == affine.name else src
                                                               for src in extra.inputs))
             return [rewired if layer is extra else layer for layer in layers] + [copy]
+    return None
+
+
+def _merge_affines(layers: list[Layer], host: set[str]) -> list[Layer] | None:
+    """``affine -> affine`` is one affine: ``(x * s1 + t1) * s2 + t2``."""
+    by_name = _by_name(layers)
+    for second in layers:
+        first = by_name.get(second.inputs[0]) if isinstance(second, Affine) and second.name not in host else None
+        if isinstance(first, Affine) and len(_readers(layers, first.name)) == 1:
+            merged = dataclasses.replace(second, inputs=first.inputs, scale=first.scale * second.scale,
+                                         shift=first.shift * second.scale + second.shift)
+            return [merged if layer is second else layer for layer in layers if layer is not first]
+    return None
+
+
+def _past_sum_pool(layers: list[Layer], host: set[str]) -> list[Layer] | None:
+    """``affine -> sum pool`` becomes ``sum pool -> affine`` for a per-channel scale without shift
+    (they commute), so the affine can reach a weighted layer or another affine after the pool."""
+    for affine in layers:
+        if not isinstance(affine, Affine) or affine.name in host or affine.shift.any():
+            continue
+        readers = _readers(layers, affine.name)
+        pool = readers[0] if len(readers) == 1 else None
+        if isinstance(pool, Pool) and pool.mode == "sum" and _channel_scale(affine) is not None:
+            moved_pool = dataclasses.replace(pool, inputs=affine.inputs)
+            scale = _channel_scale(affine).reshape(-1, *([1] * (len(pool.shape) - 1)))
+            moved_affine = dataclasses.replace(affine, inputs=(pool.name,), shape=pool.shape, scale=scale)
+            layers = rewire([layer for layer in layers if layer is not affine and layer is not pool], pool.name,
+                            affine.name)
+            return layers + [moved_pool, moved_affine]
     return None
 
 
