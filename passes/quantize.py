@@ -10,11 +10,12 @@ and the integer weights ``w_q = m * 2^e ~ theta * w`` that lose least:
   the synapse group (an output channel, or a whole layer) fits; targets without shared
   exponents have ``e = 0``, and there ``theta`` also sets how many large weights clip;
 - biases ``b_q = round(theta * b)`` in the target's bias format (mantissa and exponent);
-- ``theta`` among the representable thresholds (powers of two with shared exponents,
-  else ``M / (r * max|w|)`` for clip ratios ``r`` in 0.5..1) minimizing the squared
+- ``theta`` among the representable thresholds (powers of two, and without shared
+  exponents also ``M / (r * max|w|)`` for clip ratios ``r`` in 0.5..1) minimizing the squared
   weight and bias error (plus ``1 / (12 theta^2)`` per neuron for rounding a host
-  current), and among those within 1% of the least error the smallest (the most
-  headroom below the state range), subject to the overflow analysis: the threshold plus the
+  current), and among those within 1% of the least error (or 0.1% RMS of the weights
+  and currents more) the smallest: the most headroom below the state range, and float32
+  exactness where the precision allows it; subject to the overflow analysis: the threshold plus the
   largest one-step input must fit the membrane, partial sums must stay within the state
   range, and (for the output integrator) ``timesteps`` steps must fit too. If no
   candidate meets every bound, the least-error one is kept and the possible saturation
@@ -45,6 +46,7 @@ __all__ = ["Quantize", "quantize_bias"]
 
 CLIP_RATIOS = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5)
 NEAR_OPTIMAL = 0.01  # among thresholds within 1% of the least error, the smallest: most headroom
+NEGLIGIBLE = 1e-6  # ... or within this squared error per unit of squared weight (0.1% RMS)
 
 
 class Quantize:
@@ -173,22 +175,24 @@ def _choose_threshold(population: Layer, members: _Members, bounds: dict[str, ov
     if not trials:
         raise BadGraphError(f"layer {population.name!r}: no threshold of the target's format is representable")
     unfit, least, _, _ = min(trials, key=lambda trial: trial[:2])
-    near = [trial for trial in trials if trial[0] == unfit and trial[1] <= least * (1 + NEAR_OPTIMAL) + 1e-12]
+    scale = sum(float((_weights(w) ** 2).sum() + (_biases(w) ** 2).sum()) for w in members.weighted)
+    tolerance = max(least * (1 + NEAR_OPTIMAL), least + NEGLIGIBLE * (scale + neurons_fed_by_host))
+    near = [trial for trial in trials if trial[0] == unfit and trial[1] <= tolerance]
     unfit, error, theta, details = min(near, key=lambda trial: trial[2])
     notes = {"threshold": theta, "weight_error": details, "fits_state": not unfit}
     return _Plan(theta, notes)
 
 
 def _candidate_thresholds(weighted: list[Layer], precision: Precision) -> list[int]:
+    """Powers of two in the threshold format; without shared exponents also ``M / (r * max|w|)``."""
     step = 2 ** precision.threshold_shift
     largest = (2 ** precision.threshold_bits - 1) * step
-    if precision.weight_exponent[1] > precision.weight_exponent[0]:
-        return [2 ** k for k in range(precision.threshold_shift, precision.threshold_shift + precision.threshold_bits)]
+    powers = [2 ** k for k in range(precision.threshold_shift, precision.threshold_shift + precision.threshold_bits)]
     peak = max((float(np.abs(_weights(layer)).max()) for layer in weighted), default=0.0)
-    if peak == 0:
-        return [step]
+    if precision.weight_exponent[1] > precision.weight_exponent[0] or peak == 0:
+        return powers
     ideal = [precision.weight_max / (ratio * peak) for ratio in CLIP_RATIOS]
-    return sorted({int(min(max(round(t / step), 1) * step, largest)) for t in ideal})
+    return sorted({int(min(max(round(t / step), 1) * step, largest)) for t in ideal} | set(powers))
 
 
 def _weights(layer: Layer) -> np.ndarray:

@@ -1,0 +1,129 @@
+"""The .snn artifact: round trip, byte-identical output, atomic writes, and clear refusals of bad files."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from importlib import resources
+
+import numpy as np
+import pytest
+
+import snnconv
+from snnconv import artifact, targets
+from snnconv.compiled import CompiledNetwork
+from snnconv.errors import BadArtifactError
+from snnconv.pipeline import convert, to_cores
+from snnconv.snn import simulate
+
+MODELS = resources.files("snnconv.models")
+CALIB_X = np.load(MODELS.joinpath("mnist_calib.npz"))["x"]
+TEST_X = np.load(MODELS.joinpath("mnist_test.npz"))["x"][:64]
+
+
+def compiled(model: str = "resnet", target: str = "loihi") -> CompiledNetwork:
+    chip = targets.get(target)
+    conversion = convert(snnconv.load_onnx(str(MODELS.joinpath(f"mnist_{model}.onnx"))), CALIB_X, target=chip)
+    return CompiledNetwork(to_cores(conversion, chip, chips=64).graph, chip, {"timesteps": 16})
+
+
+@pytest.fixture(scope="module")
+def network() -> CompiledNetwork:
+    return compiled()
+
+
+@pytest.mark.parametrize("target", targets.names())
+def test_save_and_load_give_the_same_network_and_the_same_run(target, tmp_path):
+    net = compiled("cnn", target)
+    path = net.save(tmp_path / "net.snn")
+    back = snnconv.load(path)
+    assert back.target == net.target
+    assert [layer.name for layer in back.graph] == [layer.name for layer in net.graph]
+    assert back.graph.fact("mapping").cores == net.graph.fact("mapping").cores
+    first, second = simulate(net.graph, TEST_X, 16), simulate(back.graph, TEST_X, 16)
+    np.testing.assert_array_equal(first.outputs[16], second.outputs[16])
+
+
+def test_compiling_twice_gives_byte_identical_files(tmp_path):
+    one = compiled("resnet").save(tmp_path / "one.snn").read_bytes()
+    two = compiled("resnet").save(tmp_path / "two.snn").read_bytes()
+    assert one == two
+
+
+def test_a_failed_write_leaves_the_previous_file_and_no_temporary(network, tmp_path, monkeypatch):
+    path = network.save(tmp_path / "net.snn")
+    good = path.read_bytes()
+    calls = []
+
+    def failing(archive, name, data):
+        calls.append(name)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        archive.writestr(name, data)
+
+    monkeypatch.setattr(artifact, "_add", failing)
+    with pytest.raises(OSError, match="disk full"):
+        network.save(path)
+    assert path.read_bytes() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.snn"]
+
+
+def _rewrite(source, target, change):
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for info in old.infolist():
+            new.writestr(info, change(info.filename, old.read(info.filename)))
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda name, data: data[:-1] + bytes([data[-1] ^ 1]) if name.endswith(".npy") else data, "checksum mismatch"),
+    (lambda name, data: json.dumps({**json.loads(data), "version": 99}).encode() if name == "manifest.json" else data,
+     "newer than this snnconv reads"),
+    (lambda name, data: json.dumps({**json.loads(data), "format": "other"}).encode() if name == "manifest.json"
+     else data, "not a snnconv artifact"),
+    (lambda name, data: b"{not json" if name == "manifest.json" else data, "manifest unreadable"),
+    (lambda name, data: json.dumps({k: v for k, v in json.loads(data).items() if k != "program"}).encode()
+     if name == "manifest.json" else data, "'program' missing"),
+], ids=["tampered array", "future version", "other format", "broken manifest", "no program"])
+def test_damaged_or_foreign_artifacts_are_refused(network, tmp_path, change, message):
+    good = network.save(tmp_path / "good.snn")
+    bad = tmp_path / "bad.snn"
+    _rewrite(good, bad, change)
+    with pytest.raises(BadArtifactError, match=message):
+        snnconv.load(bad)
+
+
+@pytest.mark.parametrize("content, message", [(b"", "unreadable zip"), (b"PK\x03\x04garbage", "unreadable zip"),
+                                              (None, "no such file")])
+def test_truncated_empty_or_missing_files_are_refused(network, tmp_path, content, message):
+    path = tmp_path / "x.snn"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(BadArtifactError, match=message):
+        snnconv.load(path)
+
+
+def test_a_truncated_artifact_is_refused(network, tmp_path):
+    data = network.save(tmp_path / "good.snn").read_bytes()
+    (tmp_path / "cut.snn").write_bytes(data[: len(data) // 2])
+    with pytest.raises(BadArtifactError):
+        snnconv.load(tmp_path / "cut.snn")
+
+
+def test_arrays_are_never_unpickled(network, tmp_path):
+    good = network.save(tmp_path / "good.snn")
+    pickled = tmp_path / "pickled.snn"
+    with zipfile.ZipFile(good) as old:
+        manifest = json.loads(old.read("manifest.json"))
+        name = sorted(manifest["checksums"])[0]
+        buffer = io.BytesIO()
+        np.save(buffer, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+        manifest["checksums"][name] = hashlib.sha256(buffer.getvalue()).hexdigest()
+        with zipfile.ZipFile(pickled, "w") as new:
+            for info in old.infolist():
+                data = json.dumps(manifest).encode() if info.filename == "manifest.json" else \
+                    buffer.getvalue() if info.filename == name else old.read(info.filename)
+                new.writestr(info, data)
+    with pytest.raises(BadArtifactError, match="not a plain .npy array"):
+        snnconv.load(pickled)
