@@ -26,6 +26,18 @@ def _shape(text: str) -> tuple[int, ...]:
     return dims
 
 
+def _percentile(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a percentile in (0, 100], or auto")
+    return value
+
+
 def _cmd_inspect(args: argparse.Namespace) -> None:
     from snnconv.frontend import load_onnx
     from snnconv.summary import render_summary, summary_dict
@@ -74,6 +86,79 @@ def _json_safe(value):
     return None if value == float("inf") else value
 
 
+def _cmd_compile(args: argparse.Namespace) -> None:
+    import snnconv
+    from snnconv.data import load_npz
+
+    calibration = load_npz(args.calibration)[0] if args.calibration else None
+    net = snnconv.compile(args.model, args.target, calibration, input_shape=args.input_shape,
+                          timesteps=args.timesteps, chips=args.chips, percentile=args.percentile, reset=args.reset)
+    path = net.save(args.output)
+    report = net.report
+    if args.json:
+        print(json.dumps({"artifact": str(path), "report": report.to_dict()}, indent=2))
+    else:
+        print(report.render())
+        print(f"\nwrote {path}")
+
+
+def _cmd_run(args: argparse.Namespace) -> None:
+    import snnconv
+    from snnconv.data import load_npz
+
+    net = snnconv.load(args.artifact)
+    x, y = load_npz(args.data)
+    result = net.run(x, args.timesteps, args.batch_size, args.device)
+    summary = {"samples": len(x), "timesteps": result.timesteps, "predictions": result.predictions.tolist(),
+               "accuracy": result.accuracy(y) if y is not None else None,
+               "stats": {k: v for k, v in result.stats.items() if k != "per_core"}}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return
+    _print_run(summary, net.target.name)
+
+
+def _print_run(summary: dict, target: str) -> None:
+    stats = summary["stats"]
+    if summary["accuracy"] is not None:
+        print(f"accuracy: {100 * summary['accuracy']:.2f}% on {summary['samples']:,} samples at "
+              f"T = {summary['timesteps']}")
+    print(f"per inference on {target}: {stats['spikes']:,.0f} spikes, {stats['synaptic_ops']:,.0f} synaptic ops, "
+          f"{stats['energy_uj']:,.1f} uJ, {stats['latency_us']:,.0f} us (modeled; see `snnconv targets`)")
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    import snnconv
+
+    report = snnconv.load(args.artifact).report
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.render())
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    import tempfile
+    from importlib import resources
+
+    import numpy as np
+
+    import snnconv
+
+    models = resources.files("snnconv.models")
+    calibration = np.load(models.joinpath("mnist_calib.npz"), allow_pickle=False)["x"]
+    test = np.load(models.joinpath("mnist_test.npz"), allow_pickle=False)
+    print("compiling the bundled MNIST CNN for loihi (calibration: 500 bundled digits, T = 32) ...",
+          file=sys.stderr)
+    net = snnconv.compile(str(models.joinpath("mnist_cnn.onnx")), "loihi", calibration, timesteps=32)
+    with tempfile.TemporaryDirectory() as folder:
+        net = snnconv.load(net.save(f"{folder}/mnist_cnn.snn"))
+    print(net.report.render())
+    ann = float((snnconv.evaluate(snnconv.load_onnx(str(models.joinpath("mnist_cnn.onnx"))), test["x"]).argmax(1)
+                 == test["y"]).mean())
+    result = net.run(test["x"], 32)
+    print(f"\nANN accuracy: {100 * ann:.2f}%  (float, onnx model)")
+    _print_run({"samples": len(test["x"]), "timesteps": 32, "accuracy": result.accuracy(test["y"]),
+                "stats": result.stats}, net.target.name)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="snnconv", description="ANN-to-SNN conversion compiler for neuromorphic chips.")
     parser.add_argument("--version", action="version", version=f"snnconv {__version__}")
@@ -86,6 +171,38 @@ def build_parser() -> argparse.ArgumentParser:
                          help="one sample's shape, for models whose non-batch dimensions are dynamic")
     inspect.add_argument("--json", action="store_true", help="print JSON instead of a table")
     inspect.set_defaults(run=_cmd_inspect)
+
+    compile_ = commands.add_parser("compile", help="compile an ONNX model for a chip into a .snn artifact")
+    compile_.add_argument("model", help="path of an .onnx model")
+    compile_.add_argument("--target", default="loihi", help="a target name (see `snnconv targets`) or a .toml file")
+    compile_.add_argument("--calibration", metavar="DATA.npz", help="calibration samples (x), as the ANN expects them")
+    compile_.add_argument("--timesteps", type=int, default=32, help="the T to tune for (default 32)")
+    compile_.add_argument("--chips", type=int, help="chips available (default: the target's)")
+    compile_.add_argument("--percentile", type=_percentile, default="auto",
+                          help="normalization percentile, or auto (default: tuned for T)")
+    compile_.add_argument("--reset", choices=("emulate", "zero"), default="emulate",
+                          help="on chips without subtractive reset: emulate it (2 compartments) or reset to zero")
+    compile_.add_argument("--input-shape", type=_shape, metavar="C,H,W", help="one sample's shape, if dynamic")
+    compile_.add_argument("-o", "--output", required=True, metavar="OUT.snn", help="where to write the artifact")
+    compile_.add_argument("--json", action="store_true", help="print the report as JSON")
+    compile_.set_defaults(run=_cmd_compile)
+
+    run = commands.add_parser("run", help="run a .snn artifact on the chip model")
+    run.add_argument("artifact", help="a .snn file from `snnconv compile`")
+    run.add_argument("--data", required=True, metavar="DATA.npz", help="samples x (and labels y for accuracy)")
+    run.add_argument("--timesteps", type=int, help="T (default: what it was compiled for)")
+    run.add_argument("--batch-size", type=int, default=256)
+    run.add_argument("--device", default="cpu", help="cpu or cuda")
+    run.add_argument("--json", action="store_true", help="print predictions and statistics as JSON")
+    run.set_defaults(run=_cmd_run)
+
+    report = commands.add_parser("report", help="the partitioning report of a .snn artifact")
+    report.add_argument("artifact", help="a .snn file from `snnconv compile`")
+    report.add_argument("--json", action="store_true", help="print the report as JSON")
+    report.set_defaults(run=_cmd_report)
+
+    demo = commands.add_parser("demo", help="compile, run and report the bundled MNIST CNN on loihi")
+    demo.set_defaults(run=_cmd_demo)
 
     chips = commands.add_parser("targets", help="list the chips snnconv compiles for, with their limits")
     chips.add_argument("--json", action="store_true", help="print every field as JSON (unlimited: null)")

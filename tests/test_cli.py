@@ -7,6 +7,7 @@ import subprocess
 import sys
 from importlib import resources
 
+import numpy as np
 import pytest
 
 import snnconv
@@ -80,3 +81,36 @@ def test_unknown_target_is_one_line_and_exit_code_2():
     result = snnconv_cli("targets", "--toml", "loihi9")
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "unknown target 'loihi9'" in result.stderr
+
+
+MODELS = resources.files("snnconv.models")
+
+
+def test_compile_run_report_json_round_trip(tmp_path):
+    out = tmp_path / "mlp.snn"
+    compiled = snnconv_cli("compile", str(MODELS.joinpath("mnist_mlp.onnx")), "--calibration",
+                           str(MODELS.joinpath("mnist_calib.npz")), "--timesteps", "8", "-o", str(out), "--json")
+    assert compiled.returncode == 0, compiled.stderr
+    report = json.loads(compiled.stdout)["report"]
+    assert report == json.loads(snnconv_cli("report", str(out), "--json").stdout)
+    ran = snnconv_cli("run", str(out), "--data", str(MODELS.joinpath("mnist_test.npz")), "--json")
+    assert ran.returncode == 0, ran.stderr
+    result = json.loads(ran.stdout)
+    net = snnconv.load(out)
+    x = np.load(MODELS.joinpath("mnist_test.npz"))["x"]
+    assert result["predictions"] == net.run(x, 8).predictions.tolist()
+    assert result["stats"]["synaptic_ops"] > 0 and 0.9 < result["accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["compile", "missing.onnx", "-o", "x.snn"], "missing.onnx: no such file"),
+    (["run", "missing.snn", "--data", "d.npz"], "missing.snn: no such file"),
+    (["report", "missing.snn"], "missing.snn: no such file"),
+    (["compile", str(MODELS.joinpath("mnist_mlp.onnx")), "--target", "nochip", "-o", "x.snn"], "unknown target"),
+])
+def test_bad_inputs_give_one_line_and_exit_code_2(args, needle, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "snnconv.cli", *args], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and needle in result.stderr
+    assert not (tmp_path / "x.snn").exists()
