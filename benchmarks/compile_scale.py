@@ -29,7 +29,6 @@ NETWORKS = {"mobilenet_v1 128x128": ("mobilenet", 1.0, 128), "resnet18 224x224":
 
 def compile_one(kind: str, width: float, size: int) -> dict:
     """Runs in its own process: every stage timed, peak memory read at the end."""
-    import numpy as np
     import torch
 
     import snnconv

@@ -17,7 +17,10 @@ and the integer weights ``w_q = m * 2^e ~ theta * w`` that lose least:
   and currents more) the smallest: the most headroom below the state range, and float32
   exactness where the precision allows it; subject to the overflow analysis: the threshold plus the
   largest one-step input must fit the membrane, partial sums must stay within the state
-  range, and (for the output integrator) ``timesteps`` steps must fit too. If no
+  range, and the output integrator must hold ``timesteps`` steps of a normalized logit
+  (normalization scales the logits to about 1 at most; the worst case, ``T`` times the
+  largest possible step, would leave targets with small state no precision at all, so
+  it is reported by the overflow analysis and saturates as the chip would). If no
   candidate meets every bound, the least-error one is kept and the possible saturation
   is reported.
 
@@ -167,7 +170,7 @@ def _choose_threshold(population: Layer, members: _Members, bounds: dict[str, ov
     neurons_fed_by_host = math.prod(population.shape) if members.host_edges else 0
     trials = []
     for theta in _candidate_thresholds(members.weighted, precision):
-        peak = timesteps * max(hi, -low) if isinstance(population, Output) else 1 + hi
+        peak = max(timesteps, hi, -low) if isinstance(population, Output) else 1 + hi
         fits = theta * peak <= state_max and theta * magnitude < state_max and theta * host_peak <= bias_max
         error, details = _error(members.weighted, theta, precision)
         error += neurons_fed_by_host / (12.0 * theta ** 2)  # rounding a current to an integer: variance 1/12

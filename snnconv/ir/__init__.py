@@ -5,6 +5,7 @@ The IR knows nothing of ONNX, torch, targets or files; everything else speaks it
 
 from snnconv.ir.graph import Graph
 from snnconv.ir.layers import (
+    IF,
     LAYER_KINDS,
     Add,
     Affine,
@@ -12,7 +13,6 @@ from snnconv.ir.layers import (
     Concat,
     Conv,
     Dense,
-    IF,
     Flatten,
     Input,
     Layer,

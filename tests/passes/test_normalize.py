@@ -10,7 +10,7 @@ from helpers import make_model
 from onnx import helper
 
 import snnconv
-from snnconv.errors import BadGraphError, BadDataError
+from snnconv.errors import BadDataError, BadGraphError
 from snnconv.ir import Affine
 from snnconv.passes.fold_batchnorm import FoldBatchNorm
 from snnconv.passes.normalize import LogHistogram, Normalize
