@@ -11,7 +11,8 @@ from reference_sim import Reference
 
 import snnconv
 from snnconv import targets
-from snnconv.pipeline import convert, to_cores
+from snnconv.compiled import CompiledNetwork
+from snnconv.pipeline import convert, to_cores, to_target
 from snnconv.snn import simulate
 
 MODELS = resources.files("snnconv.models")
@@ -50,8 +51,9 @@ def test_chip_model_equals_the_literal_per_core_reference_bit_for_bit(model, tar
 @pytest.mark.parametrize("model", ["mlp", "cnn", "resnet"])
 def test_chip_predictions_agree_with_the_float_snn_on_99_percent_of_digits_at_t32(model):
     graph = snnconv.load_onnx(str(MODELS.joinpath(f"mnist_{model}.onnx")))
-    float_snn = convert(graph, CALIB_X, timesteps=32).graph
-    net = snnconv.compile(str(MODELS.joinpath(f"mnist_{model}.onnx")), "loihi", CALIB_X, timesteps=32)
+    float_snn = convert(graph, CALIB_X, timesteps=32)
+    loihi = targets.get("loihi")
+    net = CompiledNetwork(to_cores(to_target(float_snn, loihi, 32), loihi).graph, loihi, {"timesteps": 32})
     chip = net.run(TEST["x"], 32).predictions
-    agreement = float((chip == simulate(float_snn, TEST["x"], 32).predictions()).mean())
+    agreement = float((chip == simulate(float_snn.graph, TEST["x"], 32).predictions()).mean())
     assert agreement >= 0.99, agreement
