@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import statistics
+from importlib import resources
 import time
 from pathlib import Path
 
@@ -43,7 +44,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def runners(model: str, calibration: np.ndarray) -> dict:
-    path = str(Path(snnconv.__file__).parent / "models" / f"mnist_{model}.onnx")
+    path = str(resources.files("snnconv.models").joinpath(f"mnist_{model}.onnx"))
     graph = snnconv.load_onnx(path)
     compiled = snnconv.compile(path, "loihi", calibration, timesteps=T)
     net, folded = IRNet(graph), IRNet(graph, fold_bn=True)
