@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 import sys
 from importlib import resources
 
@@ -17,7 +18,9 @@ CNN = str(resources.files("snnconv.models").joinpath("mnist_cnn.onnx"))
 
 
 def snnconv_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "snnconv.cli", *args], capture_output=True, text=True, timeout=120)
+    """Run the command outside the source tree, so the installed package (with snnconv.targets) is imported."""
+    return subprocess.run([sys.executable, "-m", "snnconv.cli", *args], capture_output=True, text=True, timeout=300,
+                          cwd=tempfile.gettempdir())
 
 
 def test_inspect_json_describes_the_model():
