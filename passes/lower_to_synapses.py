@@ -32,6 +32,7 @@ import torch
 
 from snnconv import ann
 from snnconv.errors import UnsupportedOpError
+from snnconv.geometry import host_computed
 from snnconv.ir import IF, Add, Affine, Concat, Conv, Dense, Flatten, Graph, Input, Layer, Output, Pad, Pool
 from snnconv.ir.rewrite import PassResult, bypass, rewire
 
@@ -61,7 +62,7 @@ class LowerToSynapses:
 
     def run(self, graph: Graph) -> PassResult:
         layers = _sum_pools(graph)
-        host = _host_computed(graph) if graph.fact("encoding", "current") == "current" else set()
+        host = host_computed(graph)
         fired: dict[str, int] = {"average_pools": sum(1 for a in graph if isinstance(a, Pool) and a.mode == "avg")}
         while True:
             for rule in (_one_affine_per_reader, _merge_affines, _fold_backward, _fold_forward, _past_sum_pool):
@@ -76,15 +77,6 @@ class LowerToSynapses:
         lowered = graph.rebuilt(layers, lowered=True)
         _check_one_weighted_layer_per_path(lowered, host)
         return PassResult(lowered, any(fired.values()), {"rewrites": fired})
-
-
-def _host_computed(graph: Graph) -> set[str]:
-    """Layers that depend on the constant input only: the host computes them once."""
-    host = {graph.input.name}
-    for layer in graph.layers[1:]:
-        if not is_population(layer) and layer.inputs and all(src in host for src in layer.inputs):
-            host.add(layer.name)
-    return host
 
 
 def _sum_pools(graph: Graph) -> list[Layer]:

@@ -40,6 +40,7 @@ import numpy as np
 
 from snnconv import overflow
 from snnconv.errors import BadGraphError, UnsupportedOpError
+from snnconv.geometry import host_computed
 from snnconv.ir import Affine, Graph, Layer, Output, Round
 from snnconv.ir.rewrite import PassResult
 from snnconv.passes.lower_to_synapses import is_population, is_routing, is_weighted
@@ -74,7 +75,7 @@ class Quantize:
         if precision.is_float:
             notes = {"target": self.target.name, "precision": "float"}
             return PassResult(graph.rebuilt(graph.layers, quantized=self.target.name), False, notes)
-        host = _host_computed(graph)
+        host = host_computed(graph)
         float_bounds = overflow.current_bounds(graph, input_range)
         replaced: dict[str, Layer] = {}
         inserted: list[Layer] = []
@@ -114,16 +115,6 @@ class _Members:
 class _Plan:
     theta: int
     notes: dict
-
-
-def _host_computed(graph: Graph) -> set[str]:
-    if graph.fact("encoding", "current") != "current":
-        return set()
-    host = {graph.input.name}
-    for layer in graph.layers[1:]:
-        if not is_population(layer) and layer.inputs and all(src in host for src in layer.inputs):
-            host.add(layer.name)
-    return host
 
 
 def _populations(graph: Graph, host: set[str]) -> dict[str, _Members]:

@@ -27,7 +27,7 @@ import numpy as np
 from snnconv.errors import UnsupportedOpError
 from snnconv.ir import IF, Add, Affine, Concat, Conv, Dense, Flatten, Graph, Input, Layer, Output, Pad, Pool
 
-__all__ = ["Projection", "projections", "population_box_shape", "is_population", "populations"]
+__all__ = ["Projection", "projections", "host_computed", "population_box_shape", "is_population", "populations"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,7 +62,7 @@ def population_box_shape(layer: Layer) -> tuple[int, int, int]:
 
 def projections(graph: Graph) -> dict[str, list[Projection]]:
     """Every population's incoming synapse maps (host-computed inputs have none: they arrive as biases)."""
-    host = _host_computed(graph)
+    host = host_computed(graph)
     result: dict[str, list[Projection]] = {layer.name: [] for layer in graph if is_population(layer)}
     for layer in graph:
         if isinstance(layer, Pool) and layer.mode == "max":
@@ -76,7 +76,8 @@ def projections(graph: Graph) -> dict[str, list[Projection]]:
     return result
 
 
-def _host_computed(graph: Graph) -> set[str]:
+def host_computed(graph: Graph) -> set[str]:
+    """Layers that depend on a constant-current input only: the host computes them once (none for rate input)."""
     if graph.fact("encoding", "current") != "current":
         return set()
     host = {graph.input.name}
