@@ -98,13 +98,20 @@ def _dense(layer: L.Dense, xs: list[Tensor]) -> Tensor:
 
 
 def _conv(layer: L.Conv, xs: list[Tensor]) -> Tensor:
-    top, left, bottom, right = layer.pads
-    x = F.pad(xs[0], (left, right, top, bottom))
+    x, padding = _padded(xs[0], layer.pads)
     per_channel = layer.bias.ndim == 1
     bias = _param(layer, "bias", x)
-    y = F.conv2d(x, _param(layer, "weight", x), bias if per_channel else None, layer.stride, 0,
+    y = F.conv2d(x, _param(layer, "weight", x), bias if per_channel else None, layer.stride, padding,
                  layer.dilation, layer.groups)
     return y if per_channel else y + bias
+
+
+def _padded(x: Tensor, pads: tuple[int, int, int, int]) -> tuple[Tensor, tuple[int, int]]:
+    """``x`` and the zero padding left for the kernel to apply: symmetric padding costs no copy."""
+    top, left, bottom, right = pads
+    if top == bottom and left == right:
+        return x, (top, left)
+    return F.pad(x, (left, right, top, bottom)), (0, 0)
 
 
 def _channel_view(layer: Layer, field: str, rank: int, like: Tensor) -> Tensor:
@@ -150,7 +157,8 @@ def _pool(layer: L.Pool, xs: list[Tensor]) -> Tensor:
         padded = F.pad(x, borders, value=float("-inf"))
         return F.max_pool2d(padded, layer.kernel, layer.stride, 0, layer.dilation)
     if layer.mode == "sum" and layer.dilation == (1, 1) and not layer.ceil_mode:  # the fast native kernel
-        return F.avg_pool2d(F.pad(x, borders), layer.kernel, layer.stride, divisor_override=1)
+        x, padding = _padded(x, layer.pads) if max(layer.pads) * 2 <= min(layer.kernel) else (F.pad(x, borders), 0)
+        return F.avg_pool2d(x, layer.kernel, layer.stride, padding, divisor_override=1)
     window = torch.ones(c, 1, *layer.kernel, dtype=x.dtype, device=x.device)
     sums = F.conv2d(F.pad(x, borders), window, None, layer.stride, 0, layer.dilation, groups=c)
     if layer.mode == "sum":

@@ -16,25 +16,32 @@ weights, thresholds and currents; membranes saturate at their ``state_bits`` and
 saturation is counted. Its arithmetic is exact: the quantize pass records the dtype
 (float32 when every partial sum stays below 2^24, else float64) that makes it so.
 
+Speed: the network is feed-forward, so a layer's input for a whole run of steps is known
+before the layer runs. Time is cut into chunks of ``k`` steps (as many as fit
+``CHUNK_ELEMENTS`` per layer tensor) and every linear layer processes its chunk at once,
+as one batch of ``k x N`` samples; only the IF membranes step through time, in place.
 With constant-current input, the layers that see only the input (up to the first IF
 layer) are computed once, not every step.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from snnconv import ann
+from snnconv import ann, overflow
 from snnconv.errors import BadGraphError
-from snnconv.ir import IF, Graph, Input, Output, Pool
+from snnconv.ir import IF, Graph, Input, Layer, Output, Pool
 
-__all__ = ["simulate", "SimulationResult", "Probe"]
+__all__ = ["simulate", "SimulationResult", "Probe", "CHUNK_ELEMENTS"]
 
 Probe = Callable[[str, torch.Tensor, torch.Tensor], None]
+
+CHUNK_ELEMENTS = 1 << 24  # largest tensor a chunk may hold: steps x samples x neurons of one layer
 
 
 @dataclass
@@ -69,49 +76,147 @@ def simulate(graph: Graph, x, timesteps: int, checkpoints: Iterable[int] = (), e
     encoding = encoding or graph.fact("encoding", "current")
     stops = sorted({int(t) for t in checkpoints if 0 < t <= timesteps} | {timesteps})
     batch = ann.as_batch(graph, x).to(device, getattr(torch, graph.fact("dtype", "float32")))
-    generator = torch.Generator(device).manual_seed(seed)
-    static = _static_layers(graph) if encoding == "current" else set()
-    state = _State(graph, batch.shape[0], batch, probe)
-    output = graph.output
-    outputs, integral = {}, None
+    run = _Run(graph, batch, encoding, seed, probe, _may_saturate(graph, timesteps, batch))
+    outputs, step = {}, 0
     with torch.no_grad():
-        constant = _run_static(graph, batch, static)
-        for step in range(1, timesteps + 1):
-            current = _step(graph, batch, encoding, generator, static, constant, state, until)
-            if until is not None:
-                continue
-            integral = current if integral is None else integral + current
-            integral = state.saturate(output.name, output.state_bits, integral)
-            if probe is not None:
-                probe(output.name, current, integral)
-            if step in stops:
-                outputs[step] = (integral.double() / step * output.scale).cpu().numpy()
-    spike_counts = {name: total.cpu().numpy() for name, total in state.spike_totals.items()}
-    return SimulationResult(outputs, spike_counts, timesteps, state.saturations)
+        for steps in _chunks(timesteps, run.steps_per_chunk()):
+            currents = run.chunk(steps, until)
+            for i in range(steps):
+                step += 1
+                if currents is not None:
+                    integral = run.integrate(currents[i])
+                    if step in stops:
+                        outputs[step] = (integral.double() / step * graph.output.scale).cpu().numpy()
+    spike_counts = {name: total.cpu().numpy() for name, total in run.spike_totals.items()}
+    return SimulationResult(outputs, spike_counts, timesteps, run.saturations)
 
 
-class _State:
-    """Membranes of IF layers, cumulative counts and pooled maxima of spiking max pools, saturations."""
+def _chunks(timesteps: int, most: int) -> list[int]:
+    """``timesteps`` cut into the fewest chunks of at most ``most`` steps, as even as possible."""
+    count = math.ceil(timesteps / most)
+    return [timesteps // count + (i < timesteps % count) for i in range(count)]
 
-    def __init__(self, graph: Graph, batch: int, like: torch.Tensor, probe: Probe | None = None):
-        self.v = {layer.name: _initial_membrane(layer, like).expand(batch, *layer.shape)
+
+class _Run:
+    """The state of one simulation: membranes, max-pool counts, output integral, saturations."""
+
+    def __init__(self, graph: Graph, batch: torch.Tensor, encoding: str, seed: int, probe: Probe | None,
+                 checked: set[str]):
+        self.graph, self.batch, self.encoding, self.probe, self.checked = graph, batch, encoding, probe, checked
+        self.generator = torch.Generator(batch.device).manual_seed(seed)
+        self.v = {layer.name: _initial_membrane(layer, batch).expand(len(batch), *layer.shape).clone()
                   for layer in graph if isinstance(layer, IF)}
         self.spike_totals = {name: torch.zeros_like(v) for name, v in self.v.items()}
         self.counts: dict[str, torch.Tensor] = {}
         self.pooled: dict[str, torch.Tensor] = {}
         self.saturations: dict[str, int] = {}
-        self.probe = probe
+        self.integral: torch.Tensor | None = None
+        self.static = _static_layers(graph) if encoding == "current" else set()
+        self.constant = _run_static(graph, batch, self.static)
+        self.readers = _readers(graph)
 
-    def saturate(self, name: str, bits: int | None, v: torch.Tensor) -> torch.Tensor:
-        """``v`` clipped to the signed ``bits`` range (None: unbounded), counting what was clipped."""
-        if bits is None:
-            return v
+    def steps_per_chunk(self) -> int:
+        largest = max(math.prod(layer.shape) for layer in self.graph if layer.name not in self.static)
+        return max(1, CHUNK_ELEMENTS // (len(self.batch) * largest))
+
+    def chunk(self, steps: int, until: str | None) -> torch.Tensor | None:
+        """Run ``steps`` steps through every layer; the output layer's input currents (steps, N, classes)."""
+        values = dict(self.constant)
+        if self.encoding == "rate":
+            probability = self.batch.clamp(0, 1).expand(steps, *self.batch.shape)
+            values[self.graph.input.name] = torch.bernoulli(probability, generator=self.generator)
+        left = dict(self.readers)
+        for layer in self.graph:
+            if layer.name in self.static or isinstance(layer, Input):
+                continue
+            inputs = [values[src] for src in layer.inputs]
+            if isinstance(layer, Output):
+                return _over_time(inputs[0], layer.inputs[0] in self.static, steps)
+            values[layer.name] = self._layer(layer, inputs, steps)
+            if layer.name == until:
+                return None
+            for src in layer.inputs:  # free what no later layer reads
+                left[src] -= 1
+                if left[src] == 0 and src not in self.static:
+                    del values[src]
+        raise BadGraphError(f"graph {self.graph.name!r} has no output layer")
+
+    def _layer(self, layer: Layer, inputs: list[torch.Tensor], steps: int) -> torch.Tensor:
+        if isinstance(layer, IF):
+            return self._fire(layer, inputs[0], layer.inputs[0] in self.static, steps)
+        if isinstance(layer, Pool) and layer.mode == "max":
+            return self._max_pool(layer, inputs[0])
+        flat = [_over_time(x, src in self.static, steps).flatten(0, 1) for x, src in zip(inputs, layer.inputs)]
+        y = ann.apply_layer(layer, flat)
+        return y.unflatten(0, (steps, len(self.batch)))
+
+    def _fire(self, layer: IF, current: torch.Tensor, constant: bool, steps: int) -> torch.Tensor:
+        """Step the membranes through the chunk in place; the spikes (steps, N, ...) as 0/1."""
+        v, theta = self.v[layer.name], layer.threshold
+        spikes = torch.empty((steps, *v.shape), dtype=v.dtype, device=v.device)
+        for i in range(steps):
+            step_current = current if constant else current[i]
+            v.add_(step_current)
+            self._saturate(layer.name, layer.state_bits, v)
+            if self.probe is not None:
+                self.probe(layer.name, step_current, v.clone())
+            torch.ge(v, theta, out=spikes[i])
+            if layer.reset == "subtract":
+                v.sub_(spikes[i], alpha=theta)
+            else:
+                v.mul_(1.0 - spikes[i])
+        self.spike_totals[layer.name] += spikes.sum(0)
+        return spikes
+
+    def _max_pool(self, layer: Pool, spikes: torch.Tensor) -> torch.Tensor:
+        """Spike when the window's largest cumulative count grows (it grows by at most 1 per step)."""
+        steps, batch = spikes.shape[:2]
+        before = self.counts.get(layer.name, torch.zeros_like(spikes[0]))
+        counts = before + spikes.cumsum(0)
+        self.counts[layer.name] = counts[-1]
+        pooled = ann.apply_layer(layer, [counts.flatten(0, 1)]).unflatten(0, (steps, batch))
+        previous = self.pooled.get(layer.name, torch.zeros_like(pooled[0]))
+        self.pooled[layer.name] = pooled[-1]
+        out = pooled - torch.cat([previous[None], pooled[:-1]])
+        self.spike_totals[layer.name] = self.spike_totals.get(layer.name, 0) + out.sum(0)
+        return out
+
+    def integrate(self, current: torch.Tensor) -> torch.Tensor:
+        """One step of the output integrator (saturating at its state bits)."""
+        output = self.graph.output
+        self.integral = current.clone() if self.integral is None else self.integral + current
+        self._saturate(output.name, output.state_bits, self.integral)
+        if self.probe is not None:
+            self.probe(output.name, current, self.integral)
+        return self.integral
+
+    def _saturate(self, name: str, bits: int | None, v: torch.Tensor) -> None:
+        """Clip ``v`` in place to the signed ``bits`` range (None: unbounded), counting what was clipped."""
+        if bits is None or name not in self.checked:
+            return
         low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-        clipped = int(((v < low) | (v > high)).sum())
-        if clipped:
-            self.saturations[name] = self.saturations.get(name, 0) + clipped
-            v = v.clamp(low, high)
-        return v
+        smallest, largest = torch.aminmax(v)
+        if float(smallest) < low or float(largest) > high:
+            self.saturations[name] = self.saturations.get(name, 0) + int(((v < low) | (v > high)).sum())
+            v.clamp_(low, high)
+
+
+def _may_saturate(graph: Graph, timesteps: int, batch: torch.Tensor) -> set[str]:
+    """The layers whose membranes might leave their state bits on this batch; the others need no check.
+
+    The overflow analysis bounds every membrane for inputs in a range; the range taken
+    holds this batch's values and rate-coded spikes (0 and 1) alike.
+    """
+    if not any(getattr(layer, "state_bits", None) is not None for layer in graph):
+        return set()
+    low, high = min(float(batch.min()), 0.0), max(float(batch.max()), 1.0)
+    return {b.name for b in overflow.analyze(graph, timesteps, (low, high))
+            if b.state_range is not None and not (b.state_range[0] <= b.membrane[0] and b.membrane[1] <= b.state_range[1])}
+
+
+def _over_time(x: torch.Tensor, constant: bool, steps: int) -> torch.Tensor:
+    """A value per step, (steps, N, ...): a constant one repeated (as a view)."""
+    return x.expand(steps, *x.shape) if constant else x
 
 
 def _initial_membrane(layer: IF, like: torch.Tensor) -> torch.Tensor:
@@ -137,46 +242,10 @@ def _run_static(graph: Graph, batch: torch.Tensor, static: set[str]) -> dict[str
     return values
 
 
-def _step(graph: Graph, batch, encoding, generator, static, constant, state: _State,
-          until: str | None = None) -> torch.Tensor | None:
-    """One timestep; returns the output layer's input current (None when stopped at ``until``)."""
-    values = dict(constant)
-    if encoding == "rate":
-        values[graph.input.name] = torch.bernoulli(batch.clamp(0, 1), generator=generator)
+def _readers(graph: Graph) -> dict[str, int]:
+    """How many layers read each layer's value."""
+    readers = {layer.name: 0 for layer in graph}
     for layer in graph:
-        if layer.name in static or isinstance(layer, Input):
-            continue
-        inputs = [values[src] for src in layer.inputs]
-        if isinstance(layer, IF):
-            values[layer.name] = _fire(layer, inputs[0], state)
-        elif isinstance(layer, Pool) and layer.mode == "max":
-            values[layer.name] = _spiking_max_pool(layer, inputs[0], state)
-        elif isinstance(layer, Output):
-            return inputs[0]
-        else:
-            values[layer.name] = ann.apply_layer(layer, inputs)
-        if layer.name == until:
-            return None
-    raise BadGraphError(f"graph {graph.name!r} has no output layer")
-
-
-def _fire(layer: IF, current: torch.Tensor, state: _State) -> torch.Tensor:
-    v = state.saturate(layer.name, layer.state_bits, state.v[layer.name] + current)
-    if state.probe is not None:
-        state.probe(layer.name, current, v)
-    spikes = (v >= layer.threshold).to(current.dtype)
-    state.v[layer.name] = v - spikes * layer.threshold if layer.reset == "subtract" else v * (1 - spikes)
-    state.spike_totals[layer.name] += spikes
-    return spikes
-
-
-def _spiking_max_pool(layer: Pool, spikes: torch.Tensor, state: _State) -> torch.Tensor:
-    """Spike when the window's largest cumulative count grows (it grows by at most 1 per step)."""
-    counts = state.counts.get(layer.name, torch.zeros_like(spikes)) + spikes
-    state.counts[layer.name] = counts
-    pooled = ann.apply_layer(layer, [counts])
-    previous = state.pooled.get(layer.name, torch.zeros_like(pooled))
-    state.pooled[layer.name] = pooled
-    spikes = pooled - previous
-    state.spike_totals[layer.name] = state.spike_totals.get(layer.name, 0) + spikes
-    return spikes
+        for src in layer.inputs:
+            readers[src] += 1
+    return readers
