@@ -95,7 +95,7 @@ class Quantize:
         layers = _rewire_host_edges(layers, encodings)
         quantized = graph.rebuilt(layers, quantized=self.target.name)
         bounds = overflow.analyze(quantized, self.timesteps, input_range)
-        dtype = _exact_dtype(bounds)
+        dtype = overflow.exact_dtype(bounds)
         for b in bounds:
             layer_notes[b.name]["bounds"] = b.to_dict()
         notes = {"target": self.target.name, "dtype": dtype, "timesteps": self.timesteps, "layers": layer_notes,
@@ -269,21 +269,5 @@ def _rewire_host_edges(layers: list[Layer], encodings: dict[tuple[str, str], str
         inputs = tuple(encodings.get((src, layer.name), src) for src in layer.inputs)
         result.append(dataclasses.replace(layer, inputs=inputs) if inputs != layer.inputs else layer)
     return result
-
-
-def _exact_dtype(bounds: list[overflow.LayerBounds]) -> str:
-    """float32 when every partial sum, and every membrane plus its input, stays below 2^24, else float64.
-
-    Membranes saturate at the state range, so that range caps their contribution.
-    """
-    largest = 0.0
-    for b in bounds:
-        membrane = max(abs(b.membrane[0]), abs(b.membrane[1]))
-        if b.state_range is not None:
-            membrane = min(membrane, -b.state_range[0])
-        largest = max(largest, membrane + b.partial_sum)
-    if largest >= overflow.EXACT_FLOAT64:
-        raise BadGraphError(f"partial sums reach {largest:.3g}: beyond exact float64 arithmetic (2^53)")
-    return "float32" if largest < overflow.EXACT_FLOAT32 else "float64"
 
 

@@ -30,9 +30,10 @@ import numpy as np
 import torch
 
 from snnconv import ann
+from snnconv.errors import BadGraphError
 from snnconv.ir import IF, Affine, Conv, Dense, Graph, Input, Layer, Output, Pool, Round
 
-__all__ = ["Interval", "current_bounds", "analyze", "LayerBounds", "EXACT_FLOAT32", "EXACT_FLOAT64"]
+__all__ = ["Interval", "current_bounds", "analyze", "exact_dtype", "LayerBounds", "EXACT_FLOAT32", "EXACT_FLOAT64"]
 
 EXACT_FLOAT32 = 2 ** 24
 EXACT_FLOAT64 = 2 ** 53
@@ -153,3 +154,19 @@ def _absolute(layer: Layer, bias: bool = True) -> Layer:
         return dataclasses.replace(layer, scale=np.abs(layer.scale),
                                    shift=np.abs(layer.shift) if bias else np.zeros_like(layer.shift))
     return layer
+
+
+def exact_dtype(bounds: list[LayerBounds]) -> str:
+    """float32 when every partial sum, and every membrane plus its input, stays below 2^24, else float64.
+
+    Membranes saturate at the state range, so that range caps their contribution.
+    """
+    largest = 0.0
+    for b in bounds:
+        membrane = max(abs(b.membrane[0]), abs(b.membrane[1]))
+        if b.state_range is not None:
+            membrane = min(membrane, -b.state_range[0])
+        largest = max(largest, membrane + b.partial_sum)
+    if largest >= EXACT_FLOAT64:
+        raise BadGraphError(f"partial sums reach {largest:.3g}: beyond exact float64 arithmetic (2^53)")
+    return "float32" if largest < EXACT_FLOAT32 else "float64"

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from snnconv import ann, overflow
-from snnconv.errors import BadGraphError
+from snnconv.errors import BadDataError, BadGraphError
 from snnconv.ir import IF, Graph, Input, Layer, Output, Pool
 
 __all__ = ["simulate", "SimulationResult", "Probe", "CHUNK_ELEMENTS"]
@@ -75,8 +75,10 @@ def simulate(graph: Graph, x, timesteps: int, checkpoints: Iterable[int] = (), e
         raise BadGraphError(f"graph {graph.name!r} is not spiking; run the spike pass first")
     encoding = encoding or graph.fact("encoding", "current")
     stops = sorted({int(t) for t in checkpoints if 0 < t <= timesteps} | {timesteps})
-    batch = ann.as_batch(graph, x).to(device, getattr(torch, graph.fact("dtype", "float32")))
-    run = _Run(graph, batch, encoding, seed, probe, _may_saturate(graph, timesteps, batch))
+    batch = ann.as_batch(graph, x)
+    dtype, checked = _arithmetic(graph, timesteps, batch)
+    run = _Run(graph, batch.to(device, getattr(torch, graph.fact("dtype", "float32"))), dtype, encoding, seed, probe,
+               checked)
     outputs, step = {}, 0
     with torch.no_grad():
         for steps in _chunks(timesteps, run.steps_per_chunk()):
@@ -100,11 +102,12 @@ def _chunks(timesteps: int, most: int) -> list[int]:
 class _Run:
     """The state of one simulation: membranes, max-pool counts, output integral, saturations."""
 
-    def __init__(self, graph: Graph, batch: torch.Tensor, encoding: str, seed: int, probe: Probe | None,
-                 checked: set[str]):
-        self.graph, self.batch, self.encoding, self.probe, self.checked = graph, batch, encoding, probe, checked
+    def __init__(self, graph: Graph, batch: torch.Tensor, dtype: torch.dtype, encoding: str, seed: int,
+                 probe: Probe | None, checked: set[str]):
+        self.graph, self.encoding, self.probe, self.checked = graph, encoding, probe, checked
+        self.batch = batch.to(dtype)
         self.generator = torch.Generator(batch.device).manual_seed(seed)
-        self.v = {layer.name: _initial_membrane(layer, batch).expand(len(batch), *layer.shape).clone()
+        self.v = {layer.name: _initial_membrane(layer, self.batch).expand(len(batch), *layer.shape).clone()
                   for layer in graph if isinstance(layer, IF)}
         self.spike_totals = {name: torch.zeros_like(v) for name, v in self.v.items()}
         self.counts: dict[str, torch.Tensor] = {}
@@ -112,7 +115,8 @@ class _Run:
         self.saturations: dict[str, int] = {}
         self.integral: torch.Tensor | None = None
         self.static = _static_layers(graph) if encoding == "current" else set()
-        self.constant = _run_static(graph, batch, self.static)
+        # the host computes input currents in the program's dtype; the chip's integers are exact in ``dtype``
+        self.constant = {name: value.to(dtype) for name, value in _run_static(graph, batch, self.static).items()}
         self.readers = _readers(graph)
 
     def steps_per_chunk(self) -> int:
@@ -201,17 +205,27 @@ class _Run:
             v.clamp_(low, high)
 
 
-def _may_saturate(graph: Graph, timesteps: int, batch: torch.Tensor) -> set[str]:
-    """The layers whose membranes might leave their state bits on this batch; the others need no check.
+def _arithmetic(graph: Graph, timesteps: int, batch: torch.Tensor) -> tuple[torch.dtype, set[str]]:
+    """The dtype exact for this batch, and the layers whose membranes might leave their state bits.
 
-    The overflow analysis bounds every membrane for inputs in a range; the range taken
-    holds this batch's values and rate-coded spikes (0 and 1) alike.
+    The overflow analysis bounds every partial sum and membrane for inputs in a range;
+    the range taken holds this batch's values and rate-coded spikes (0 and 1) alike. The
+    compiler proved its dtype for the calibration range; inputs far outside it may need
+    float64. Layers that provably cannot saturate are not checked every step.
     """
+    dtype = getattr(torch, graph.fact("dtype", "float32"))
     if not any(getattr(layer, "state_bits", None) is not None for layer in graph):
-        return set()
+        return dtype, set()
     low, high = min(float(batch.min()), 0.0), max(float(batch.max()), 1.0)
-    return {b.name for b in overflow.analyze(graph, timesteps, (low, high))
-            if b.state_range is not None and not (b.state_range[0] <= b.membrane[0] and b.membrane[1] <= b.state_range[1])}
+    bounds = overflow.analyze(graph, timesteps, (low, high))
+    try:
+        exact = getattr(torch, overflow.exact_dtype(bounds))
+    except BadGraphError as exc:
+        raise BadDataError(f"inputs in [{low:g}, {high:g}] over {timesteps} steps: {exc}; "
+                           "scale the inputs as the ANN expects them") from None
+    checked = {b.name for b in bounds if b.state_range is not None
+               and not (b.state_range[0] <= b.membrane[0] and b.membrane[1] <= b.state_range[1])}
+    return (exact if exact == torch.float64 else dtype), checked
 
 
 def _over_time(x: torch.Tensor, constant: bool, steps: int) -> torch.Tensor:

@@ -1,0 +1,134 @@
+"""Property test: the chip model equals the literal per-core reference, bit for bit, on random networks.
+
+For every integer target, shrunk to small cores (``random_networks.small_cores``) so that
+tiling, halos, input groups and shared cores occur, a random network is converted,
+quantized and mapped, written to a ``.snn`` artifact and read back. The chip model runs
+the artifact's program (``snnconv.snn.simulate``, as ``snnconv.chip`` does); the
+reference (``reference_sim.Reference``) executes the per-core int64 tables of the
+compiled graph literally. At every step, every IF membrane (after integration and
+saturation, before reset, hence every spike) and the output integral must be equal;
+after the run, every population's spike count and the outputs.
+
+Inputs are drawn in the calibration range and far beyond it (scaled up to 1e5 times, and
+negative); runs last 8 or 64 steps. Host-computed input currents are clipped to the bias
+format, so membranes reach the state bits in the long runs: about a third of the examples
+saturate on loihi and loihi2, a few on speck. The output integrator is sized for 1, 8 or 32
+steps; reset to zero (``reset="zero"``) is drawn where the target needs it (loihi).
+
+``SNNCONV_HYPOTHESIS_EXAMPLES`` raises the number of examples per target (25 by default).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, Phase, event, given, settings
+from hypothesis import strategies as st
+from random_networks import networks, small_cores
+from reference_sim import Reference, _window_max
+
+from snnconv import artifact, targets
+from snnconv.errors import DoesNotFitError
+from snnconv.ir import IF, Graph, Pool
+from snnconv.pipeline import convert, to_cores, to_target
+from snnconv.snn import simulate
+
+INTEGER_TARGETS = [name for name in targets.names() if not targets.get(name).precision.is_float]
+EXAMPLES = int(os.environ.get("SNNCONV_HYPOTHESIS_EXAMPLES", "25"))
+SCALES = (3.0, 30.0, 1e3, 1e5, -5.0, -1e5)  # input samples beyond the calibration range [0, 1)
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, print_blob=True,
+                    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],  # explaining takes minutes
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The tensors here are tiny: torch's thread pool costs more than it saves (4x slower on a busy 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@st.composite
+def inputs(draw, shape: tuple[int, ...]) -> np.ndarray:
+    """Two to four samples: one in the calibration range [0, 1), the others scaled far beyond it, of either sign."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    scales = [1.0] + [draw(st.sampled_from(SCALES)) for _ in range(draw(st.integers(1, 3)))]
+    return np.stack([scale * rng.random(shape) for scale in scales]).astype(np.float32)
+
+
+def _mapped(graph: Graph, calibration: np.ndarray, target: str, reset: str, integrator_steps: int) -> Graph:
+    """``graph`` at ``target``'s precision (output integrator sized for ``integrator_steps``), on small cores;
+    on the target's own cores where the small ones cannot hold a layer."""
+    chip = small_cores(target)
+    quantized = to_target(convert(graph, calibration), chip, integrator_steps, reset)
+    try:
+        mapped = to_cores(quantized, chip, chips=10_000)
+        event("small cores")
+    except DoesNotFitError:
+        mapped = to_cores(quantized, targets.get(target), chips=10_000)
+        event("a layer needs the target's own cores")
+    return mapped.graph
+
+
+def _through_artifact(graph: Graph) -> Graph:
+    """What the chip model sees: the program as written to a ``.snn`` file and read back."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = artifact.write(Path(folder) / "net.snn", graph, {})
+        return artifact.read(path).graph
+
+
+def _chip_model(graph: Graph, x: np.ndarray, timesteps: int):
+    """The chip model's result, and every membrane it probed (per layer, one (N, neurons) array per step)."""
+    membranes: dict[str, list[np.ndarray]] = {}
+
+    def probe(name, current, v):
+        membranes.setdefault(name, []).append(v.reshape(len(x), -1).double().numpy().copy())
+
+    return simulate(graph, x, timesteps, probe=probe), membranes
+
+
+def _reference_spike_counts(graph: Graph, membranes: dict[str, list[np.ndarray]], batch: int) -> dict:
+    """Each IF layer's spikes (membrane at or above threshold, step by step); a spiking max pool's count is
+    the largest count in its window."""
+    counts = {}
+    for layer in graph:
+        if isinstance(layer, IF):
+            counts[layer.name] = sum((v >= layer.threshold).astype(np.int64) for v in membranes[layer.name])
+        elif isinstance(layer, Pool) and layer.mode == "max":
+            source = counts[layer.inputs[0]]
+            counts[layer.name] = _window_max(layer, source, graph.input_shapes(layer)[0], batch)
+    return counts
+
+
+@pytest.mark.parametrize("target", INTEGER_TARGETS)
+@SETTINGS
+@given(case=networks(), data=st.data(), reset=st.sampled_from(["emulate", "zero"]),
+       integrator_steps=st.sampled_from([1, 8, 32]), timesteps=st.sampled_from([8, 64]))
+def test_chip_model_equals_the_literal_reference_on_random_networks(target, case, data, reset, integrator_steps,
+                                                                     timesteps):
+    graph, calibration = case
+    compiled = _mapped(graph, calibration, target, reset, integrator_steps)
+    x = data.draw(inputs(graph.input.shape), label="x")
+
+    result, fast = _chip_model(_through_artifact(compiled), x, timesteps)
+    reference = Reference(compiled).run(x, timesteps)
+    event("saturated" if result.saturations else "no saturation")
+
+    assert set(fast) == set(reference)
+    for name, steps in reference.items():
+        for step, (mine, literal) in enumerate(zip(fast[name], steps, strict=True), start=1):
+            np.testing.assert_array_equal(mine, literal.astype(np.float64), err_msg=f"{name} at step {step}")
+    output = compiled.output
+    np.testing.assert_array_equal(result.outputs[timesteps],
+                                  reference[output.name][-1].astype(np.float64) / timesteps * output.scale)
+    counts = _reference_spike_counts(compiled, reference, len(x))
+    assert set(result.spike_counts) == set(counts)
+    for name, count in counts.items():
+        np.testing.assert_array_equal(result.spike_counts[name].reshape(len(x), -1), count, err_msg=name)
