@@ -19,7 +19,7 @@ def __getattr__(name: str):
 
         return getattr(snnconv.compiled, name)
     if name == "evaluate":
-        from snnconv.ann import evaluate
+        from snnconv.evaluation import evaluate
 
         return evaluate
     if name == "ann":

@@ -22,6 +22,9 @@ i.e. cores work in parallel and a step ends when the busiest core is done (barri
 synchronization, Loihi-style), plus the longest route across a chip's mesh (an
 assumption: routes run in parallel and the step waits for the longest possible one).
 Messages across chips cost ``E_chip`` each; their latency is not modeled.
+
+Beside them, ``stats["neurobench"]`` holds the NeuroBench metrics of the run (see
+``snnconv.metrics``); the ANN's own cost is added by ``CompiledNetwork.run``.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from snnconv import geometry
+from snnconv import geometry, metrics
 from snnconv.ir import IF, Graph
 from snnconv.mapping import Mapping
 from snnconv.snn import simulate
@@ -61,9 +64,10 @@ class RunResult:
 def run(graph: Graph, target: Target, x: np.ndarray, timesteps: int, batch_size: int = 256,
         device: str = "cpu", progress=None) -> RunResult:
     """Simulate ``x`` (N, *input shape) in batches; statistics averaged per sample."""
-    outputs, counts, saturations = [], {}, {}
+    outputs, counts, saturations, input_macs = [], {}, {}, 0.0
     for start in range(0, len(x), batch_size):
         result = simulate(graph, x[start:start + batch_size], timesteps, device=device)
+        input_macs += metrics.effective_macs(graph, x[start:start + batch_size])
         outputs.append(result.outputs[timesteps])
         for name, c in result.spike_counts.items():
             counts[name] = counts.get(name, 0) + c.sum(axis=0)
@@ -78,6 +82,7 @@ def run(graph: Graph, target: Target, x: np.ndarray, timesteps: int, batch_size:
     mean_counts = {name: c / samples for name, c in counts.items()}
     output = np.concatenate(outputs)
     stats = statistics(graph, target, mean_counts, timesteps) if graph.fact("mapping") else {}
+    stats["neurobench"] = metrics.neurobench(graph, target, mean_counts, timesteps, input_macs / samples)
     stats["saturations"] = saturations
     return RunResult(output.argmax(axis=1), output, timesteps, stats, mean_counts, saturations)
 

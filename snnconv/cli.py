@@ -11,7 +11,8 @@ import json
 import sys
 
 from snnconv import __version__
-from snnconv.errors import SnnconvError
+from snnconv.errors import BadDataError, SnnconvError
+from snnconv.progress import Progress, reporting, silence
 
 __all__ = ["main"]
 
@@ -36,6 +37,16 @@ def _percentile(text: str) -> float | str:
     if not 0 < value <= 100:
         raise argparse.ArgumentTypeError(f"{text!r}: give a percentile in (0, 100], or auto")
     return value
+
+
+def _timesteps(text: str) -> tuple[int, ...]:
+    try:
+        steps = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of timesteps like 8,16,32") from None
+    if min(steps) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: every T must be a positive integer")
+    return steps
 
 
 def _cmd_inspect(args: argparse.Namespace) -> None:
@@ -91,15 +102,19 @@ def _cmd_compile(args: argparse.Namespace) -> None:
     from snnconv.data import load_npz
 
     calibration = load_npz(args.calibration)[0] if args.calibration else None
-    net = snnconv.compile(args.model, args.target, calibration, input_shape=args.input_shape,
-                          timesteps=args.timesteps, chips=args.chips, percentile=args.percentile, reset=args.reset)
+    with reporting("compiling"):
+        net = snnconv.compile(args.model, args.target, calibration, input_shape=args.input_shape,
+                              timesteps=args.timesteps, chips=args.chips, percentile=args.percentile, reset=args.reset)
     path = net.save(args.output)
+    written = {"artifact": str(path)}
+    if args.nir:
+        written["nir"], written["nir_warnings"] = str(args.nir), net.to_nir(args.nir)
     report = net.report
     if args.json:
-        print(json.dumps({"artifact": str(path), "report": report.to_dict()}, indent=2))
+        print(json.dumps({**written, "report": report.to_dict()}, indent=2))
     else:
         print(report.render())
-        print(f"\nwrote {path}")
+        print("\n" + "\n".join(f"wrote {path}" for key, path in written.items() if key != "nir_warnings"))
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
@@ -108,7 +123,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
 
     net = snnconv.load(args.artifact)
     x, y = load_npz(args.data)
-    result = net.run(x, args.timesteps, args.batch_size, args.device)
+    result = net.run(x, args.timesteps, args.batch_size, args.device, Progress("simulating", len(x), "samples"))
     summary = {"samples": len(x), "timesteps": result.timesteps, "predictions": result.predictions.tolist(),
                "accuracy": result.accuracy(y) if y is not None else None,
                "stats": {k: v for k, v in result.stats.items() if k != "per_core"}}
@@ -119,22 +134,61 @@ def _cmd_run(args: argparse.Namespace) -> None:
 
 
 def _print_run(summary: dict, target: str) -> None:
+    from snnconv.table import render_table
+
     stats = summary["stats"]
     if summary["accuracy"] is not None:
         print(f"accuracy: {100 * summary['accuracy']:.2f}% on {summary['samples']:,} samples at "
               f"T = {summary['timesteps']}")
-    print(f"per inference on {target}: {stats['spikes']:,.0f} spikes, {stats['synaptic_ops']:,.0f} synaptic ops, "
-          f"{stats['energy_uj']:,.1f} uJ, {stats['latency_us']:,.0f} us (modeled; see `snnconv targets`)")
+    ann = stats.get("ann", {})
+    rows = [["operations", f"{stats['synaptic_ops']:,.0f} synaptic ops", f"{ann['macs']:,} MACs" if ann else "-"],
+            ["spikes", f"{stats['spikes']:,.0f}", "-"],
+            ["energy", f"{stats['energy_uj']:,.1f} uJ", f"{ann['energy_uj']:,.2f} uJ" if ann else "-"],
+            ["latency", f"{stats['latency_us']:,.0f} us",
+             f"{ann['latency_us']:,.0f} us (onnxruntime, batch 1)" if ann.get("latency_us") else "-"]]
+    print(render_table(["per inference", f"SNN on {target} (modeled)", "ANN"], rows))
+    bench = stats.get("neurobench")
+    if bench:
+        ops = bench["synaptic_operations"]
+        print(f"NeuroBench: effective ACs {ops['effective_acs']:,.0f}, effective MACs {ops['effective_macs']:,.0f}, "
+              f"activation sparsity {bench['activation_sparsity']:.3f}, connection sparsity "
+              f"{bench['connection_sparsity']:.3f}, footprint {bench['footprint_bytes']:,} bytes")
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
     import snnconv
+    from snnconv.data import load_npz
 
-    report = snnconv.load(args.artifact).report
+    net = snnconv.load(args.artifact)
+    report = net.report
+    if args.html:
+        run, accuracy = None, None
+        if args.data:
+            x, y = load_npz(args.data)
+            run = net.run(x, batch_size=args.batch_size, progress=Progress("simulating", len(x), "samples"))
+            accuracy = {"snn": {run.timesteps: run.accuracy(y)}} if y is not None else None
+        path = net.write_html(args.html, run, accuracy)
+        print(json.dumps({"html": str(path)}, indent=2) if args.json else f"wrote {path}")
+        return
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.render())
 
 
+def _cmd_eval(args: argparse.Namespace) -> None:
+    import snnconv
+    from snnconv.data import load_npz
+
+    x, y = load_npz(args.data)
+    if y is None:
+        raise BadDataError(f"{args.data}: has no labels y; eval needs them to score accuracy")
+    calibration = load_npz(args.calibration)[0] if args.calibration else None
+    evaluation = snnconv.evaluate(args.model, (x, y), target=args.target, timesteps=args.timesteps,
+                                  calibration=calibration, input_shape=args.input_shape, reset=args.reset,
+                                  batch_size=args.batch_size)
+    print(json.dumps(evaluation.to_dict(), indent=2) if args.json else evaluation.render())
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
+    import dataclasses
     import tempfile
     from importlib import resources
 
@@ -145,24 +199,31 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     models = resources.files("snnconv.models")
     calibration = np.load(models.joinpath("mnist_calib.npz"), allow_pickle=False)["x"]
     test = np.load(models.joinpath("mnist_test.npz"), allow_pickle=False)
-    print("compiling the bundled MNIST CNN for loihi (calibration: 500 bundled digits, T = 32) ...",
-          file=sys.stderr)
-    net = snnconv.compile(str(models.joinpath("mnist_cnn.onnx")), "loihi", calibration, timesteps=32)
-    with tempfile.TemporaryDirectory() as folder:
-        net = snnconv.load(net.save(f"{folder}/mnist_cnn.snn"))
+    model = str(models.joinpath("mnist_cnn.onnx"))
+    if not args.json:
+        print("compiling the bundled MNIST CNN for loihi (calibration: 500 bundled digits, T = 32) ...",
+              file=sys.stderr)
+    with reporting("compiling"):
+        net = snnconv.compile(model, "loihi", calibration, timesteps=32)
+    with tempfile.TemporaryDirectory() as folder:  # run what the artifact holds; the ANN's timing is not stored
+        net = dataclasses.replace(snnconv.load(net.save(f"{folder}/mnist_cnn.snn")), ann=net.ann)
+    ann = float((snnconv.ann.evaluate(snnconv.load_onnx(model), test["x"]).argmax(1) == test["y"]).mean())
+    result = net.run(test["x"], 32, progress=Progress("simulating", len(test["x"]), "samples"))
+    summary = {"samples": len(test["x"]), "timesteps": 32, "ann_accuracy": ann, "accuracy": result.accuracy(test["y"]),
+               "stats": {k: v for k, v in result.stats.items() if k != "per_core"}}
+    if args.json:
+        print(json.dumps({**summary, "report": net.report.to_dict()}, indent=2))
+        return
     print(net.report.render())
-    ann = float((snnconv.evaluate(snnconv.load_onnx(str(models.joinpath("mnist_cnn.onnx"))), test["x"]).argmax(1)
-                 == test["y"]).mean())
-    result = net.run(test["x"], 32)
     print(f"\nANN accuracy: {100 * ann:.2f}%  (float, onnx model)")
-    _print_run({"samples": len(test["x"]), "timesteps": 32, "accuracy": result.accuracy(test["y"]),
-                "stats": result.stats}, net.target.name)
+    _print_run(summary, net.target.name)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="snnconv", description="ANN-to-SNN conversion compiler for neuromorphic chips.")
     parser.add_argument("--version", action="version", version=f"snnconv {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars (they only show on a terminal)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     inspect = commands.add_parser("inspect", help="show a model as snnconv reads it: layers, shapes, params, MACs")
@@ -184,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="on chips without subtractive reset: emulate it (2 compartments) or reset to zero")
     compile_.add_argument("--input-shape", type=_shape, metavar="C,H,W", help="one sample's shape, if dynamic")
     compile_.add_argument("-o", "--output", required=True, metavar="OUT.snn", help="where to write the artifact")
+    compile_.add_argument("--nir", metavar="FILE.nir", help="also export the network to NIR (see the README)")
     compile_.add_argument("--json", action="store_true", help="print the report as JSON")
     compile_.set_defaults(run=_cmd_compile)
 
@@ -198,10 +260,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="the partitioning report of a .snn artifact")
     report.add_argument("artifact", help="a .snn file from `snnconv compile`")
+    report.add_argument("--html", metavar="FILE.html", help="write a self-contained HTML report with pictures")
+    report.add_argument("--data", metavar="DATA.npz", help="with --html: run these samples to add spikes and energy")
+    report.add_argument("--batch-size", type=int, default=256, help=argparse.SUPPRESS)
     report.add_argument("--json", action="store_true", help="print the report as JSON")
     report.set_defaults(run=_cmd_report)
 
+    evaluate = commands.add_parser("eval", help="ANN vs SNN accuracy at several T, compiling once")
+    evaluate.add_argument("model", help="path of an .onnx model")
+    evaluate.add_argument("--data", required=True, metavar="DATA.npz", help="samples x and labels y")
+    evaluate.add_argument("--target", default="loihi", help="a target name or a .toml file")
+    evaluate.add_argument("--timesteps", type=_timesteps, default=(8, 16, 32), metavar="T,T,...",
+                          help="the T to score (default 8,16,32); compiled for the largest")
+    evaluate.add_argument("--calibration", metavar="DATA.npz", help="calibration samples (default: the first 500 of --data)")
+    evaluate.add_argument("--reset", choices=("emulate", "zero"), default="emulate", help=argparse.SUPPRESS)
+    evaluate.add_argument("--input-shape", type=_shape, metavar="C,H,W", help="one sample's shape, if dynamic")
+    evaluate.add_argument("--batch-size", type=int, default=256)
+    evaluate.add_argument("--json", action="store_true", help="print the table as JSON")
+    evaluate.set_defaults(run=_cmd_eval)
+
     demo = commands.add_parser("demo", help="compile, run and report the bundled MNIST CNN on loihi")
+    demo.add_argument("--json", action="store_true", help="print accuracy, statistics and report as JSON")
     demo.set_defaults(run=_cmd_demo)
 
     chips = commands.add_parser("targets", help="list the chips snnconv compiles for, with their limits")
@@ -213,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    silence(args.quiet)
     try:
         args.run(args)
     except SnnconvError as exc:

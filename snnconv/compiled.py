@@ -5,6 +5,11 @@
 tuned for ``timesteps``, legalization and quantization for the target, partition and
 placement. The ``CompiledNetwork`` it returns runs on the chip model, reports its
 partition and saves the ``.snn`` artifact; ``load`` reads one back.
+
+The ANN's own cost (``snnconv.ann_cost``: MACs, modeled energy, onnxruntime latency) is
+measured before conversion and kept in ``ann``; ``run`` adds it to the statistics. The
+artifact keeps its MACs and energy but not the timing, which differs on every compilation
+and would break byte-identical output: a loaded network's ANN latency is None.
 """
 
 from __future__ import annotations
@@ -14,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from snnconv import artifact, targets
+from snnconv import ann_cost, artifact, targets
 from snnconv.errors import BadArtifactError
 from snnconv.ir import Graph
 from snnconv.targets.target import Target, from_dict
 
-__all__ = ["compile", "load", "CompiledNetwork"]
+__all__ = ["CompiledNetwork", "compile", "load"]
 
 DEFAULT_TIMESTEPS = 32
 
@@ -32,12 +37,15 @@ class CompiledNetwork:
     target: Target
     options: dict = field(default_factory=dict)
     notes: dict = field(default_factory=dict)
+    ann: dict = field(default_factory=dict)  # the ANN's cost per inference (ann_cost.ann_cost), if known
 
     @property
     def report(self):
         from snnconv.report import PartitionReport
 
-        return PartitionReport.from_graph(self.graph, self.target)
+        report = PartitionReport.from_graph(self.graph, self.target)
+        report.network = self
+        return report
 
     @property
     def timesteps(self) -> int:
@@ -47,14 +55,31 @@ class CompiledNetwork:
         """Simulate the chip on ``x``: predictions, outputs and per-inference statistics (``RunResult``)."""
         from snnconv.chip import run
 
-        return run(self.graph, self.target, np.asarray(x), timesteps or self.timesteps, batch_size, device, progress)
+        result = run(self.graph, self.target, np.asarray(x), timesteps or self.timesteps, batch_size, device, progress)
+        if self.ann:
+            result.stats["ann"] = dict(self.ann)
+        return result
 
     def save(self, path: str | Path) -> Path:
         """Write the ``.snn`` artifact atomically; the same compilation always gives the same bytes."""
         from snnconv import __version__
 
         extra = {"snnconv": __version__, "target": self.target.to_dict(), "options": self.options}
+        if self.ann:
+            extra["ann"] = ann_cost.deterministic(self.ann)
         return artifact.write(path, self.graph, extra)
+
+    def write_html(self, path: str | Path, run=None, accuracy: dict | None = None) -> Path:
+        """The partitioning report as one self-contained HTML page; with ``run`` (a ``RunResult``), its activity."""
+        from snnconv import html_report
+
+        return html_report.write(self, path, run, accuracy, title=self.options.get("model"))
+
+    def to_nir(self, path: str | Path) -> list[str]:
+        """Export to NIR (``snnconv.export``); returns what NIR could not express, also logged as warnings."""
+        from snnconv.export import write_nir
+
+        return write_nir(self, path)
 
 
 def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=None, *, example=None,
@@ -64,13 +89,23 @@ def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=No
     from snnconv.pipeline import convert, to_cores
 
     chip = targets.get(target)
-    graph = _load(model, example, input_shape)
+    graph, onnx_model = _load(model, example, input_shape)
+    cost = ann_cost.ann_cost(graph, onnx_model)
     conversion = convert(graph, calibration, target=chip, reset=reset, percentile=percentile, encoding=encoding,
                          timesteps=timesteps)
     mapped = to_cores(conversion, chip, chips, calibration)
-    options = {"timesteps": timesteps, "chips": chips, "percentile": percentile, "reset": reset,
-               "encoding": encoding}
-    return CompiledNetwork(mapped.graph, chip, options, mapped.notes)
+    options = {"model": _name(model, graph), "timesteps": timesteps, "chips": chips, "percentile": percentile,
+               "reset": reset, "encoding": encoding}
+    return CompiledNetwork(mapped.graph, chip, options, mapped.notes, cost)
+
+
+def _name(model, graph: Graph) -> str:
+    """What reports call the model: its file's stem, a torch module's class, or the graph's name."""
+    if isinstance(model, (str, Path)):
+        return Path(model).stem
+    if hasattr(model, "forward") and hasattr(model, "parameters"):
+        return type(model).__name__
+    return graph.name
 
 
 def load(path: str | Path) -> CompiledNetwork:
@@ -80,7 +115,17 @@ def load(path: str | Path) -> CompiledNetwork:
         target = from_dict(_finite(loaded.manifest["target"]), f"{path} (target)")
     except KeyError:
         raise BadArtifactError(f"{path}: manifest has no target") from None
-    return CompiledNetwork(loaded.graph, target, dict(loaded.manifest.get("options", {})))
+    return CompiledNetwork(loaded.graph, target, dict(loaded.manifest.get("options", {})),
+                           ann=_stored_ann(loaded.manifest))
+
+
+def _stored_ann(manifest: dict) -> dict:
+    """The manifest's ANN block, with the latency that the artifact does not store marked as such."""
+    if "ann" not in manifest:
+        return {}
+    return {**manifest["ann"], "latency_us": None,
+            "latency_source": "not stored in the artifact (a timing would break byte-identical output); "
+                              "compile the model in this process to measure it"}
 
 
 def _finite(value):
@@ -92,15 +137,20 @@ def _finite(value):
     return float("inf") if value == "inf" else value
 
 
-def _load(model, example, input_shape) -> Graph:
+def _load(model, example, input_shape):
+    """The IR graph of ``model`` and the ONNX ModelProto it was read from (None for a graph), to time the ANN."""
     if isinstance(model, Graph):
-        return model
+        return model, None
+    from snnconv.frontend.importer import import_model
+
     if hasattr(model, "forward") and hasattr(model, "parameters"):
-        from snnconv.frontend import load_torch
+        from snnconv.frontend.torch_export import export_module
 
         if example is None:
             raise TypeError("compiling a torch module needs example=<one input batch>")
-        return load_torch(model, example)
-    from snnconv.frontend import load_onnx
+        proto = export_module(model, example)
+        return import_model(proto, f"<{type(model).__name__}>", tuple(example.shape[1:])), proto
+    from snnconv.frontend.reader import read_model
 
-    return load_onnx(model, input_shape=input_shape)
+    proto, label = read_model(model)
+    return import_model(proto, label, input_shape), proto

@@ -14,6 +14,7 @@ __all__ = [
     "BadTargetError",
     "DoesNotFitError",
     "BadArtifactError",
+    "MissingDependencyError",
 ]
 
 
@@ -47,3 +48,7 @@ class DoesNotFitError(SnnconvError):
 
 class BadArtifactError(SnnconvError):
     """A ``.snn`` file that is missing, damaged, tampered with, or of a newer format."""
+
+
+class MissingDependencyError(SnnconvError):
+    """An optional package that a feature needs is not installed; the message says what to install."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from snnconv import ann, geometry
+from snnconv import ann, geometry, progress
 from snnconv.data import iter_batches
 from snnconv.errors import SnnconvError
 from snnconv.ir import Graph
@@ -136,6 +136,7 @@ def _spiking(graph: Graph, calibration, percentile, per_channel, max_pool, encod
 
 
 def _run(step, graph: Graph, notes: dict) -> Graph:
+    progress.stage(step.name)
     try:
         result = step.run(graph)
     except SnnconvError as exc:
@@ -156,6 +157,7 @@ def _agreement(ann_graph: Graph, trials: dict[tuple, Graph], samples: np.ndarray
     """Fraction of tuning samples where each SNN's prediction equals the ANN's (one trial: not simulated)."""
     if len(trials) == 1:
         return {next(iter(trials)): float("nan")}
+    progress.stage(f"tuning: {len(trials)} candidates simulated on {len(samples)} samples at T = {timesteps}")
     target = ann.evaluate(ann_graph, samples).argmax(axis=1)
     return {key: float((simulate(g, samples, timesteps).predictions() == target).mean())
             for key, g in trials.items()}

@@ -33,12 +33,22 @@ class PartitionReport:
         mapping: Mapping | None = graph.fact("mapping")
         if mapping is None:
             raise BadGraphError(f"graph {graph.name!r} has no mapping; run partition and place first")
-        capacity = _Capacity(target)
+        capacity = Capacity(target)
         return cls(target.name, _layers(graph, mapping, capacity), _chips(mapping, capacity),
                    _totals(mapping, capacity, target))
 
+    network: object = field(default=None, repr=False, compare=False)  # the CompiledNetwork, for to_html
+
     def to_dict(self) -> dict:
         return {"target": self.target, "layers": self.layers, "chips": self.chips, "totals": self.totals}
+
+    def to_html(self, run=None, accuracy: dict | None = None) -> str:
+        """The report as one self-contained HTML page with pictures (``snnconv.html_report``)."""
+        from snnconv import html_report
+
+        if self.network is None:
+            raise BadGraphError("this report was built from a bare graph; use CompiledNetwork.report for HTML")
+        return html_report.render(self.network, run, accuracy)
 
     def render(self) -> str:
         header = ["layer", "kind", "neurons", "synapses", "cores", "tile (c,h,w)", "groups", "neuron %", "axon %",
@@ -65,7 +75,7 @@ def _pct(value: float) -> str:
     return f"{100 * value:.1f}"
 
 
-class _Capacity:
+class Capacity:
     def __init__(self, target: Target):
         core = target.core
         self.neurons = max(core.neurons) if isinstance(core.neurons, tuple) else core.neurons
@@ -86,7 +96,7 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def _layers(graph: Graph, mapping: Mapping, capacity: _Capacity) -> list[dict]:
+def _layers(graph: Graph, mapping: Mapping, capacity: Capacity) -> list[dict]:
     cores_of: dict[str, list[Core]] = {}
     neurons: dict[str, int] = {}
     synapses: dict[str, int] = {}
@@ -108,7 +118,7 @@ def _layers(graph: Graph, mapping: Mapping, capacity: _Capacity) -> list[dict]:
     return rows
 
 
-def _chips(mapping: Mapping, capacity: _Capacity) -> list[dict]:
+def _chips(mapping: Mapping, capacity: Capacity) -> list[dict]:
     rows = []
     traffic = mapping.traffic.get("per_chip", {})
     for chip in sorted({core.chip for core in mapping.cores}):
@@ -120,7 +130,7 @@ def _chips(mapping: Mapping, capacity: _Capacity) -> list[dict]:
     return rows
 
 
-def _totals(mapping: Mapping, capacity: _Capacity, target: Target) -> dict:
+def _totals(mapping: Mapping, capacity: Capacity, target: Target) -> dict:
     used = [capacity.utilization(core) for core in mapping.cores]
     return {"cores": len(mapping.cores), "chips": mapping.chips, "cores_per_chip": target.chip.cores,
             "neurons": sum(t.size for c in mapping.cores for t in c.tiles if t.group == 0),

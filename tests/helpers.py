@@ -35,7 +35,7 @@ def assert_matches_onnxruntime(model: onnx.ModelProto, x: np.ndarray, tolerance:
     """Import ``model``, validate the IR, and compare its evaluation with onnxruntime's."""
     graph = snnconv.load_onnx(model).validate()
     expected = onnxruntime_output(model, x)
-    actual = snnconv.evaluate(graph, x)
+    actual = snnconv.ann.evaluate(graph, x)
     assert actual.shape == expected.shape
     np.testing.assert_allclose(actual, expected, rtol=0, atol=tolerance)
     return graph

@@ -117,3 +117,40 @@ def test_bad_inputs_give_one_line_and_exit_code_2(args, needle, tmp_path):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and needle in result.stderr
     assert not (tmp_path / "x.snn").exists()
+
+
+def test_eval_json_scores_the_ann_and_every_t(tmp_path):
+    data = tmp_path / "few.npz"
+    test = np.load(MODELS.joinpath("mnist_test.npz"))
+    np.savez(data, x=test["x"][:100], y=test["y"][:100])
+    result = snnconv_cli("eval", str(MODELS.joinpath("mnist_mlp.onnx")), "--data", str(data), "--timesteps", "4,16",
+                         "--calibration", str(MODELS.joinpath("mnist_calib.npz")), "--json")
+    assert result.returncode == 0, result.stderr
+    table = json.loads(result.stdout)
+    ann = snnconv.ann.evaluate(snnconv.load_onnx(str(MODELS.joinpath("mnist_mlp.onnx"))), test["x"][:100])
+    assert table["ann_accuracy"] == float((ann.argmax(1) == test["y"][:100]).mean())
+    assert [row["timesteps"] for row in table["snn"]] == [4, 16]
+    assert table["snn"][1]["accuracy"] >= table["ann_accuracy"] - 0.05
+
+
+def test_eval_without_labels_is_one_line_and_exit_code_2(tmp_path):
+    data = tmp_path / "unlabelled.npz"
+    np.savez(data, x=np.zeros((3, 1, 28, 28), np.float32))
+    result = snnconv_cli("eval", str(MODELS.joinpath("mnist_mlp.onnx")), "--data", str(data))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "has no labels y" in result.stderr
+
+
+def test_bad_timesteps_list_is_exit_code_2():
+    result = snnconv_cli("eval", str(MODELS.joinpath("mnist_mlp.onnx")), "--data", "d.npz", "--timesteps", "8,x")
+    assert result.returncode == 2 and "not a list of timesteps" in result.stderr
+
+
+def test_demo_json_reports_ann_and_chip_accuracy_on_the_bundled_digits():
+    result = snnconv_cli("demo", "--json")
+    assert result.returncode == 0, result.stderr
+    demo = json.loads(result.stdout)
+    assert demo["samples"] == 1000 and demo["timesteps"] == 32
+    assert demo["ann_accuracy"] == json.loads((MODELS / "models.json").read_text())["cnn"]["test_accuracy"]
+    assert demo["accuracy"] >= demo["ann_accuracy"] - 0.01
+    assert demo["stats"]["energy_uj"] > 0 and demo["report"]["totals"]["cores"] > 0
+    assert result.stderr == ""  # no progress bars when stderr is not a terminal

@@ -57,7 +57,7 @@ def test_cnn_accuracy_at_32_steps_is_close_to_the_ann():
     calib = np.load(MODELS.joinpath("mnist_calib.npz"))["x"]
     spiking = convert(graph, calib).graph
     result = simulate(spiking, test["x"], 32)
-    ann_accuracy = (snnconv.evaluate(graph, test["x"]).argmax(1) == test["y"]).mean()
+    ann_accuracy = (snnconv.ann.evaluate(graph, test["x"]).argmax(1) == test["y"]).mean()
     snn_accuracy = (result.predictions() == test["y"]).mean()
     assert snn_accuracy >= ann_accuracy - 0.005
 

@@ -29,7 +29,7 @@ def test_bundled_model_matches_onnxruntime(name):
     assert path.stat().st_size < 2_000_000
     x, y = _test_digits()
     graph = snnconv.load_onnx(str(path))
-    actual = snnconv.evaluate(graph, x)
+    actual = snnconv.ann.evaluate(graph, x)
     expected = onnxruntime_output(onnx.load(str(path)), x)
     np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-4)
     accuracy = float((actual.argmax(1) == y).mean())

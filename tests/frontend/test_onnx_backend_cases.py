@@ -71,7 +71,7 @@ def test_the_case_list_is_complete():
 def test_supported_case_matches_onnxruntime(name, matches_onnxruntime):
     model, x, expected = _case(name)
     graph = matches_onnxruntime(model, x)
-    np.testing.assert_allclose(snnconv.evaluate(graph, x), expected, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(snnconv.ann.evaluate(graph, x), expected, rtol=0, atol=1e-4)
 
 
 @pytest.mark.parametrize("name", sorted(REASON))

@@ -380,9 +380,9 @@ def test_random_network_takes_any_batch_size(case, batch):
     model, x, _ = case
     graph = snnconv.load_onnx(model).validate()
     other = np.random.default_rng(batch).standard_normal((batch, *x.shape[1:])).astype(np.float32)
-    whole = snnconv.evaluate(graph, np.concatenate([x, other]))
-    np.testing.assert_allclose(whole[: len(x)], snnconv.evaluate(graph, x), rtol=0, atol=TOLERANCE)
-    one_by_one = np.concatenate([snnconv.evaluate(graph, other[i: i + 1]) for i in range(batch)])
+    whole = snnconv.ann.evaluate(graph, np.concatenate([x, other]))
+    np.testing.assert_allclose(whole[: len(x)], snnconv.ann.evaluate(graph, x), rtol=0, atol=TOLERANCE)
+    one_by_one = np.concatenate([snnconv.ann.evaluate(graph, other[i: i + 1]) for i in range(batch)])
     np.testing.assert_allclose(whole[len(x):], one_by_one, rtol=0, atol=TOLERANCE)
 
 

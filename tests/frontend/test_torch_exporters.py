@@ -167,7 +167,7 @@ def test_exporters_give_the_same_network(name):
     assert legacy.output.activation == dynamo.output.activation
     for batch in (EXAMPLE_BATCH, *OTHER_BATCHES):
         x = _inputs(sample_shape, batch, seed=batch).numpy()
-        from_legacy, from_dynamo = snnconv.evaluate(legacy, x), snnconv.evaluate(dynamo, x)
+        from_legacy, from_dynamo = snnconv.ann.evaluate(legacy, x), snnconv.ann.evaluate(dynamo, x)
         assert from_legacy.shape == from_dynamo.shape == (batch, *legacy.output.shape)
         np.testing.assert_allclose(from_legacy, from_dynamo, rtol=0, atol=TOLERANCE)
 
@@ -180,7 +180,7 @@ def test_graph_matches_the_torch_module(name, exporter, batch):
     module, sample_shape, graphs = _exported(name)
     x = _inputs(sample_shape, batch, seed=10 + batch)
     expected = _torch_output(module, x)
-    actual = snnconv.evaluate(graphs[exporter], x.numpy())
+    actual = snnconv.ann.evaluate(graphs[exporter], x.numpy())
     assert actual.shape == expected.shape == (batch, *graphs[exporter].output.shape)
     np.testing.assert_allclose(actual, expected, rtol=0, atol=TOLERANCE)
 
@@ -219,4 +219,4 @@ def test_ceil_mode_pool_whose_last_window_would_start_in_the_padding(exporter):
     module = CeilModeLastWindowInPadding().eval()
     graph = snnconv.load_torch(module, _inputs((2, 5, 5), EXAMPLE_BATCH, seed=0), exporter=exporter)
     x = _inputs((2, 5, 5), 3, seed=1)
-    np.testing.assert_allclose(snnconv.evaluate(graph, x.numpy()), _torch_output(module, x), rtol=0, atol=TOLERANCE)
+    np.testing.assert_allclose(snnconv.ann.evaluate(graph, x.numpy()), _torch_output(module, x), rtol=0, atol=TOLERANCE)

@@ -18,7 +18,7 @@ def _run(nodes, inits=None):
     graph = snnconv.load_onnx(make_model(nodes, X.shape, inits or {}))
     result = Canonicalize().run(graph)
     result.graph.validate()
-    np.testing.assert_allclose(snnconv.evaluate(result.graph, X), snnconv.evaluate(graph, X), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(snnconv.ann.evaluate(result.graph, X), snnconv.ann.evaluate(graph, X), rtol=0, atol=1e-5)
     return graph, result
 
 

@@ -34,7 +34,7 @@ def _fold(nodes_and_inits, output_rank=4):
     graph = snnconv.load_onnx(make_model(nodes, X.shape, inits, output_rank=output_rank))
     result = FoldBatchNorm().run(graph)
     result.graph.validate()
-    np.testing.assert_allclose(snnconv.evaluate(result.graph, X), snnconv.evaluate(graph, X), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(snnconv.ann.evaluate(result.graph, X), snnconv.ann.evaluate(graph, X), rtol=0, atol=1e-5)
     return result
 
 
@@ -84,4 +84,4 @@ def test_bundled_models_lose_all_batchnorms(model):
     folded = FoldBatchNorm().run(graph).graph
     assert not [layer for layer in folded if layer.kind in ("batchnorm", "affine")]
     x = np.load(resources.files("snnconv.models").joinpath("mnist_test.npz"))["x"][:100]
-    np.testing.assert_allclose(snnconv.evaluate(folded, x), snnconv.evaluate(graph, x), rtol=0, atol=1e-4)
+    np.testing.assert_allclose(snnconv.ann.evaluate(folded, x), snnconv.ann.evaluate(graph, x), rtol=0, atol=1e-4)

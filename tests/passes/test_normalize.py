@@ -31,8 +31,8 @@ def test_outputs_unchanged_up_to_output_scale(model, per_channel, calibrated):
     graph = _folded(model)
     result = Normalize(CALIB_X if calibrated else None, per_channel=per_channel).run(graph)
     normalized = result.graph.validate()
-    expected = snnconv.evaluate(graph, TEST_X)
-    actual = snnconv.evaluate(normalized, TEST_X) * normalized.output.scale
+    expected = snnconv.ann.evaluate(graph, TEST_X)
+    actual = snnconv.ann.evaluate(normalized, TEST_X) * normalized.output.scale
     np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
     assert normalized.fact("normalized")
     if not calibrated:
@@ -78,7 +78,7 @@ def test_residual_branches_agree_through_a_scaling_affine():
     x = r.standard_normal((64, 2, 5, 5)).astype(np.float32) * 3
     normalized = Normalize(x, percentile=100.0).run(graph).graph
     assert any(isinstance(layer, Affine) for layer in normalized)
-    np.testing.assert_allclose(snnconv.evaluate(normalized, x) * normalized.output.scale, snnconv.evaluate(graph, x),
+    np.testing.assert_allclose(snnconv.ann.evaluate(normalized, x) * normalized.output.scale, snnconv.ann.evaluate(graph, x),
                                rtol=1e-5, atol=1e-5)
 
 

@@ -1,0 +1,169 @@
+"""The NeuroBench metrics of a chip run, by NeuroBench's names, so users can compare with published results.
+
+Definitions follow the neurobench package (``neurobench/metrics``; Yik et al., "The
+neurobench framework for benchmarking neuromorphic computing algorithms and systems",
+Nature Communications 2025), applied to the network as the chip runs it (weights at
+chip precision, spikes from the chip model), per inference (mean over the samples):
+
+- **synaptic operations**, counted in the weighted layers only, bias excluded:
+  ``effective_macs``: for each layer that reads the analog input (computed once per
+  sample on the host under constant-current input, not every timestep),
+  ``sum over outputs of [W != 0] * [x != 0]``;
+  ``effective_acs``: for each synapse map between neuron populations (dense, conv, the
+  scales of residual and pooling paths, the windows of spiking max pools),
+  ``sum over timesteps and synapses of [w != 0] * spike``. Spikes are 0/1, so this is
+  ``sum over source neurons of spike count * synapses with a nonzero weight`` and
+  follows from the per-neuron counts by pushing them through the layers with each weight
+  replaced by ``[w != 0]``; a synapse reached along two routes (overlapping pool windows)
+  counts twice, as the chip processes it twice. It is at most the chip's
+  ``synaptic_ops``, which counts zero weights too.
+  ``dense``: the same with every input and every weight one: the host layers'
+  multiply-accumulates once (taps on zero padding excluded, as NeuroBench's all-ones
+  input leaves them) plus ``T * synapses``.
+- **activation_sparsity**: zero activations over all activations, over the IF neurons
+  and all timesteps: ``1 - spikes / (IF neurons * T)``. The output layer integrates
+  without spiking and is left out; spiking max pools are routing and are left out.
+- **connection_sparsity**: zero weights over all weights of the dense and conv layers.
+- **footprint_bytes**: the parameters as stored: at the target's precision, each weight
+  (affine scales included) at ``weight_bits``, each bias (affine shifts included) at
+  ``bias_bits``, each per-neuron initial membrane at ``state_bits``, each layer's
+  threshold at ``threshold_bits``; host-computed layers and float targets at 32 bits.
+  Shared weight exponents and synapse-table overhead (row headers, the synapse copies of
+  a convolution on a per-synapse chip) are not counted: the partition report gives the
+  synapse memory used.
+
+With rate-coded input the input's spikes are not counted, as in the chip's own statistics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import networkx as nx
+import numpy as np
+import torch
+
+from snnconv import ann, geometry
+from snnconv.ir import IF, Affine, Conv, Dense, Graph, Input, Layer, Pool
+from snnconv.targets.target import Target
+
+__all__ = ["effective_macs", "neurobench"]
+
+_FLOAT_BITS = 32
+_PRECISION_BITS = {"weight": "weight_bits", "scale": "weight_bits", "bias": "bias_bits", "shift": "bias_bits",
+                   "v_init": "state_bits"}
+
+
+def neurobench(graph: Graph, target: Target, counts: dict[str, np.ndarray], timesteps: int,
+               input_macs: float) -> dict:
+    """The metrics for one inference from mean spike ``counts`` per neuron and mean ``effective_macs``."""
+    host = geometry.host_computed(graph)
+    every_step = {layer.name: np.full(layer.shape, float(timesteps)) for layer in geometry.populations(graph)}
+    return {"synaptic_operations": {"effective_macs": float(input_macs),
+                                    "effective_acs": _synaptic_ops(graph, host, counts),
+                                    "dense": _dense_macs(graph, host) + _synaptic_ops(graph, host, every_step, True)},
+            "activation_sparsity": _activation_sparsity(graph, counts, timesteps),
+            "connection_sparsity": _connection_sparsity(graph),
+            "footprint_bytes": _footprint_bytes(graph, target, host)}
+
+
+def effective_macs(graph: Graph, x) -> float:
+    """NeuroBench's effective MACs of the host-computed layers on the batch ``x``, summed over its samples."""
+    host = geometry.host_computed(graph)
+    weighted = [layer.name for layer in graph if layer.name in host and isinstance(layer, (Conv, Dense))]
+    dag = graph.to_networkx()
+    needed = set().union(*(nx.ancestors(dag, name) for name in weighted))  # what the weighted layers read
+    values = {graph.input.name: ann.as_batch(graph, x)}
+    total = 0.0
+    with torch.no_grad():
+        for layer in graph:
+            if layer.name in weighted:
+                nonzero = [(values[src] != 0).to(torch.float32) for src in layer.inputs]
+                total += float(ann.apply_layer(_binary(layer), nonzero).double().sum())
+            if layer.name in needed and not isinstance(layer, Input):
+                values[layer.name] = ann.apply_layer(layer, [values[src] for src in layer.inputs])
+    return total
+
+
+def _dense_macs(graph: Graph, host: set[str]) -> float:
+    """All multiply-accumulates of the host-computed weighted layers: every input and weight nonzero."""
+    total = 0.0
+    with torch.no_grad():
+        for layer in graph:
+            if layer.name in host and isinstance(layer, (Conv, Dense)):
+                ones = torch.ones((1, *graph.input_shapes(layer)[0]), dtype=torch.float64)
+                total += float(ann.apply_layer(_binary(layer, ones=True), [ones]).sum())
+    return total
+
+
+def _synaptic_ops(graph: Graph, host: set[str], counts: dict[str, np.ndarray], ones: bool = False) -> float:
+    """Spike counts pushed through the synapse maps with weights ``[w != 0]`` (or all one): the ACs they cause.
+
+    Every population's value is its own spike count (not a function of its input), so each
+    population's input is the sum, over its incoming synapse maps, of spikes times synapses.
+    Host-computed layers carry no spikes: they arrive as biases.
+    """
+    values: dict[str, torch.Tensor] = {}
+    total = 0.0
+    with torch.no_grad():
+        for layer in graph:
+            inputs = [values[src] for src in layer.inputs]
+            if geometry.is_population(layer):
+                arriving = ann.apply_layer(_binary(layer), inputs) if isinstance(layer, Pool) else inputs[0]
+                total += float(arriving.sum())
+                values[layer.name] = _as_tensor(counts.get(layer.name), layer.shape)
+            elif isinstance(layer, Input) or layer.name in host:
+                values[layer.name] = _as_tensor(None, layer.shape)
+            else:
+                values[layer.name] = ann.apply_layer(_binary(layer, ones), inputs)
+    return total
+
+
+def _as_tensor(count: np.ndarray | None, shape: tuple[int, ...]) -> torch.Tensor:
+    """A population's spike counts as a batch of one (zeros where none were measured)."""
+    values = np.zeros(shape) if count is None else np.asarray(count, np.float64).reshape(shape)
+    return torch.from_numpy(values).unsqueeze(0)
+
+
+def _binary(layer: Layer, ones: bool = False) -> Layer:
+    """The layer with weights ``[w != 0]`` (or all one) and no bias: its output counts synaptic operations.
+
+    Pooling windows become sums, so a window's routes are counted, not averaged.
+    """
+    if isinstance(layer, (Conv, Dense)):
+        weight = np.ones_like(layer.weight) if ones else (layer.weight != 0).astype(np.float64)
+        return dataclasses.replace(layer, weight=weight, bias=np.zeros_like(layer.bias))
+    if isinstance(layer, Affine):
+        scale = np.ones_like(layer.scale) if ones else (layer.scale != 0).astype(np.float64)
+        return dataclasses.replace(layer, scale=scale, shift=np.zeros_like(layer.shift))
+    if isinstance(layer, Pool):
+        return dataclasses.replace(layer, mode="sum")
+    return layer
+
+
+def _activation_sparsity(graph: Graph, counts: dict[str, np.ndarray], timesteps: int) -> float:
+    neurons = [layer for layer in graph if isinstance(layer, IF)]
+    activations = sum(math.prod(layer.shape) for layer in neurons) * timesteps
+    spikes = sum(float(np.sum(counts[layer.name])) for layer in neurons if layer.name in counts)
+    return 1.0 - spikes / activations if activations else 0.0
+
+
+def _connection_sparsity(graph: Graph) -> float:
+    weights = [layer.weight for layer in graph if isinstance(layer, (Conv, Dense))]
+    total = sum(w.size for w in weights)
+    return sum(int(np.count_nonzero(w == 0)) for w in weights) / total if total else 0.0
+
+
+def _footprint_bytes(graph: Graph, target: Target, host: set[str]) -> int:
+    """Bytes of the parameters at the bits each is stored with (see the module docstring)."""
+    precision = target.precision
+    bits = 0
+    for layer in graph:
+        at_chip = not precision.is_float and layer.name not in host
+        for name, array in layer.arrays().items():
+            width = getattr(precision, _PRECISION_BITS[name]) if at_chip and name in _PRECISION_BITS else _FLOAT_BITS
+            bits += array.size * width
+        if isinstance(layer, IF):
+            bits += precision.threshold_bits if at_chip else _FLOAT_BITS
+    return math.ceil(bits / 8)

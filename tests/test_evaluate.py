@@ -1,0 +1,70 @@
+"""``snnconv.evaluate``: the ANN vs SNN table, and the training-loop example that calls it each epoch."""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+
+import numpy as np
+import pytest
+from helpers import onnxruntime_output
+
+import snnconv
+from snnconv.errors import BadDataError
+from snnconv.models import watch_training
+from snnconv.snn import simulate
+
+MODELS = resources.files("snnconv.models")
+MLP = str(MODELS.joinpath("mnist_mlp.onnx"))
+TEST = np.load(MODELS.joinpath("mnist_test.npz"))
+CALIB = np.load(MODELS.joinpath("mnist_calib.npz"))["x"]
+
+
+@functools.cache
+def evaluation():
+    return snnconv.evaluate(MLP, (TEST["x"][:200], TEST["y"][:200]), timesteps=(32, 8, 16), calibration=CALIB)
+
+
+def test_ann_accuracy_is_onnxruntime_s_accuracy():
+    import onnx
+
+    reference = onnxruntime_output(onnx.load(MLP), TEST["x"][:200]).argmax(1)
+    assert evaluation().ann == float((reference == TEST["y"][:200]).mean())
+
+
+def test_every_t_is_read_from_one_run_and_equals_a_run_of_that_length():
+    """The curve comes from one simulation at the largest T; each point equals a separate run at its T."""
+    net = snnconv.compile(MLP, "loihi", CALIB, timesteps=32)
+    x, y = TEST["x"][:200], TEST["y"][:200]
+    for t in (8, 16, 32):
+        alone = simulate(net.graph, x, t).predictions()
+        assert evaluation().snn[t] == float((alone == y).mean())
+        assert evaluation().agreement[t] == float((alone == snnconv.ann.evaluate(snnconv.load_onnx(MLP), x)
+                                                  .argmax(1)).mean())
+    assert sorted(evaluation().snn) == [8, 16, 32]
+
+
+def test_table_and_dict_name_the_target_and_every_t():
+    text, table = evaluation().render(), evaluation().to_dict()
+    assert "loihi" in text and text.count("%") >= 7
+    assert [row["timesteps"] for row in table["snn"]] == [8, 16, 32] and table["samples"] == 200
+
+
+@pytest.mark.parametrize("data, labels, needle", [
+    (TEST["x"][:10], None, "no labels"),
+    (TEST["x"][:10], TEST["y"][:9], "labels must be 10 integers"),
+    (TEST["x"][:0], TEST["y"][:0], "shape (N, ...)"),
+    ([], None, "has no samples"),
+])
+def test_bad_data_is_a_project_error(data, labels, needle):
+    with pytest.raises(BadDataError, match=needle.replace("(", r"\(").replace(")", r"\)")):
+        snnconv.evaluate(MLP, data, labels, timesteps=(4,))
+
+
+def test_the_training_example_watches_the_snn_each_epoch_without_writing_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    history = watch_training.train(epochs=2, timesteps=(16, 32), test_samples=300, log=lambda text: None)
+    assert len(history) == 2 and list(tmp_path.iterdir()) == []
+    first, last = history
+    assert last.ann > first.ann - 0.02 and last.ann > 0.8  # it trains
+    assert last.snn[32] >= last.ann - 0.05  # and its SNN follows it on the chip model
