@@ -154,3 +154,26 @@ def test_demo_json_reports_ann_and_chip_accuracy_on_the_bundled_digits():
     assert demo["accuracy"] >= demo["ann_accuracy"] - 0.01
     assert demo["stats"]["energy_uj"] > 0 and demo["report"]["totals"]["cores"] > 0
     assert result.stderr == ""  # no progress bars when stderr is not a terminal
+
+
+def test_report_html_json_names_a_self_contained_page(tmp_path):
+    out, page = tmp_path / "mlp.snn", tmp_path / "report.html"
+    snnconv.compile(str(MODELS.joinpath("mnist_mlp.onnx")), "loihi", np.load(MODELS.joinpath("mnist_calib.npz"))["x"],
+                    timesteps=8).save(out)
+    data = tmp_path / "few.npz"
+    test = np.load(MODELS.joinpath("mnist_test.npz"))
+    np.savez(data, x=test["x"][:50], y=test["y"][:50])
+    result = snnconv_cli("report", str(out), "--html", str(page), "--data", str(data), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"html": str(page)}
+    text = page.read_text()
+    assert 'id="mesh-image"' in text and 'id="layers-table"' in text and 'id="run-table"' in text
+    assert "http://" not in text and "https://" not in text
+
+
+def test_report_html_into_a_missing_folder_is_one_line_and_exit_code_2(tmp_path):
+    out = tmp_path / "mlp.snn"
+    snnconv.compile(str(MODELS.joinpath("mnist_mlp.onnx")), "loihi", np.load(MODELS.joinpath("mnist_calib.npz"))["x"],
+                    timesteps=8).save(out)
+    result = snnconv_cli("report", str(out), "--html", str(tmp_path / "no" / "report.html"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "does not exist" in result.stderr
