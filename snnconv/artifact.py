@@ -15,7 +15,10 @@ program's kernels these are the per-core synapse blocks. ``write`` is atomic (a
 temporary file in the same folder, then a rename) and deterministic: zip entries in a
 fixed order with a fixed timestamp, so the same compilation gives the same bytes.
 ``read`` checks the format, the version and every checksum before building anything,
-and loads arrays with ``allow_pickle=False``.
+reads each array's .npy header before the array (numbers only, the declared size present)
+and loads it with ``allow_pickle=False``; then every program field against its type in
+``snnconv.ir.layers`` and every tile of the core table against the program, so a network
+that loads also runs. A file is never extracted to disk; member names are only keys.
 """
 
 from __future__ import annotations
@@ -27,20 +30,31 @@ import json
 import math
 import os
 import tempfile
+import tokenize
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
+from numpy.lib import format as npy_format
 
+from snnconv import geometry
 from snnconv.errors import BadArtifactError
 from snnconv.ir import LAYER_KINDS, Graph, Layer
 from snnconv.mapping import Core, Mapping, Resources, Tile
 
-__all__ = ["write", "read", "FORMAT", "VERSION", "Artifact"]
+__all__ = ["FORMAT", "VERSION", "Artifact", "read", "write"]
 
 FORMAT = "snnconv-artifact"
 VERSION = 1
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # zip's earliest timestamp: the same bytes on every run
+MAX_MEMBER_BYTES = 1 << 31  # a member unpacking to more than this (2 GiB) is refused before it is read
+MAX_INT = 1 << 31  # integers in the program and the core table are counts and sizes far below this
+FACT_CHOICES = {"dtype": ("float32", "float64"), "encoding": ("current", "rate")}
+FIELD_CHOICES = {"reset": ("subtract", "zero"), "mode": ("avg", "sum", "max"),
+                 "activation": (None, "softmax", "log_softmax")}
+INT_RANGES = {"stride": (1, MAX_INT), "kernel": (1, MAX_INT), "dilation": (1, MAX_INT), "groups": (1, MAX_INT),
+              "compartments": (1, MAX_INT), "bits": (1, 65), "state_bits": (1, 65), "exponent": (-1074, 1024)}
 
 
 @dataclasses.dataclass
@@ -67,6 +81,8 @@ def write(path: str | Path, graph: Graph, manifest_extra: dict) -> Path:
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise BadArtifactError(f"{path}: folder {directory} does not exist; create it or choose another path")
+    if path.is_dir():
+        raise BadArtifactError(f"{path}: is a folder; give the artifact's file name, e.g. {path / 'model.snn'}")
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(handle, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -90,16 +106,19 @@ def read(path: str | Path) -> Artifact:
     except (zipfile.BadZipFile, OSError) as exc:
         raise BadArtifactError(f"{path}: not a snnconv artifact (unreadable zip: {exc})") from None
     with archive:
+        _refuse_oversized(archive, path)
         manifest = _manifest(archive, path)
         arrays = {name: _array(archive, name, digest, path) for name, digest in manifest["checksums"].items()}
     try:
-        graph = Graph.from_layers([_layer(entry, arrays) for entry in manifest["program"]], manifest["name"],
-                                  tuple((k, _facts_value(v)) for k, v in manifest["facts"].items()))
-        mapping = _mapping(manifest["mapping"]) if manifest.get("mapping") else None
+        layers = [_layer(entry, arrays, f"{path}: program entry {index}")
+                  for index, entry in enumerate(manifest["program"])]
+        graph = Graph.from_layers(layers, manifest["name"], _facts(manifest["facts"], path))
+        mapping = _mapping(manifest["mapping"], graph, f"{path}: core table") if manifest.get("mapping") else None
     except BadArtifactError:
         raise
     except Exception as exc:  # a manifest that passed its checks but does not describe a network
-        raise BadArtifactError(f"{path}: inconsistent artifact ({type(exc).__name__}: {exc})") from None
+        message = " ".join(str(exc).split())
+        raise BadArtifactError(f"{path}: inconsistent artifact ({type(exc).__name__}: {message})") from None
     if mapping is not None:
         graph = graph.rebuilt(graph.layers, mapping=mapping)
     return Artifact(graph, mapping, manifest)
@@ -118,12 +137,20 @@ def _npy(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def _refuse_oversized(archive: zipfile.ZipFile, path: Path) -> None:
+    """Refuse members that would unpack to more than ``MAX_MEMBER_BYTES`` (a zip bomb), before reading any."""
+    for info in archive.infolist():
+        if info.file_size > MAX_MEMBER_BYTES:
+            raise BadArtifactError(f"{path}: member {info.filename} unpacks to {info.file_size:,} bytes, more than "
+                                   f"an artifact holds ({MAX_MEMBER_BYTES:,}); refused")
+
+
 def _manifest(archive: zipfile.ZipFile, path: Path) -> dict:
     try:
         manifest = json.loads(archive.read("manifest.json"))
     except KeyError:
         raise BadArtifactError(f"{path}: no manifest.json; not a snnconv artifact") from None
-    except (ValueError, zipfile.BadZipFile, OSError, EOFError) as exc:
+    except (ValueError, RecursionError, zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
         raise BadArtifactError(f"{path}: manifest unreadable ({exc}); the file is damaged, compile again") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BadArtifactError(f"{path}: not a snnconv artifact (format {manifest.get('format')!r})"
@@ -135,6 +162,12 @@ def _manifest(archive: zipfile.ZipFile, path: Path) -> dict:
     for key, kind in (("program", list), ("checksums", dict), ("facts", dict), ("name", str)):
         if not isinstance(manifest.get(key), kind):
             raise BadArtifactError(f"{path}: manifest field {key!r} missing or not a {kind.__name__}")
+    for key in ("target", "options", "ann"):
+        if key in manifest and not isinstance(manifest[key], dict):
+            raise BadArtifactError(f"{path}: manifest field {key!r} is not an object")
+    timesteps = manifest.get("options", {}).get("timesteps")
+    if timesteps is not None:
+        _int(timesteps, f"{path}: options.timesteps", low=1)
     return manifest
 
 
@@ -143,14 +176,32 @@ def _array(archive: zipfile.ZipFile, name: str, digest: str, path: Path) -> np.n
         blob = archive.read(name)
     except KeyError:
         raise BadArtifactError(f"{path}: array {name} listed in the manifest is missing") from None
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:
         raise BadArtifactError(f"{path}: array {name} unreadable ({exc}); the file is damaged") from None
     if hashlib.sha256(blob).hexdigest() != digest:
         raise BadArtifactError(f"{path}: checksum mismatch for {name}: the file was modified or damaged")
+    stream = io.BytesIO(blob)
     try:
-        return np.load(io.BytesIO(blob), allow_pickle=False)
-    except ValueError as exc:
+        shape, dtype, data_bytes = _npy_header(stream)
+    except (ValueError, SyntaxError, tokenize.TokenError, TypeError, EOFError) as exc:
         raise BadArtifactError(f"{path}: array {name} is not a plain .npy array ({exc})") from None
+    if dtype.hasobject or dtype.kind not in "biuf":
+        raise BadArtifactError(f"{path}: array {name} is not a plain .npy array (dtype {dtype}, not numbers); "
+                               "snnconv never unpickles")
+    if data_bytes != len(blob) - stream.tell():
+        raise BadArtifactError(f"{path}: array {name} declares shape {shape} ({data_bytes:,} bytes) but holds "
+                               f"{len(blob) - stream.tell():,} bytes; the file is damaged")
+    return np.load(io.BytesIO(blob), allow_pickle=False)
+
+
+def _npy_header(stream: io.BytesIO) -> tuple[tuple[int, ...], np.dtype, int]:
+    """Shape, dtype and data size from a .npy header, read without building the array."""
+    version = npy_format.read_magic(stream)
+    if version not in ((1, 0), (2, 0)):
+        raise ValueError(f"npy format version {version} is not one snnconv writes")
+    read_header = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+    shape, _, dtype = read_header(stream)
+    return shape, dtype, math.prod(shape) * dtype.itemsize
 
 
 def _layer_entry(layer: Layer, arrays: dict[str, np.ndarray]) -> dict:
@@ -174,22 +225,87 @@ def _compact(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def _layer(entry: dict, arrays: dict[str, np.ndarray]) -> Layer:
+def _layer(entry, arrays: dict[str, np.ndarray], where: str) -> Layer:
+    """A layer from its program entry, every field checked against its type in ``snnconv.ir.layers``."""
+    if not isinstance(entry, dict):
+        raise BadArtifactError(f"{where}: not an object")
     cls = LAYER_KINDS.get(entry.get("kind"))
     if cls is None:
-        raise BadArtifactError(f"program has a layer of unknown kind {entry.get('kind')!r}")
-    kwargs = {}
-    for field in dataclasses.fields(cls):
-        if field.name not in entry:
-            continue
-        value = entry[field.name]
-        if isinstance(value, dict) and "array" in value:
-            array = arrays[value["array"]]
-            value = array.astype(np.float64) if array.dtype.kind in "iu" else array
-        elif isinstance(value, list):
-            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
-        kwargs[field.name] = value
+        raise BadArtifactError(f"{where}: layer of unknown kind {entry.get('kind')!r}")
+    where = f"{where} ({entry.get('name')!r})"
+    unknown = set(entry) - {"kind"} - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise BadArtifactError(f"{where}: unknown field(s) {sorted(unknown)}")
+    kwargs = {f.name: _field(entry[f.name], f.name, str(f.type), arrays, f"{where}: field {f.name!r}")
+              for f in dataclasses.fields(cls) if f.name in entry}
     return cls(**kwargs)
+
+
+def _field(value, name: str, annotation: str, arrays: dict[str, np.ndarray], where: str):
+    """``value`` decoded as one of the types in ``annotation`` (e.g. "tuple[int, int]", "float | None")."""
+    if name in FIELD_CHOICES and value not in FIELD_CHOICES[name]:
+        raise BadArtifactError(f"{where}: {value!r} is not one of {FIELD_CHOICES[name]}")
+    low, high = INT_RANGES.get(name, (0, MAX_INT))
+    for option in annotation.split(" | "):
+        if option == "None" and value is None:
+            return None
+        if option == "np.ndarray" and isinstance(value, dict) and value.get("array") in arrays:
+            array = arrays[value["array"]]
+            return array.astype(np.float64) if array.dtype.kind in "biu" else array
+        if option == "str" and isinstance(value, str) or option == "bool" and isinstance(value, bool):
+            return value
+        if option == "int" and _is_int(value):
+            return _int(value, where, low, high)
+        if option == "float" and _is_number(value):
+            return float(value)
+        if option.startswith("tuple[") and isinstance(value, list):
+            return _sequence(value, option, where, low, high)
+        if option == "Shape" and isinstance(value, list):
+            return tuple(_int(item, where, 1) for item in value)
+    raise BadArtifactError(f"{where}: {_short(value)} is not a {annotation}")
+
+
+def _sequence(value: list, annotation: str, where: str, low: int = 0, high: int = MAX_INT) -> tuple:
+    """A list as "tuple[int, int]", "tuple[int, int, int, int]" or "tuple[str, ...]"."""
+    items = annotation[len("tuple["):-1].split(", ")
+    if items[-1] != "..." and len(value) != len(items):
+        raise BadArtifactError(f"{where}: {_short(value)} does not have {len(items)} items")
+    if items[0] == "str":
+        if not all(isinstance(item, str) for item in value):
+            raise BadArtifactError(f"{where}: {_short(value)} is not a list of names")
+        return tuple(value)
+    return tuple(_int(item, where, low, high) for item in value)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def _int(value, where: str, low: int = 0, high: int = MAX_INT) -> int:
+    """An integer in [low, high)."""
+    if not _is_int(value) or not low <= value < high:
+        raise BadArtifactError(f"{where}: {_short(value)} is not an integer in [{low}, {high})")
+    return value
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _facts(facts: dict, path: Path) -> tuple[tuple[str, object], ...]:
+    """The graph's facts; those that steer the simulation are checked."""
+    for key, choices in FACT_CHOICES.items():
+        if key in facts and facts[key] not in choices:
+            raise BadArtifactError(f"{path}: fact {key!r} is {_short(facts[key])}, not one of {choices}")
+    if "input_range" in facts and not (isinstance(facts["input_range"], list) and len(facts["input_range"]) == 2
+                                       and all(_is_number(v) for v in facts["input_range"])):
+        raise BadArtifactError(f"{path}: fact 'input_range' is {_short(facts['input_range'])}, not [low, high]")
+    return tuple((key, tuple(value) if isinstance(value, list) else value) for key, value in facts.items())
 
 
 def _mapping_entry(mapping: Mapping) -> dict:
@@ -202,17 +318,75 @@ def _mapping_entry(mapping: Mapping) -> dict:
                                  for t in c.tiles]} for c in mapping.cores]}
 
 
-def _mapping(entry: dict) -> Mapping:
-    cores = tuple(Core(c["index"], tuple(Tile(t["population"], tuple(tuple(b) for b in t["box"]),
-                                              Resources(**t["resources"]), t["group"], t["groups"],
-                                              tuple(tuple(i) for i in t["inputs"])) for t in c["tiles"]),
-                       c["chip"], tuple(c["position"])) for c in entry["cores"])
-    return Mapping(entry["target"], cores, {k: tuple(v) for k, v in entry["tile_shapes"].items()}, entry["chips"],
-                   entry["traffic"])
+def _mapping(entry, graph: Graph, where: str) -> Mapping:
+    """The core table, checked against the program: every tile a box inside one of its populations."""
+    entry = _object(entry, ("target", "chips", "traffic", "tile_shapes", "cores"), where)
+    if not isinstance(entry["target"], str) or not isinstance(entry["traffic"], dict):
+        raise BadArtifactError(f"{where}: 'target' must be a name and 'traffic' an object")
+    shapes = _object(entry["tile_shapes"], (), f"{where}: tile_shapes")
+    tile_shapes = {name: _sequence(_list(shape, f"{where}: tile_shapes"), "tuple[int, int, int]",
+                                   f"{where}: tile_shapes[{name!r}]", 1) for name, shape in shapes.items()}
+    incoming = geometry.projections(graph)
+    cores = tuple(_core(core, index, graph, incoming, f"{where}: core {index}")
+                  for index, core in enumerate(_list(entry["cores"], f"{where}: cores")))
+    return Mapping(entry["target"], cores, tile_shapes, _int(entry["chips"], f"{where}: chips"), entry["traffic"])
 
 
-def _facts_value(value):
-    return tuple(value) if isinstance(value, list) else value
+def _core(entry, index: int, graph: Graph, incoming: dict, where: str) -> Core:
+    entry = _object(entry, ("index", "chip", "position", "tiles"), where)
+    if entry["index"] != index:
+        raise BadArtifactError(f"{where}: index {_short(entry['index'])} out of order")
+    position = _sequence(_list(entry["position"], f"{where}: position"), "tuple[int, int]", f"{where}: position",
+                         -1)
+    tiles = tuple(_tile(tile, graph, incoming, f"{where}, tile {i}")
+                  for i, tile in enumerate(_list(entry["tiles"], f"{where}: tiles")))
+    return Core(index, tiles, _int(entry["chip"], f"{where}: chip", -1), position)
+
+
+def _tile(entry, graph: Graph, incoming: dict, where: str) -> Tile:
+    entry = _object(entry, ("population", "box", "resources", "group", "groups", "inputs"), where)
+    population = entry["population"]
+    if population not in incoming:
+        raise BadArtifactError(f"{where}: {_short(population)} is not a population of neurons in the program")
+    extent = geometry.population_box_shape(graph[population])
+    box = _list(entry["box"], f"{where}: box")
+    if len(box) != 3:
+        raise BadArtifactError(f"{where}: box {_short(box)} is not three ranges")
+    box = tuple(_sequence(_list(axis, f"{where}: box"), "tuple[int, int]", f"{where}: box", 0) for axis in box)
+    if not all(start < stop <= size for (start, stop), size in zip(box, extent)):
+        raise BadArtifactError(f"{where}: box {[list(b) for b in box]} is not inside {population!r} of {extent}")
+    groups = _int(entry["groups"], f"{where}: groups", 1)
+    group = _int(entry["group"], f"{where}: group")
+    inputs = tuple(_tile_input(item, f"{where}: inputs") for item in _list(entry["inputs"], f"{where}: inputs"))
+    if group >= groups or groups > 1 and len(inputs) != len(incoming[population]):
+        raise BadArtifactError(f"{where}: group {group} of {groups} with {len(inputs)} input ranges does not fit "
+                               f"the {len(incoming[population])} synapse maps of {population!r}")
+    resources = _object(entry["resources"], ("neurons", "axons", "synapses", "memory_bits"), f"{where}: resources")
+    counts = {key: _int(value, f"{where}: resources.{key}") for key, value in resources.items()}
+    return Tile(population, box, Resources(**counts), group, groups, inputs)
+
+
+def _tile_input(item, where: str) -> tuple[str, int, int]:
+    if not (isinstance(item, list) and len(item) == 3 and isinstance(item[0], str)):
+        raise BadArtifactError(f"{where}: {_short(item)} is not [source, first channel, end channel]")
+    start, stop = _int(item[1], where), _int(item[2], where)
+    if start > stop:
+        raise BadArtifactError(f"{where}: channel range {item[1:]} is empty")
+    return item[0], start, stop
+
+
+def _object(value, keys: tuple[str, ...], where: str) -> dict:
+    """``value`` as a JSON object holding exactly ``keys`` (any keys where none are given)."""
+    if not isinstance(value, dict) or keys and set(value) != set(keys):
+        raise BadArtifactError(f"{where}: expected an object with {', '.join(keys) or 'entries'}, "
+                               f"got {_short(value)}")
+    return value
+
+
+def _list(value, where: str) -> list:
+    if not isinstance(value, list):
+        raise BadArtifactError(f"{where}: expected a list, got {_short(value)}")
+    return value
 
 
 def _jsonable(value):

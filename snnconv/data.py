@@ -7,6 +7,7 @@ Everything goes through ``iter_batches``, which yields float32 numpy batches of 
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -34,7 +35,15 @@ def _as_array(batch, where: str) -> np.ndarray:
 
 
 def iter_batches(data, batch_size: int = 256, what: str = "data") -> Iterator[np.ndarray]:
-    """Batches of ``data`` (array, tensor, or iterable of arrays/tensors/(x, y) pairs)."""
+    """Batches of ``data`` (array, tensor, or iterable of arrays/tensors/(x, y) pairs).
+
+    Every batch but the last has ``batch_size`` samples: large arrays are sliced, and an
+    iterable's small batches are joined (a DataLoader's 32 become 256), so the consumer
+    pays its per-batch cost once per ``batch_size`` samples while memory holds at most
+    about two batches, however long the stream.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
     if hasattr(data, "shape") or isinstance(data, np.ndarray):
         array = _as_array(data, what)
         if len(array) == 0:
@@ -44,12 +53,24 @@ def iter_batches(data, batch_size: int = 256, what: str = "data") -> Iterator[np
         return
     if not isinstance(data, Iterable):
         raise BadDataError(f"{what}: expected an array, a tensor or an iterable of batches, got {type(data).__name__}")
-    count = 0
+    pending: list[np.ndarray] = []
+    held, count, sample_shape = 0, 0, None
     for index, batch in enumerate(data):
         array = _as_array(batch, f"{what}, batch {index}")
+        if sample_shape is not None and array.shape[1:] != sample_shape:
+            raise BadDataError(f"{what}, batch {index}: samples of shape {array.shape[1:]}, earlier batches "
+                               f"{sample_shape}; every batch must hold samples of one shape")
+        sample_shape = array.shape[1:]
         count += len(array)
-        for start in range(0, len(array), batch_size):
-            yield array[start:start + batch_size]
+        pending.append(array)
+        held += len(array)
+        while held >= batch_size:
+            joined = pending[0] if len(pending) == 1 else np.concatenate(pending)
+            yield joined[:batch_size]
+            rest = joined[batch_size:]
+            pending, held = ([rest] if len(rest) else []), len(rest)
+    if held:
+        yield pending[0] if len(pending) == 1 else np.concatenate(pending)
     if count == 0:
         raise BadDataError(f"{what}: has no samples")
 
@@ -63,9 +84,10 @@ def load_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
                 raise BadDataError(f"{path}: no array named 'x' (found {', '.join(archive.files) or 'none'})")
             x = _as_array(archive["x"], f"{path}: x")
             y = archive["y"] if "y" in archive.files else None
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise BadDataError(f"{path}: not a readable .npz file ({exc})") from None
-    if y is not None:
-        if y.ndim != 1 or len(y) != len(x) or y.dtype.kind not in "iu":
-            raise BadDataError(f"{path}: y must be {len(x)} integer labels, got {y.dtype} of shape {y.shape}")
+    if len(x) == 0:
+        raise BadDataError(f"{path}: x holds no samples (shape {x.shape})")
+    if y is not None and (y.ndim != 1 or len(y) != len(x) or y.dtype.kind not in "iu"):
+        raise BadDataError(f"{path}: y must be {len(x)} integer labels, got {y.dtype} of shape {y.shape}")
     return x, y

@@ -137,6 +137,11 @@ POSITIVE = {"word_bits", "populations_per_core", "neurons", "input_axons", "outp
             "fan_out", "cores", "mesh", "chips", "subtract_compartments", "spikes_per_step", "state_bits",
             "threshold_bits", "bias_bits"}
 TOP_LEVEL = {"name", "description", "sources", *SECTIONS}
+# Magnitudes far beyond any chip (TrueNorth: 4,096 cores; states of 64 bits), so the
+# placement's tables and the integer arithmetic stay small.
+MAXIMA = {"cores": 1 << 16, "chips": 1 << 16, "mesh": 1 << 16, "weight_bits": 64, "threshold_bits": 64,
+          "state_bits": 64, "bias_bits": 64, "threshold_shift": 64, "weight_exponent": 64, "bias_exponent": 64,
+          "subtract_compartments": 64, "spikes_per_step": 1 << 16}
 
 
 def load_toml(path: str | Path) -> Target:
@@ -212,6 +217,9 @@ def _checked(table: dict, section: str, f: dataclasses.Field, where: str):
             raise BadTargetError(f"{where}: field '{name}' is negative ({item}); it must be >= 0")
         if not isinstance(item, (str, bool)) and f.name in POSITIVE and item == 0:
             raise BadTargetError(f"{where}: field '{name}' must be positive, got 0")
+        if not isinstance(item, (str, bool)) and abs(item) > MAXIMA.get(f.name, math.inf):
+            raise BadTargetError(f"{where}: field '{name}' is {item}; snnconv handles magnitudes up to "
+                                 f"{MAXIMA[f.name]}")
     return value
 
 
@@ -241,6 +249,8 @@ def _check_consistency(target: Target, where: str) -> None:
     p, chip = target.precision, target.chip
     if not p.is_float and p.weight_bits < 2:
         raise BadTargetError(f"{where}: field 'precision.weight_bits' is {p.weight_bits}; use 0 (float) or >= 2")
+    if chip.mesh[0] * chip.mesh[1] > MAXIMA["mesh"]:
+        raise BadTargetError(f"{where}: field 'chip.mesh' {list(chip.mesh)} has more than {MAXIMA['mesh']} places")
     if chip.mesh[0] * chip.mesh[1] < chip.cores:
         raise BadTargetError(f"{where}: field 'chip.mesh' {list(chip.mesh)} has fewer places than "
                              f"chip.cores ({chip.cores})")

@@ -8,6 +8,7 @@ names layers after their nodes and checks shapes, so error messages can name the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,7 +17,21 @@ import onnx
 from snnconv.errors import BadModelError, UnsupportedOpError
 from snnconv.ir import layers as L
 
-__all__ = ["Node", "Context"]
+__all__ = ["MAX_ELEMENTS", "Context", "Node", "check_size"]
+
+# The most elements one sample's tensor or one constant may have (1 GiB of float32):
+# far beyond any network a neuromorphic chip holds, so a larger one means a malformed
+# model, refused before anything of that size is allocated.
+MAX_ELEMENTS = 1 << 28
+
+
+def check_size(shape: tuple[int, ...], where: str) -> None:
+    """Refuse a per-sample shape that is empty or absurdly large, before anything is allocated."""
+    if min(shape, default=1) < 1:
+        raise BadModelError(f"{where} shape {list(shape)} has an empty dimension; fix or re-export the model")
+    if math.prod(shape) > MAX_ELEMENTS:
+        raise BadModelError(f"{where} shape {list(shape)} has {math.prod(shape):,} elements per sample, more than "
+                            f"snnconv handles ({MAX_ELEMENTS:,}); the model is malformed: fix or re-export it")
 
 
 @dataclass
@@ -97,6 +112,15 @@ class Context:
             return None
         return self.require_const(node, index, what)
 
+    def optional_scalar(self, node: Node, index: int, what: str) -> float | None:
+        """Input ``index`` as a constant single number, or None when the node leaves it out."""
+        value = self.optional_const(node, index, what)
+        if value is None:
+            return None
+        if value.size != 1:
+            raise BadModelError(f"{node.label}: input {index} ({what}) has shape {value.shape}, not a single number")
+        return float(value.ravel()[0])
+
     def layer_of(self, tensor: str, reader: Node) -> L.Layer:
         """The IR layer computing ``tensor``, for a node that reads it."""
         if tensor in self.output_activations:
@@ -131,6 +155,7 @@ class Context:
             shape = cls(name=name, inputs=(), shape=(1,), **fields).infer_shape([s.shape for s in sources])
         except L.ShapeError as exc:
             raise BadModelError(f"{node.label}: {exc}") from None
+        check_size(shape, f"{node.label}: output")
         layer = cls(name=name, inputs=tuple(s.name for s in sources), shape=shape, **fields)
         self.add_layer(layer, node.outputs[0] if output is None else output)
         return layer

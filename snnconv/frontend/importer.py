@@ -18,15 +18,15 @@ import onnx.version_converter
 from onnx import numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from snnconv.errors import BadModelError, SnnconvError, UnsupportedOpError
-from snnconv.frontend.context import Context, Node
+from snnconv.errors import BadGraphError, BadModelError, SnnconvError, UnsupportedOpError
+from snnconv.frontend.context import MAX_ELEMENTS, Context, Node, check_size
 from snnconv.frontend.registry import lookup
 from snnconv.ir import Graph, Input, Output
 
-__all__ = ["import_model", "MIN_OPSET"]
+__all__ = ["MIN_OPSET", "import_model"]
 
 MIN_OPSET = 9
-MAX_FOLDED_ELEMENTS = 1 << 28  # a constant beyond this (1 GiB of float32) is refused, not built
+SHAPE_DATA_ELEMENTS = 4096  # constants up to this size are shown to shape inference by value (shapes, pads, scales)
 
 
 def import_model(model: onnx.ModelProto, label: str, input_shape: tuple[int, ...] | None = None) -> Graph:
@@ -44,7 +44,10 @@ def import_model(model: onnx.ModelProto, label: str, input_shape: tuple[int, ...
             ctx.producers[tensor] = node.label
         _import_node(node, ctx)
     _add_output(model.graph, ctx, label)
-    return Graph.from_layers(_reaching_output(ctx.layers), name=model.graph.name or "graph")
+    try:
+        return Graph.from_layers(_reaching_output(ctx.layers), name=model.graph.name or "graph")
+    except BadGraphError as exc:
+        raise BadModelError(f"{label}: {exc}; fix or re-export the model") from None
 
 
 def _default_opset(model: onnx.ModelProto, label: str) -> int:
@@ -99,6 +102,10 @@ def _input_signature(model: onnx.ModelProto, label: str, input_shape: tuple[int,
         raise UnsupportedOpError(
             f"{label}: input {graph_input.name!r} has rank {len(declared)}; snnconv expects (batch, features...)"
         )
+    negative = [axis for axis, dim in enumerate(declared) if dim is not None and dim < 0]
+    if negative:
+        raise BadModelError(f"{label}: input {graph_input.name!r} declares dimension {negative[0]} as "
+                            f"{declared[negative[0]]}; fix or re-export the model")
     batch = declared[0] or 1
     sample = _resolve_sample_shape(declared[1:], input_shape, f"{label}: input {graph_input.name!r}")
     return graph_input, sample, batch
@@ -112,6 +119,7 @@ def _resolve_sample_shape(declared: list, override: tuple[int, ...] | None, wher
         for axis, (want, have) in enumerate(zip(override, declared), start=1):
             if want < 1 or (have is not None and have != want):
                 raise BadModelError(f"{where}: --input-shape gives {want} at axis {axis}, the model fixes {have}")
+        check_size(override, f"{where} (--input-shape)")
         return override
     for axis, dim in enumerate(declared, start=1):
         if dim == 0:
@@ -122,6 +130,7 @@ def _resolve_sample_shape(declared: list, override: tuple[int, ...] | None, wher
                 f"{where}: dimension {axis} is dynamic; pass one sample's shape: input_shape=({example}) "
                 f"from Python, --input-shape {example} on the command line"
             )
+    check_size(tuple(declared), where)
     return tuple(declared)
 
 
@@ -175,7 +184,9 @@ def _initializers(graph: onnx.GraphProto, label: str) -> dict[str, np.ndarray]:
 def _import_node(node: Node, ctx: Context) -> None:
     real_inputs = [t for t in node.inputs if t]
     if node.op == "Shape" and real_inputs[0] in ctx.values:
-        _fold(node, ctx, {real_inputs[0]: np.zeros(ctx.full_shape(real_inputs[0], node), np.float32)})
+        # a zero-strided stand-in: Shape reads only the shape, so nothing of the batch's size is allocated
+        stand_in = np.broadcast_to(np.float32(0), ctx.full_shape(real_inputs[0], node))
+        _fold(node, ctx, {real_inputs[0]: stand_in})
     elif all(t in ctx.constants for t in real_inputs):
         _fold(node, ctx, {t: ctx.constants[t] for t in real_inputs})
     else:
@@ -184,7 +195,7 @@ def _import_node(node: Node, ctx: Context) -> None:
 
 def _fold(node: Node, ctx: Context, feeds: dict[str, np.ndarray]) -> None:
     """Evaluate a node whose inputs are known with onnx's reference implementation."""
-    _refuse_huge_constant(node, ctx)
+    _refuse_huge_constant(node, feeds)
     try:
         results = ReferenceEvaluator(_single_node_model(node)).run(None, feeds)
     except SnnconvError:
@@ -196,25 +207,50 @@ def _fold(node: Node, ctx: Context, feeds: dict[str, np.ndarray]) -> None:
             ctx.constants[tensor] = np.asarray(value)
 
 
-def _single_node_model(node: Node) -> onnx.ModelProto:
-    """``node`` alone in a model at the node's opset (the reference runtime resolves versions by model)."""
+def _single_node_model(node: Node, feeds: dict[str, np.ndarray] | None = None) -> onnx.ModelProto:
+    """``node`` alone in a model at the node's opset (the reference runtime resolves versions by model).
+
+    With ``feeds``, the inputs are declared with their types and shapes, and small ones
+    are given by value, for shape inference.
+    """
     untyped = onnx.TypeProto()
+    inputs = [onnx.helper.make_value_info(t, untyped) for t in node.inputs if t]
+    values = []
+    if feeds is not None:
+        inputs = [_typed(name, array) for name, array in feeds.items()]
+        values = [onnx.numpy_helper.from_array(np.asarray(array), name) for name, array in feeds.items()
+                  if array.size <= SHAPE_DATA_ELEMENTS]
     graph = onnx.helper.make_graph(
-        [node.proto], "fold",
-        [onnx.helper.make_value_info(t, untyped) for t in node.inputs if t],
-        [onnx.helper.make_value_info(t, untyped) for t in node.outputs if t],
+        [node.proto], "fold", inputs, [onnx.helper.make_value_info(t, untyped) for t in node.outputs if t], values
     )
     return onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", node.opset)])
 
 
-def _refuse_huge_constant(node: Node, ctx: Context) -> None:
-    """Refuse ConstantOfShape/Expand whose requested shape would not fit in memory."""
-    if node.op not in ("ConstantOfShape", "Expand"):
-        return
-    shape_input = node.inputs[0] if node.op == "ConstantOfShape" else node.inputs[1]
-    shape = ctx.constants.get(shape_input)
-    if shape is not None and shape.size and math.prod(max(int(d), 1) for d in shape.ravel()) > MAX_FOLDED_ELEMENTS:
-        raise BadModelError(f"{node.label}: asks for a constant of shape {shape.tolist()}, far too large; the model is malformed")
+def _typed(name: str, array: np.ndarray) -> onnx.ValueInfoProto:
+    try:
+        element = onnx.helper.np_dtype_to_tensor_dtype(array.dtype)
+    except (KeyError, TypeError, ValueError):
+        element = onnx.TensorProto.UNDEFINED
+    return onnx.helper.make_tensor_value_info(name, element, array.shape)
+
+
+def _refuse_huge_constant(node: Node, feeds: dict[str, np.ndarray]) -> None:
+    """Refuse a fold whose result would not fit in memory (ConstantOfShape, Expand, Tile, Range, ...).
+
+    onnx's shape inference computes the output shapes from the inputs' shapes and, for
+    small inputs (shapes, repeats, pads, limits), their values, without building anything.
+    """
+    try:
+        inferred = onnx.shape_inference.infer_shapes(_single_node_model(node, feeds), strict_mode=False)
+    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError, TypeError, ValueError,
+            KeyError):
+        return  # what inference refuses, the evaluator refuses with a clearer message
+    for value in inferred.graph.output:
+        dims = value.type.tensor_type.shape.dim
+        if all(d.HasField("dim_value") for d in dims) and math.prod(d.dim_value for d in dims) > MAX_ELEMENTS:
+            shape = [d.dim_value for d in dims]
+            raise BadModelError(f"{node.label}: asks for a constant of shape {shape}, far too large; "
+                                "the model is malformed: fix or re-export it")
 
 
 def _add_output(graph: onnx.GraphProto, ctx: Context, label: str) -> None:

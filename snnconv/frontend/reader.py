@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 
 import onnx
-from google.protobuf.message import DecodeError
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import DecodeError, Message
 from onnx import external_data_helper
 
 from snnconv.errors import BadModelError
@@ -22,6 +23,7 @@ __all__ = ["read_model"]
 def read_model(source: str | os.PathLike | onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
     """The model and a label naming it in messages (its path, or ``<ModelProto>``)."""
     if isinstance(source, onnx.ModelProto):
+        _refuse_binary_text(source, "<ModelProto>")
         _refuse_unloaded_external_data(source)
         return source, "<ModelProto>"
     path = Path(source)
@@ -43,8 +45,21 @@ def read_model(source: str | os.PathLike | onnx.ModelProto) -> tuple[onnx.ModelP
         raise BadModelError(
             f"{label}: not an ONNX model (no IR version or graph); check the path, or export the model again"
         )
+    _refuse_binary_text(model, label)
     _load_external_data(model, path.parent, label)
     return model, label
+
+
+def _refuse_binary_text(message: Message, label: str) -> None:
+    """Refuse names and other text fields that are not UTF-8 (protobuf hands them over as bytes)."""
+    for field, value in message.ListFields():
+        items = (value,) if isinstance(value, (str, bytes, Message)) else value  # else a repeated field
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            for item in items:
+                _refuse_binary_text(item, label)
+        elif field.type == FieldDescriptor.TYPE_STRING and any(isinstance(item, bytes) for item in items):
+            raise BadModelError(f"{label}: the {message.DESCRIPTOR.name} field {field.name!r} is not UTF-8 text; "
+                                "the file is damaged: export the model again")
 
 
 def _graph_tensors(graph: onnx.GraphProto):

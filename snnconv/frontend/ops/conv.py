@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from snnconv.errors import BadModelError
 from snnconv.frontend.context import Context, Node
 from snnconv.frontend.registry import converter
 from snnconv.ir import Conv
@@ -39,11 +40,13 @@ def spatial_pads(node: Node, in_hw: tuple[int, int], kernel: tuple[int, int],
     return (begins[0], begins[1], ends[0], ends[1])
 
 
-def pair(node: Node, name: str, default: int) -> tuple[int, int]:
-    """A 2-element int attribute (strides, dilations, kernel_shape) with a default."""
-    value = tuple(node.attr(name, [default, default]))
+def pair(node: Node, name: str, default: int | None = None) -> tuple[int, int]:
+    """A 2-element positive int attribute (strides, dilations, kernel_shape), ``default`` in both if absent."""
+    value = tuple(node.attr(name, [] if default is None else [default, default]))
     if len(value) != 2:
         raise node.unsupported(f"{name} {list(value)} is not 2-D; snnconv supports 2-D spatial ops")
+    if min(value) < 1:
+        raise BadModelError(f"{node.label}: {name} {list(value)} must be positive; fix or re-export the model")
     return value
 
 
@@ -63,5 +66,8 @@ def conv(node: Node, ctx: Context) -> None:
     if len(in_hw) != 2:
         raise node.unsupported(f"input of sample shape {ctx.shape(node.inputs[0], node)}; expected (C, H, W)")
     pads = spatial_pads(node, in_hw, kernel, strides, dilations)
+    groups = int(node.attr("group", 1))
+    if groups < 1:
+        raise BadModelError(f"{node.label}: group {groups} must be positive; fix or re-export the model")
     ctx.emit(node, Conv, [node.inputs[0]], weight=weight, bias=bias, stride=strides, pads=pads,
-             dilation=dilations, groups=int(node.attr("group", 1)))
+             dilation=dilations, groups=groups)

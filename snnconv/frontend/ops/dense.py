@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from snnconv.errors import BadModelError
 from snnconv.frontend.context import Context, Node
 from snnconv.frontend.registry import converter
 from snnconv.ir import Dense
@@ -25,6 +26,8 @@ def gemm(node: Node, ctx: Context) -> None:
         raise node.unsupported("transA=1 transposes the batch with the features")
     _require_vector_input(node, ctx)
     b_matrix = ctx.require_const(node, 1, "weights B").astype(np.float64)
+    if b_matrix.ndim != 2:
+        raise BadModelError(f"{node.label}: weights B of shape {b_matrix.shape}; Gemm takes a matrix")
     weight = b_matrix if node.attr("transB", 0) else b_matrix.T
     weight = node.attr("alpha", 1.0) * weight
     out_features = weight.shape[0]

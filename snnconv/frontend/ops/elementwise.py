@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from snnconv.errors import BadModelError
 from snnconv.frontend.context import Context, Node
 from snnconv.frontend.registry import converter
 from snnconv.ir import Add, Affine, ReLU
@@ -59,7 +60,11 @@ def _sum(node: Node, ctx: Context) -> None:
     if not constants:
         ctx.emit(node, Add, computed)
         return
-    total = sum(np.asarray(c, np.float64) for c in constants)
+    try:
+        total = sum(np.asarray(c, np.float64) for c in constants)
+    except ValueError:
+        shapes = [np.shape(c) for c in constants]
+        raise BadModelError(f"{node.label}: constants of shapes {shapes} do not broadcast together") from None
     if len(computed) == 1:
         _affine(node, ctx, computed[0], 1.0, total)
         return
@@ -119,9 +124,11 @@ def clip(node: Node, ctx: Context) -> None:
     if node.opset < 11:
         low, high = node.attr("min", -np.inf), node.attr("max", np.inf)
     else:
-        low_c, high_c = ctx.optional_const(node, 1, "min"), ctx.optional_const(node, 2, "max")
-        low = -np.inf if low_c is None else float(low_c)
-        high = np.inf if high_c is None else float(high_c)
+        low_c, high_c = ctx.optional_scalar(node, 1, "min"), ctx.optional_scalar(node, 2, "max")
+        low = -np.inf if low_c is None else low_c
+        high = np.inf if high_c is None else high_c
     if low != 0:
         raise node.unsupported(f"Clip with min {low}; only min 0 (a ReLU, optionally capped) converts to spiking neurons")
+    if not high > 0:
+        raise BadModelError(f"{node.label}: Clip max {high} leaves nothing above min 0; fix or re-export the model")
     ctx.emit(node, ReLU, [node.inputs[0]], max_value=None if np.isinf(high) else float(high))

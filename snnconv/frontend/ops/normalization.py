@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from snnconv.errors import BadModelError
 from snnconv.frontend.context import Context, Node
 from snnconv.frontend.registry import converter
 from snnconv.ir import BatchNorm
@@ -19,5 +20,8 @@ def batch_normalization(node: Node, ctx: Context) -> None:
         ctx.require_const(node, i, what).astype(np.float32)
         for i, what in ((1, "scale"), (2, "bias"), (3, "mean"), (4, "var"))
     )
-    ctx.emit(node, BatchNorm, [node.inputs[0]], gamma=gamma, beta=beta, mean=mean, var=var,
-             eps=float(node.attr("epsilon", 1e-5)))
+    eps = float(node.attr("epsilon", 1e-5))
+    if not np.all(var + eps > 0):
+        raise BadModelError(f"{node.label}: variance + epsilon ({eps}) is not positive everywhere; "
+                            "fix or re-export the model")
+    ctx.emit(node, BatchNorm, [node.inputs[0]], gamma=gamma, beta=beta, mean=mean, var=var, eps=eps)

@@ -17,9 +17,7 @@ def _feature_map(node: Node, ctx: Context) -> tuple[int, int, int]:
 
 def _windowed_pool(node: Node, ctx: Context, mode: str, count_include_pad: bool) -> None:
     _, h, w = _feature_map(node, ctx)
-    kernel = tuple(node.attr("kernel_shape", []))
-    if len(kernel) != 2:
-        raise node.unsupported(f"kernel_shape {list(kernel)} is not 2-D; snnconv supports 2-D pooling")
+    kernel = pair(node, "kernel_shape")
     strides, dilations = pair(node, "strides", 1), pair(node, "dilations", 1)
     pads = spatial_pads(node, (h, w), kernel, strides, dilations)
     ctx.emit(node, Pool, [node.inputs[0]], mode=mode, kernel=kernel, stride=strides, pads=pads,

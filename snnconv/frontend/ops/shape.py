@@ -78,13 +78,14 @@ def _pad_spec(node: Node, ctx: Context, rank: int) -> tuple[list[int], float, st
     mode = node.attr("mode", "constant")
     if node.opset < 11:
         return list(node.attr("pads")), float(node.attr("value", 0.0)), mode
-    pads = ctx.require_const(node, 1, "pads").astype(np.int64).tolist()
-    value = ctx.optional_const(node, 2, "constant_value")
+    pads = ctx.require_const(node, 1, "pads").astype(np.int64).ravel().tolist()
+    value = ctx.optional_scalar(node, 2, "constant_value")
     axes = ctx.optional_const(node, 3, "axes")
     if axes is not None:
-        per_axis = dict(zip([a % rank for a in axes.tolist()], zip(pads[: len(axes)], pads[len(axes):])))
+        axes = axes.ravel().tolist()
+        per_axis = dict(zip([a % rank for a in axes], zip(pads[: len(axes)], pads[len(axes):])))
         pads = [per_axis.get(a, (0, 0))[0] for a in range(rank)] + [per_axis.get(a, (0, 0))[1] for a in range(rank)]
-    return pads, 0.0 if value is None else float(value), mode
+    return pads, 0.0 if value is None else value, mode
 
 
 @converter("Pad", 2, 11, 13, 18, 19, 21, 23, 24, 25)
