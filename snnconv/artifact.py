@@ -66,6 +66,15 @@ class Artifact:
     manifest: dict
 
 
+def check_destination(path: str | Path) -> None:
+    """Refuse a path an artifact cannot be written to, before any work is spent on it."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise BadArtifactError(f"{path}: folder {path.parent} does not exist; create it or choose another path")
+    if path.is_dir():
+        raise BadArtifactError(f"{path}: is a folder; give the artifact's file name, e.g. {path / 'model.snn'}")
+
+
 def write(path: str | Path, graph: Graph, manifest_extra: dict) -> Path:
     """Write ``graph`` (with its ``mapping`` fact) and ``manifest_extra`` to ``path`` atomically."""
     path = Path(path)
@@ -79,12 +88,10 @@ def write(path: str | Path, graph: Graph, manifest_extra: dict) -> Path:
     manifest["checksums"] = {name: hashlib.sha256(blob).hexdigest() for name, blob in blobs.items()}
     text = json.dumps(_jsonable(manifest), indent=1, sort_keys=True, allow_nan=False).encode()
     directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise BadArtifactError(f"{path}: folder {directory} does not exist; create it or choose another path")
-    if path.is_dir():
-        raise BadArtifactError(f"{path}: is a folder; give the artifact's file name, e.g. {path / 'model.snn'}")
+    check_destination(path)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 would make the artifact private to its writer
         with os.fdopen(handle, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
             _add(archive, "manifest.json", text)
             for name in sorted(blobs):
@@ -94,6 +101,12 @@ def write(path: str | Path, graph: Graph, manifest_extra: dict) -> Path:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read(path: str | Path) -> Artifact:

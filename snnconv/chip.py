@@ -34,8 +34,10 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from snnconv import geometry, metrics
+from snnconv.errors import SnnconvError
 from snnconv.ir import IF, Graph
 from snnconv.mapping import Mapping
 from snnconv.snn import simulate
@@ -64,6 +66,8 @@ class RunResult:
 def run(graph: Graph, target: Target, x: np.ndarray, timesteps: int, batch_size: int = 256,
         device: str = "cpu", progress=None) -> RunResult:
     """Simulate ``x`` (N, *input shape) in batches; statistics averaged per sample."""
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise SnnconvError(f"device {device!r}: torch sees no CUDA GPU here; run on device 'cpu'")
     outputs, counts, saturations, input_macs = [], {}, {}, 0.0
     for start in range(0, len(x), batch_size):
         result = simulate(graph, x[start:start + batch_size], timesteps, device=device)

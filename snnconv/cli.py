@@ -39,6 +39,16 @@ def _percentile(text: str) -> float | str:
     return value
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
 def _timesteps(text: str) -> tuple[int, ...]:
     try:
         steps = tuple(int(t) for t in text.split(","))
@@ -99,8 +109,10 @@ def _json_safe(value):
 
 def _cmd_compile(args: argparse.Namespace) -> None:
     import snnconv
+    from snnconv import artifact
     from snnconv.data import load_npz
 
+    artifact.check_destination(args.output)
     calibration = load_npz(args.calibration)[0] if args.calibration else None
     with reporting("compiling"):
         net = snnconv.compile(args.model, args.target, calibration, input_shape=args.input_shape,
@@ -237,8 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("model", help="path of an .onnx model")
     compile_.add_argument("--target", default="loihi", help="a target name (see `snnconv targets`) or a .toml file")
     compile_.add_argument("--calibration", metavar="DATA.npz", help="calibration samples (x), as the ANN expects them")
-    compile_.add_argument("--timesteps", type=int, default=32, help="the T to tune for (default 32)")
-    compile_.add_argument("--chips", type=int, help="chips available (default: the target's)")
+    compile_.add_argument("--timesteps", type=_positive, default=32, help="the T to tune for (default 32)")
+    compile_.add_argument("--chips", type=_positive, help="chips available (default: the target's)")
     compile_.add_argument("--percentile", type=_percentile, default="auto",
                           help="normalization percentile, or auto (default: tuned for T)")
     compile_.add_argument("--reset", choices=("emulate", "zero"), default="emulate",
@@ -252,9 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a .snn artifact on the chip model")
     run.add_argument("artifact", help="a .snn file from `snnconv compile`")
     run.add_argument("--data", required=True, metavar="DATA.npz", help="samples x (and labels y for accuracy)")
-    run.add_argument("--timesteps", type=int, help="T (default: what it was compiled for)")
-    run.add_argument("--batch-size", type=int, default=256)
-    run.add_argument("--device", default="cpu", help="cpu or cuda")
+    run.add_argument("--timesteps", type=_positive, help="T (default: what it was compiled for)")
+    run.add_argument("--batch-size", type=_positive, default=256)
+    run.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the chip model runs")
     run.add_argument("--json", action="store_true", help="print predictions and statistics as JSON")
     run.set_defaults(run=_cmd_run)
 
@@ -262,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("artifact", help="a .snn file from `snnconv compile`")
     report.add_argument("--html", metavar="FILE.html", help="write a self-contained HTML report with pictures")
     report.add_argument("--data", metavar="DATA.npz", help="with --html: run these samples to add spikes and energy")
-    report.add_argument("--batch-size", type=int, default=256, help=argparse.SUPPRESS)
+    report.add_argument("--batch-size", type=_positive, default=256, help=argparse.SUPPRESS)
     report.add_argument("--json", action="store_true", help="print the report as JSON")
     report.set_defaults(run=_cmd_report)
 
@@ -275,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--calibration", metavar="DATA.npz", help="calibration samples (default: the first 500 of --data)")
     evaluate.add_argument("--reset", choices=("emulate", "zero"), default="emulate", help=argparse.SUPPRESS)
     evaluate.add_argument("--input-shape", type=_shape, metavar="C,H,W", help="one sample's shape, if dynamic")
-    evaluate.add_argument("--batch-size", type=int, default=256)
+    evaluate.add_argument("--batch-size", type=_positive, default=256)
     evaluate.add_argument("--json", action="store_true", help="print the table as JSON")
     evaluate.set_defaults(run=_cmd_eval)
 
@@ -295,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     silence(args.quiet)
     try:
         args.run(args)
-    except SnnconvError as exc:
+    except (SnnconvError, OSError) as exc:  # OSError: a full disk or a denied permission while writing
         if args.debug:
             raise
         print(f"error: {exc}", file=sys.stderr)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from snnconv import ann_cost, artifact, targets
+from snnconv.data import as_array
 from snnconv.errors import BadArtifactError
 from snnconv.ir import Graph
 from snnconv.targets.target import Target, from_dict
@@ -27,6 +28,7 @@ from snnconv.targets.target import Target, from_dict
 __all__ = ["CompiledNetwork", "compile", "load"]
 
 DEFAULT_TIMESTEPS = 32
+TRAFFIC_SAMPLES = 256  # calibration samples placement estimates traffic from
 
 
 @dataclass
@@ -86,17 +88,43 @@ def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=No
             input_shape: tuple[int, ...] | None = None, timesteps: int = DEFAULT_TIMESTEPS, chips: int | None = None,
             percentile: float | str = "auto", reset: str = "emulate", encoding: str = "current") -> CompiledNetwork:
     """Compile ``model`` for ``target`` with ``calibration`` data (an array, a tensor or batches)."""
+    chip = targets.get(target)  # a bad target fails before the pipeline (and torch) loads
     from snnconv.pipeline import convert, to_cores
 
-    chip = targets.get(target)
     graph, onnx_model = _load(model, example, input_shape)
     cost = ann_cost.ann_cost(graph, onnx_model)
+    if calibration is not None and not hasattr(calibration, "shape") and iter(calibration) is calibration:
+        calibration = _Recording(calibration, TRAFFIC_SAMPLES)  # a one-shot stream: keep what placement reads again
     conversion = convert(graph, calibration, target=chip, reset=reset, percentile=percentile, encoding=encoding,
                          timesteps=timesteps)
-    mapped = to_cores(conversion, chip, chips, calibration)
+    rates_from = calibration.kept() if isinstance(calibration, _Recording) else calibration
+    mapped = to_cores(conversion, chip, chips, rates_from)
     options = {"model": _name(model, graph), "timesteps": timesteps, "chips": chips, "percentile": percentile,
                "reset": reset, "encoding": encoding}
     return CompiledNetwork(mapped.graph, chip, options, mapped.notes, cost)
+
+
+class _Recording:
+    """A one-shot stream of calibration batches that keeps its first samples as it is read.
+
+    Normalization reads the stream once; placement estimates traffic from the first
+    ``keep`` samples afterwards, which a stream cannot give twice.
+    """
+
+    def __init__(self, batches, keep: int):
+        self.batches, self.keep, self.first = iter(batches), keep, []
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        batch = next(self.batches)
+        if sum(map(len, self.first)) < self.keep:
+            self.first.append(as_array(batch, "calibration data"))
+        return batch
+
+    def kept(self) -> np.ndarray | None:
+        return np.concatenate(self.first)[: self.keep] if self.first else None
 
 
 def _name(model, graph: Graph) -> str:

@@ -15,10 +15,11 @@ import numpy as np
 
 from snnconv.errors import BadDataError
 
-__all__ = ["iter_batches", "load_npz"]
+__all__ = ["as_array", "iter_batches", "load_npz"]
 
 
-def _as_array(batch, where: str) -> np.ndarray:
+def as_array(batch, where: str) -> np.ndarray:
+    """One batch (array, tensor, or (x, y) pair) as a checked float32 array; errors name ``where``."""
     if isinstance(batch, (tuple, list)) and batch and not np.isscalar(batch[0]):
         batch = batch[0]  # (x, y) pairs from a DataLoader: the inputs
     if hasattr(batch, "detach"):
@@ -45,7 +46,7 @@ def iter_batches(data, batch_size: int = 256, what: str = "data") -> Iterator[np
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     if hasattr(data, "shape") or isinstance(data, np.ndarray):
-        array = _as_array(data, what)
+        array = as_array(data, what)
         if len(array) == 0:
             raise BadDataError(f"{what}: has no samples")
         for start in range(0, len(array), batch_size):
@@ -56,7 +57,7 @@ def iter_batches(data, batch_size: int = 256, what: str = "data") -> Iterator[np
     pending: list[np.ndarray] = []
     held, count, sample_shape = 0, 0, None
     for index, batch in enumerate(data):
-        array = _as_array(batch, f"{what}, batch {index}")
+        array = as_array(batch, f"{what}, batch {index}")
         if sample_shape is not None and array.shape[1:] != sample_shape:
             raise BadDataError(f"{what}, batch {index}: samples of shape {array.shape[1:]}, earlier batches "
                                f"{sample_shape}; every batch must hold samples of one shape")
@@ -82,7 +83,7 @@ def load_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
         with np.load(path, allow_pickle=False) as archive:
             if "x" not in archive.files:
                 raise BadDataError(f"{path}: no array named 'x' (found {', '.join(archive.files) or 'none'})")
-            x = _as_array(archive["x"], f"{path}: x")
+            x = as_array(archive["x"], f"{path}: x")
             y = archive["y"] if "y" in archive.files else None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise BadDataError(f"{path}: not a readable .npz file ({exc})") from None

@@ -177,3 +177,20 @@ def test_report_html_into_a_missing_folder_is_one_line_and_exit_code_2(tmp_path)
                     timesteps=8).save(out)
     result = snnconv_cli("report", str(out), "--html", str(tmp_path / "no" / "report.html"))
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "does not exist" in result.stderr
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["compile", "m.onnx", "-o", "x.snn", "--timesteps", "-3"], "'-3' is not a positive integer"),
+    (["run", "x.snn", "--data", "d.npz", "--batch-size", "0"], "'0' is not a positive integer"),
+    (["run", "x.snn", "--data", "d.npz", "--device", "tpu"], "invalid choice: 'tpu'"),
+])
+def test_bad_option_values_are_refused_by_the_parser_with_exit_code_2(args, needle):
+    result = snnconv_cli(*args)
+    assert result.returncode == 2 and needle in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_unwritable_output_is_one_line_and_exit_code_2(tmp_path):
+    folder = tmp_path / "taken"
+    folder.mkdir()
+    result = snnconv_cli("compile", str(MODELS.joinpath("mnist_mlp.onnx")), "-o", str(folder), "--timesteps", "4")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr

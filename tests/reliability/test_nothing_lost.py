@@ -235,9 +235,6 @@ def test_the_conversion_of_a_stream_equals_that_of_the_array(mlp_graph, samples)
             np.testing.assert_array_equal(mine.arrays()[field], array)
 
 
-@pytest.mark.xfail(strict=True, raises=BadDataError,
-                   reason="snnconv.compile reads the calibration twice (normalize, then traffic rates in to_cores): "
-                          "a one-shot stream is empty the second time")
 def test_compile_takes_a_one_shot_stream_of_batches(samples):
     net = snnconv.compile(MNIST_MLP, "loihi", Stream(samples[: 8 * BATCH], 8).__iter__(), timesteps=8)
     assert net.graph.fact("mapping") is not None
