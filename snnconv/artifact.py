@@ -72,7 +72,7 @@ def check_destination(path: str | Path) -> None:
     if not path.parent.is_dir():
         raise BadArtifactError(f"{path}: folder {path.parent} does not exist; create it or choose another path")
     if path.is_dir():
-        raise BadArtifactError(f"{path}: is a folder; give the artifact's file name, e.g. {path / 'model.snn'}")
+        raise BadArtifactError(f"{path}: is a folder; give a file name inside it, e.g. {path / 'model.snn'}")
 
 
 def write(path: str | Path, graph: Graph, manifest_extra: dict) -> Path:

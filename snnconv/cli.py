@@ -112,7 +112,8 @@ def _cmd_compile(args: argparse.Namespace) -> None:
     from snnconv import artifact
     from snnconv.data import load_npz
 
-    artifact.check_destination(args.output)
+    for destination in filter(None, (args.output, args.nir)):  # refuse a bad path before the work, not after
+        artifact.check_destination(destination)
     calibration = load_npz(args.calibration)[0] if args.calibration else None
     with reporting("compiling"):
         net = snnconv.compile(args.model, args.target, calibration, input_shape=args.input_shape,

@@ -45,18 +45,14 @@ from pathlib import Path
 
 import numpy as np
 
-from snnconv.errors import SnnconvError, UnsupportedOpError
+from snnconv.errors import MissingDependencyError, SnnconvError, UnsupportedOpError
 from snnconv.geometry import host_computed
 from snnconv.ir import IF, Add, Affine, Concat, Conv, Dense, Flatten, Graph, Input, Layer, Output, Pad, Pool, Round
 from snnconv.ir.layers import conv_output_size
 
-__all__ = ["NirUnavailableError", "to_nir_graph", "write_nir"]
+__all__ = ["to_nir_graph", "write_nir"]
 
 log = logging.getLogger(__name__)
-
-
-class NirUnavailableError(SnnconvError):
-    """Exporting to NIR needs the optional ``nir`` package, version 1.0.6 or newer."""
 
 
 def write_nir(network, path: str | Path) -> list[str]:
@@ -93,10 +89,10 @@ def _nir():
     try:
         import nir
     except ImportError:
-        raise NirUnavailableError("exporting to NIR needs the nir package: pip install nir") from None
+        raise MissingDependencyError("exporting to NIR needs the nir package: pip install 'nir>=1.0.6'") from None
     if "v_reset" not in {f.name for f in fields(nir.IF)}:
-        raise NirUnavailableError(f"exporting to NIR needs nir >= 1.0.6, found {getattr(nir, '__version__', '?')}: "
-                                  f"pip install -U 'nir>=1.0.6'")
+        raise MissingDependencyError(f"exporting to NIR needs nir >= 1.0.6, found {getattr(nir, '__version__', '?')}: "
+                                     f"pip install -U 'nir>=1.0.6'")
     return nir
 
 

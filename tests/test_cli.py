@@ -194,3 +194,22 @@ def test_an_unwritable_output_is_one_line_and_exit_code_2(tmp_path):
     folder.mkdir()
     result = snnconv_cli("compile", str(MODELS.joinpath("mnist_mlp.onnx")), "-o", str(folder), "--timesteps", "4")
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_compile_nir_json_names_the_file_and_what_nir_cannot_express(tmp_path):
+    pytest.importorskip("nir", minversion="1.0.6", reason="NIR export needs nir >= 1.0.6 (the test extra installs it)")
+    out, nir_file = tmp_path / "mlp.snn", tmp_path / "mlp.nir"
+    result = snnconv_cli("compile", str(MODELS.joinpath("mnist_mlp.onnx")), "--calibration",
+                         str(MODELS.joinpath("mnist_calib.npz")), "--timesteps", "8", "-o", str(out),
+                         "--nir", str(nir_file), "--json")
+    assert result.returncode == 0, result.stderr
+    written = json.loads(result.stdout)
+    assert written["nir"] == str(nir_file) and nir_file.stat().st_size > 0
+    assert any("output" in warning for warning in written["nir_warnings"])
+
+
+def test_compile_nir_into_a_missing_folder_is_one_line_and_exit_code_2(tmp_path):
+    result = snnconv_cli("compile", str(MODELS.joinpath("mnist_mlp.onnx")), "-o", str(tmp_path / "mlp.snn"),
+                         "--nir", str(tmp_path / "no" / "mlp.nir"), "--timesteps", "4")
+    assert result.returncode == 2 and "does not exist" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "mlp.snn").exists()
