@@ -69,10 +69,19 @@ class Place:
             if needed == 1:
                 break
         _, _, chosen, cores, traffic = min(trials, key=lambda trial: trial[:2])
+        cores = _with_routes(cores, core_traffic(graph, cores, {}))
         traffic |= {"rates": "calibration" if self.rates else "fan-out counts", "order": chosen}
         placed = dataclasses.replace(mapping, cores=cores, chips=needed, traffic=traffic)
         notes = {"chips": needed, "cores": len(cores)} | {k: v for k, v in traffic.items() if k != "per_chip"}
         return PassResult(graph.rebuilt(graph.layers, mapping=placed), True, notes)
+
+
+def _with_routes(cores: tuple[Core, ...], edges: np.ndarray) -> tuple[Core, ...]:
+    """Each core's destination cores: every core one of its neurons has a synapse into, whatever the rates."""
+    destinations: dict[int, set[int]] = {}
+    for source, destination in edges[:, :2].astype(int):
+        destinations.setdefault(int(source), set()).add(int(destination))
+    return tuple(dataclasses.replace(core, routes=tuple(sorted(destinations.get(core.index, ())))) for core in cores)
 
 
 def _by_layer(order: dict[str, int]):

@@ -46,7 +46,7 @@ from snnconv.mapping import Core, Mapping, Resources, Tile
 __all__ = ["FORMAT", "VERSION", "Artifact", "read", "write"]
 
 FORMAT = "snnconv-artifact"
-VERSION = 1
+VERSION = 2  # 2: each core lists its routes
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # zip's earliest timestamp: the same bytes on every run
 MAX_MEMBER_BYTES = 1 << 31  # a member unpacking to more than this (2 GiB) is refused before it is read
 MAX_INT = 1 << 31  # integers in the program and the core table are counts and sizes far below this
@@ -172,6 +172,9 @@ def _manifest(archive: zipfile.ZipFile, path: Path) -> dict:
     if not isinstance(version, int) or version > VERSION:
         raise BadArtifactError(f"{path}: artifact format version {version!r} is newer than this snnconv reads "
                                f"({VERSION}); upgrade snnconv")
+    if version < VERSION:
+        raise BadArtifactError(f"{path}: artifact format version {version} is older than this snnconv writes "
+                               f"({VERSION}); compile the model again")
     for key, kind in (("program", list), ("checksums", dict), ("facts", dict), ("name", str)):
         if not isinstance(manifest.get(key), kind):
             raise BadArtifactError(f"{path}: manifest field {key!r} missing or not a {kind.__name__}")
@@ -324,7 +327,7 @@ def _facts(facts: dict, path: Path) -> tuple[tuple[str, object], ...]:
 def _mapping_entry(mapping: Mapping) -> dict:
     return {"target": mapping.target, "chips": mapping.chips, "traffic": mapping.traffic,
             "tile_shapes": {k: list(v) for k, v in mapping.tile_shapes.items()},
-            "cores": [{"index": c.index, "chip": c.chip, "position": list(c.position),
+            "cores": [{"index": c.index, "chip": c.chip, "position": list(c.position), "routes": list(c.routes),
                        "tiles": [{"population": t.population, "box": [list(b) for b in t.box],
                                   "resources": dataclasses.asdict(t.resources), "group": t.group,
                                   "groups": t.groups, "inputs": [list(i) for i in t.inputs]}
@@ -340,20 +343,24 @@ def _mapping(entry, graph: Graph, where: str) -> Mapping:
     tile_shapes = {name: _sequence(_list(shape, f"{where}: tile_shapes"), "tuple[int, int, int]",
                                    f"{where}: tile_shapes[{name!r}]", 1) for name, shape in shapes.items()}
     incoming = geometry.projections(graph)
-    cores = tuple(_core(core, index, graph, incoming, f"{where}: core {index}")
-                  for index, core in enumerate(_list(entry["cores"], f"{where}: cores")))
+    listed = _list(entry["cores"], f"{where}: cores")
+    cores = tuple(_core(core, index, len(listed), graph, incoming, f"{where}: core {index}")
+                  for index, core in enumerate(listed))
     return Mapping(entry["target"], cores, tile_shapes, _int(entry["chips"], f"{where}: chips"), entry["traffic"])
 
 
-def _core(entry, index: int, graph: Graph, incoming: dict, where: str) -> Core:
-    entry = _object(entry, ("index", "chip", "position", "tiles"), where)
+def _core(entry, index: int, count: int, graph: Graph, incoming: dict, where: str) -> Core:
+    entry = _object(entry, ("index", "chip", "position", "tiles", "routes"), where)
     if entry["index"] != index:
         raise BadArtifactError(f"{where}: index {_short(entry['index'])} out of order")
     position = _sequence(_list(entry["position"], f"{where}: position"), "tuple[int, int]", f"{where}: position",
                          -1)
     tiles = tuple(_tile(tile, graph, incoming, f"{where}, tile {i}")
                   for i, tile in enumerate(_list(entry["tiles"], f"{where}: tiles")))
-    return Core(index, tiles, _int(entry["chip"], f"{where}: chip", -1), position)
+    routes = tuple(_int(destination, f"{where}: routes") for destination in _list(entry["routes"], f"{where}: routes"))
+    if any(destination >= count for destination in routes):
+        raise BadArtifactError(f"{where}: routes {_short(list(routes))} name cores beyond the {count} there are")
+    return Core(index, tiles, _int(entry["chip"], f"{where}: chip", -1), position, routes)
 
 
 def _tile(entry, graph: Graph, incoming: dict, where: str) -> Tile:

@@ -69,6 +69,7 @@ class Core:
     tiles: tuple[Tile, ...]
     chip: int = -1
     position: tuple[int, int] = (-1, -1)  # row, column on the chip's mesh
+    routes: tuple[int, ...] = ()  # the cores this core's spikes (and partial sums) are sent to, once placed
 
     @property
     def resources(self) -> Resources:

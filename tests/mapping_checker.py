@@ -147,3 +147,37 @@ def _memory(per_axon: np.ndarray, block: np.ndarray, weight_bits: int, core) -> 
         word = max(core.word_bits, 1)
         return int((np.ceil((per_axon * weight_bits + core.row_overhead_bits) / word) * word).sum())
     return 0  # shared kernels: checked by the partitioner's own rule; the checker does not model kernel layout
+
+
+def routes(graph: Graph) -> dict[int, set[int]]:
+    """Each core's destination cores, from the one-hot connectivity: a neuron of a group-0 tile on core a
+    with a synapse into a tile on core b (through that tile's input range), and a partial-sum tile on a
+    of a neuron whose group-0 tile is on b."""
+    mapping = graph.fact("mapping")
+    links = connectivity(graph)
+    home: dict[tuple[str, tuple], int] = {}
+    holders: dict[str, list[tuple[np.ndarray, int]]] = {}
+    for c in mapping.cores:
+        for tile in c.tiles:
+            if tile.group == 0:
+                home[tile.population, tile.box] = c.index
+                holders.setdefault(tile.population, []).append((_box_indices(graph[tile.population].shape, tile.box),
+                                                                c.index))
+    found: dict[int, set[int]] = {}
+    for c in mapping.cores:
+        for tile in c.tiles:
+            if tile.group > 0 and home[tile.population, tile.box] != c.index:
+                found.setdefault(c.index, set()).add(home[tile.population, tile.box])
+            neurons = _box_indices(graph[tile.population].shape, tile.box)
+            for (src, dst), counts in links.items():
+                if dst != tile.population or src not in holders:
+                    continue
+                rows = np.arange(counts.shape[0])
+                for name, lo, hi in tile.inputs:
+                    if name == src:
+                        rows = _source_channel_rows(graph, src, lo, hi)
+                reached = rows[counts[np.ix_(rows, neurons)].sum(axis=1) > 0]
+                for held, source_core in holders[src]:
+                    if source_core != c.index and np.intersect1d(held, reached).size:
+                        found.setdefault(source_core, set()).add(c.index)
+    return found

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import tempfile
 import zipfile
 from importlib import resources
 
+import mapping_checker
 import numpy as np
 import pytest
 
@@ -127,3 +129,12 @@ def test_arrays_are_never_unpickled(network, tmp_path):
                 new.writestr(info, data)
     with pytest.raises(BadArtifactError, match="not a plain .npy array"):
         snnconv.load(pickled)
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn", "resnet"])
+def test_every_core_routes_to_exactly_the_cores_its_neurons_reach(model):
+    """The artifact's routes against the one-hot connectivity of the independent checker."""
+    net = snnconv.load(compiled(model, "loihi").save(tempfile.mkdtemp() + "/net.snn"))
+    expected = mapping_checker.routes(net.graph)
+    for core in net.graph.fact("mapping").cores:
+        assert set(core.routes) == expected.get(core.index, set()), f"core {core.index}"

@@ -163,7 +163,8 @@ def _checked(model: onnx.ModelProto, label: str) -> onnx.ModelProto:
         # not strict: before opset 22 onnx counts a ceil-mode pooling window that starts in the end
         # padding, which torch and onnxruntime drop; snnconv checks every shape itself on import
         return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=False)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError, ValueError) as exc:
+        # ValueError: type inference meets a tensor data type onnx does not know
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise BadModelError(f"{label}: the ONNX checker rejects the model: {reason}; fix or re-export the model") from None
 

@@ -431,7 +431,7 @@ ARTIFACT_CASES = {
                                        BadArtifactError, ("not a snnconv artifact",)),
     "tampered array": Case(rezipped(flip_array_byte), read_artifact, BadArtifactError, ("checksum mismatch",)),
     "future format version": Case(rezipped(in_manifest(_version)), read_artifact, BadArtifactError,
-                                  ("format version 2", "upgrade snnconv")),
+                                  ("format version 3", "upgrade snnconv")),
     "no manifest": Case(rezipped(lambda n, d: None if n == "manifest.json" else d), read_artifact, BadArtifactError,
                         ("no manifest.json",)),
     "an array missing": Case(rezipped(lambda n, d: None if n.endswith("weight.npy") else d), read_artifact,
