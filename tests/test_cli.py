@@ -213,3 +213,8 @@ def test_compile_nir_into_a_missing_folder_is_one_line_and_exit_code_2(tmp_path)
                          "--nir", str(tmp_path / "no" / "mlp.nir"), "--timesteps", "4")
     assert result.returncode == 2 and "does not exist" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "mlp.snn").exists()
+
+
+def test_demo_takes_no_input_and_refuses_one_with_exit_code_2():
+    result = snnconv_cli("demo", "models/mnist_cnn.onnx")
+    assert result.returncode == 2 and "unrecognized arguments" in result.stderr
