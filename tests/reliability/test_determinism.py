@@ -59,7 +59,8 @@ COMPILE_ELSEWHERE = textwrap.dedent(f"""
 def test_another_process_with_another_hash_seed_writes_the_same_bytes(network, tmp_path):
     elsewhere = tmp_path / "elsewhere.snn"
     result = subprocess.run([sys.executable, "-c", COMPILE_ELSEWHERE, str(elsewhere)], capture_output=True,
-                            text=True, timeout=300, check=False, env={**os.environ, "PYTHONHASHSEED": "12345"})
+                            text=True, timeout=300, check=False, env={**os.environ, "PYTHONHASHSEED": "12345"},
+                            cwd=tmp_path)  # outside the source tree: the installed package is imported
     assert result.returncode == 0, result.stderr
     assert elsewhere.read_bytes() == network.save(tmp_path / "here.snn").read_bytes()
 

@@ -122,7 +122,7 @@ def test_a_process_killed_mid_save_leaves_the_previous_artifact(artifact_path, t
     path = tmp_path / "net.snn"
     path.write_bytes(b"the previous artifact")
     result = subprocess.run([sys.executable, "-c", KILLED_MID_SAVE, str(artifact_path), str(path)],
-                            capture_output=True, timeout=300, check=False)
+                            capture_output=True, timeout=300, check=False, cwd=tmp_path)  # the installed package
     assert result.returncode == -9, result.stderr
     assert path.read_bytes() == b"the previous artifact"
     assert all(name == "net.snn" or name.startswith(".net.snn.") and name.endswith(".tmp")
