@@ -170,11 +170,13 @@ def _print_run(summary: dict, target: str) -> None:
 
 def _cmd_report(args: argparse.Namespace) -> None:
     import snnconv
+    from snnconv import artifact
     from snnconv.data import load_npz
 
     net = snnconv.load(args.artifact)
     report = net.report
     if args.html:
+        artifact.check_destination(args.html)  # before the run, not after
         run, accuracy = None, None
         if args.data:
             x, y = load_npz(args.data)
