@@ -127,7 +127,7 @@ def _cmd_compile(args: argparse.Namespace) -> None:
         print(json.dumps({**written, "report": report.to_dict()}, indent=2))
     else:
         print(report.render())
-        print("\n" + "\n".join(f"wrote {path}" for key, path in written.items() if key != "nir_warnings"))
+        print(f"\nwrote {path}" + (f"\nwrote {args.nir}" if args.nir else ""))
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
@@ -174,7 +174,6 @@ def _cmd_report(args: argparse.Namespace) -> None:
     from snnconv.data import load_npz
 
     net = snnconv.load(args.artifact)
-    report = net.report
     if args.html:
         artifact.check_destination(args.html)  # before the run, not after
         run, accuracy = None, None
@@ -185,6 +184,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
         path = net.write_html(args.html, run, accuracy)
         print(json.dumps({"html": str(path)}, indent=2) if args.json else f"wrote {path}")
         return
+    report = net.report
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.render())
 
 
