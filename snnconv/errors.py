@@ -15,6 +15,8 @@ __all__ = [
     "DoesNotFitError",
     "BadArtifactError",
     "MissingDependencyError",
+    "BadPathError",
+    "BadOptionError",
 ]
 
 
@@ -52,3 +54,11 @@ class BadArtifactError(SnnconvError):
 
 class MissingDependencyError(SnnconvError):
     """An optional package that a feature needs is not installed; the message says what to install."""
+
+
+class BadPathError(SnnconvError):
+    """An output path that cannot be written, or that is the same file as an input or another output."""
+
+
+class BadOptionError(SnnconvError, ValueError):
+    """An option of the API or the command line with a value outside what it accepts (also a ``ValueError``)."""
