@@ -36,11 +36,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from snnconv import geometry, metrics
-from snnconv.errors import SnnconvError
+from snnconv import ann, geometry, metrics
+from snnconv.data import check_labels
+from snnconv.errors import BadDataError, SnnconvError
 from snnconv.ir import IF, Graph
 from snnconv.mapping import Mapping
-from snnconv.snn import simulate
+from snnconv.snn import CHUNK_ELEMENTS, simulate
 from snnconv.targets.target import Target
 
 __all__ = ["RunResult", "run"]
@@ -60,7 +61,13 @@ class RunResult:
     saturations: dict[str, int] = field(default_factory=dict)
 
     def accuracy(self, labels) -> float:
-        return float((self.predictions == np.asarray(labels)).mean())
+        """The fraction of samples whose prediction is their label (class indices, one per sample)."""
+        labels = np.asarray(labels)
+        if labels.shape != self.predictions.shape or labels.dtype.kind not in "iu":
+            raise BadDataError(f"labels: expected {len(self.predictions)} integer class indices, got {labels.dtype} "
+                               f"of shape {labels.shape}")
+        check_labels(labels, self.outputs.shape[1], "labels")
+        return float((self.predictions == labels).mean())
 
 
 def run(graph: Graph, target: Target, x: np.ndarray, timesteps: int, batch_size: int = 256,
@@ -69,6 +76,7 @@ def run(graph: Graph, target: Target, x: np.ndarray, timesteps: int, batch_size:
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise SnnconvError(f"device {device!r}: torch sees no CUDA GPU here; run on device 'cpu'")
     outputs, counts, saturations, input_macs = [], {}, {}, 0.0
+    batch_size = ann.samples_per_batch(graph, CHUNK_ELEMENTS, batch_size)  # a chunk of one step must fit
     for start in range(0, len(x), batch_size):
         result = simulate(graph, x[start:start + batch_size], timesteps, device=device)
         input_macs += metrics.effective_macs(graph, x[start:start + batch_size])

@@ -8,55 +8,39 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import math
 import sys
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
-from snnconv import __version__
-from snnconv.errors import BadDataError, SnnconvError
+import numpy as np
+
+from snnconv import __version__, files, options
+from snnconv.errors import BadDataError, BadOptionError, SnnconvError
 from snnconv.progress import Progress, reporting, silence
 
 __all__ = ["main"]
 
 
-def _shape(text: str) -> tuple[int, ...]:
-    try:
-        dims = tuple(int(d) for d in text.replace("x", ",").split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a shape like 3,32,32") from None
-    if not dims or min(dims) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: every dimension must be a positive integer")
-    return dims
+def _option(check, *args):
+    """An argparse type from a check of ``snnconv.options``: one definition of what each option accepts."""
+    def convert(text: str):
+        try:
+            return check(text, *args)
+        except BadOptionError as exc:
+            raise argparse.ArgumentTypeError(str(exc).partition(": ")[2]) from None
+    convert.__name__ = check.__name__  # argparse names the type in its message
+    return convert
 
 
-def _percentile(text: str) -> float | str:
-    if text == "auto":
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 100:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a percentile in (0, 100], or auto")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-    return value
-
-
-def _timesteps(text: str) -> tuple[int, ...]:
-    try:
-        steps = tuple(int(t) for t in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a list of timesteps like 8,16,32") from None
-    if min(steps) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: every T must be a positive integer")
-    return steps
+_shape = _option(options.shape)
+_percentile = _option(options.percentile)
+_positive = _option(options.positive, "value")
+_timesteps = _option(options.timesteps)
+_timesteps_list = _option(options.timesteps_list)
 
 
 def _cmd_inspect(args: argparse.Namespace) -> None:
@@ -64,7 +48,7 @@ def _cmd_inspect(args: argparse.Namespace) -> None:
     from snnconv.summary import render_summary, summary_dict
 
     summary = summary_dict(load_onnx(args.model, input_shape=args.input_shape), str(args.model))
-    print(json.dumps(summary, indent=2) if args.json else render_summary(summary))
+    _show(args, summary, lambda: render_summary(summary))
 
 
 def _cmd_targets(args: argparse.Namespace) -> None:
@@ -75,12 +59,10 @@ def _cmd_targets(args: argparse.Namespace) -> None:
         print(targets.get(args.toml).to_toml(), end="")
         return
     chips = [targets.get(name) for name in targets.names()]
-    if args.json:
-        print(json.dumps([_json_safe(chip.to_dict()) for chip in chips], indent=2))
-        return
-    print(render_table(["target", "neurons/core", "cores/chip", "weights", "state", "reset", "pJ/synop", "about"],
-                       [_target_row(chip) for chip in chips]))
-    print("\n`snnconv targets --toml NAME` prints a target as TOML: edit it and pass the file as --target.")
+    _show(args, [chip.to_dict() for chip in chips], lambda: render_table(
+        ["target", "neurons/core", "cores/chip", "weights", "state", "reset", "pJ/synop", "about"],
+        [_target_row(chip) for chip in chips])
+        + "\n\n`snnconv targets --toml NAME` prints a target as TOML: edit it and pass the file as --target.")
 
 
 def _target_row(chip) -> list[str]:
@@ -98,22 +80,36 @@ def _limit(value) -> str:
     return "no limit" if value == float("inf") else f"{value:,}"
 
 
+def _show(args: argparse.Namespace, data, text: Callable[[], str]) -> None:
+    """``data`` as JSON with ``--json``, else ``text()`` for a terminal."""
+    print(json.dumps(_json_safe(data), indent=2, allow_nan=False) if args.json else text())
+
+
 def _json_safe(value):
-    """JSON has no infinity: unlimited numbers are written as null."""
+    """JSON has no infinity or NaN (``Infinity`` is not JSON): unlimited or undefined numbers become null."""
     if isinstance(value, dict):
         return {key: _json_safe(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [_json_safe(item) for item in value]
-    return None if value == float("inf") else value
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _target_file(target: str) -> str | None:
+    """``--target`` when it names a file (as ``snnconv.targets.get`` reads it), else None."""
+    return target if Path(target).suffix else None
 
 
 def _cmd_compile(args: argparse.Namespace) -> None:
     import snnconv
-    from snnconv import artifact
     from snnconv.data import load_npz
 
-    for destination in filter(None, (args.output, args.nir)):  # refuse a bad path before the work, not after
-        artifact.check_destination(destination)
+    files.check_outputs({"the artifact (-o)": args.output, "the NIR file (--nir)": args.nir},
+                        {"the model": args.model, "the calibration data": args.calibration,
+                         "the target file": _target_file(args.target)})
     calibration = load_npz(args.calibration)[0] if args.calibration else None
     with reporting("compiling"):
         net = snnconv.compile(args.model, args.target, calibration, input_shape=args.input_shape,
@@ -123,69 +119,67 @@ def _cmd_compile(args: argparse.Namespace) -> None:
     if args.nir:
         written["nir"], written["nir_warnings"] = str(args.nir), net.to_nir(args.nir)
     report = net.report
-    if args.json:
-        print(json.dumps({**written, "report": report.to_dict()}, indent=2))
-    else:
-        print(report.render())
-        print(f"\nwrote {path}" + (f"\nwrote {args.nir}" if args.nir else ""))
+    _show(args, {**written, "report": report.to_dict()},
+          lambda: report.render() + f"\n\nwrote {path}" + (f"\nwrote {args.nir}" if args.nir else ""))
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
     import snnconv
-    from snnconv.data import load_npz
+    from snnconv.data import check_labels, load_npz
 
     net = snnconv.load(args.artifact)
     x, y = load_npz(args.data)
+    check_labels(y, net.classes, f"{args.data}: y")  # before the run, not after
     result = net.run(x, args.timesteps, args.batch_size, args.device, Progress("simulating", len(x), "samples"))
     summary = {"samples": len(x), "timesteps": result.timesteps, "predictions": result.predictions.tolist(),
                "accuracy": result.accuracy(y) if y is not None else None,
                "stats": {k: v for k, v in result.stats.items() if k != "per_core"}}
-    if args.json:
-        print(json.dumps(summary, indent=2))
-        return
-    _print_run(summary, net.target.name)
+    _show(args, summary, lambda: _run_text(summary, net.target.name))
 
 
-def _print_run(summary: dict, target: str) -> None:
+def _run_text(summary: dict, target: str) -> str:
     from snnconv.table import render_table
 
-    stats = summary["stats"]
+    stats, lines = summary["stats"], []
     if summary["accuracy"] is not None:
-        print(f"accuracy: {100 * summary['accuracy']:.2f}% on {summary['samples']:,} samples at "
-              f"T = {summary['timesteps']}")
+        lines.append(f"accuracy: {100 * summary['accuracy']:.2f}% on {summary['samples']:,} samples at "
+                     f"T = {summary['timesteps']}")
     ann = stats.get("ann", {})
     rows = [["operations", f"{stats['synaptic_ops']:,.0f} synaptic ops", f"{ann['macs']:,} MACs" if ann else "-"],
             ["spikes", f"{stats['spikes']:,.0f}", "-"],
             ["energy", f"{stats['energy_uj']:,.1f} uJ", f"{ann['energy_uj']:,.2f} uJ" if ann else "-"],
             ["latency", f"{stats['latency_us']:,.0f} us",
              f"{ann['latency_us']:,.0f} us (onnxruntime, batch 1)" if ann.get("latency_us") else "-"]]
-    print(render_table(["per inference", f"SNN on {target} (modeled)", "ANN"], rows))
+    lines.append(render_table(["per inference", f"SNN on {target} (modeled)", "ANN"], rows))
     bench = stats.get("neurobench")
     if bench:
         ops = bench["synaptic_operations"]
-        print(f"NeuroBench: effective ACs {ops['effective_acs']:,.0f}, effective MACs {ops['effective_macs']:,.0f}, "
-              f"activation sparsity {bench['activation_sparsity']:.3f}, connection sparsity "
-              f"{bench['connection_sparsity']:.3f}, footprint {bench['footprint_bytes']:,} bytes")
+        lines.append(f"NeuroBench: effective ACs {ops['effective_acs']:,.0f}, effective MACs "
+                     f"{ops['effective_macs']:,.0f}, activation sparsity {bench['activation_sparsity']:.3f}, "
+                     f"connection sparsity {bench['connection_sparsity']:.3f}, "
+                     f"footprint {bench['footprint_bytes']:,} bytes")
+    return "\n".join(lines)
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
     import snnconv
-    from snnconv import artifact
-    from snnconv.data import load_npz
+    from snnconv.data import check_labels, load_npz
 
-    net = snnconv.load(args.artifact)
-    if args.html:
-        artifact.check_destination(args.html)  # before the run, not after
-        run, accuracy = None, None
-        if args.data:
-            x, y = load_npz(args.data)
-            run = net.run(x, batch_size=args.batch_size, progress=Progress("simulating", len(x), "samples"))
-            accuracy = {"snn": {run.timesteps: run.accuracy(y)}} if y is not None else None
-        path = net.write_html(args.html, run, accuracy)
-        print(json.dumps({"html": str(path)}, indent=2) if args.json else f"wrote {path}")
+    if not args.html:
+        report = snnconv.load(args.artifact).report
+        _show(args, report.to_dict(), report.render)
         return
-    report = net.report
-    print(json.dumps(report.to_dict(), indent=2) if args.json else report.render())
+    files.check_outputs({"the HTML report (--html)": args.html}, {"the artifact": args.artifact,
+                                                                 "the data (--data)": args.data})
+    net = snnconv.load(args.artifact)
+    run, accuracy = None, None
+    if args.data:
+        x, y = load_npz(args.data)
+        check_labels(y, net.classes, f"{args.data}: y")
+        run = net.run(x, batch_size=args.batch_size, progress=Progress("simulating", len(x), "samples"))
+        accuracy = {"snn": {run.timesteps: run.accuracy(y)}} if y is not None else None
+    path = net.write_html(args.html, run, accuracy)
+    _show(args, {"html": str(path)}, lambda: f"wrote {path}")
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
@@ -199,7 +193,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     evaluation = snnconv.evaluate(args.model, (x, y), target=args.target, timesteps=args.timesteps,
                                   calibration=calibration, input_shape=args.input_shape, reset=args.reset,
                                   batch_size=args.batch_size)
-    print(json.dumps(evaluation.to_dict(), indent=2) if args.json else evaluation.render())
+    _show(args, evaluation.to_dict(), evaluation.render)
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
@@ -226,16 +220,13 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     result = net.run(test["x"], 32, progress=Progress("simulating", len(test["x"]), "samples"))
     summary = {"samples": len(test["x"]), "timesteps": 32, "ann_accuracy": ann, "accuracy": result.accuracy(test["y"]),
                "stats": {k: v for k, v in result.stats.items() if k != "per_core"}}
-    if args.json:
-        print(json.dumps({**summary, "report": net.report.to_dict()}, indent=2))
-        return
-    print(net.report.render())
-    print(f"\nANN accuracy: {100 * ann:.2f}%  (float, onnx model)")
-    _print_run(summary, net.target.name)
+    _show(args, {**summary, "report": net.report.to_dict()},
+          lambda: f"{net.report.render()}\n\nANN accuracy: {100 * ann:.2f}%  (float, onnx model)\n"
+                  + _run_text(summary, net.target.name))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="snnconv", description="ANN-to-SNN conversion compiler for neuromorphic chips.")
+    parser = _Parser(prog="snnconv", description="ANN-to-SNN conversion compiler for neuromorphic chips.")
     parser.add_argument("--version", action="version", version=f"snnconv {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars (they only show on a terminal)")
@@ -252,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("model", help="path of an .onnx model")
     compile_.add_argument("--target", default="loihi", help="a target name (see `snnconv targets`) or a .toml file")
     compile_.add_argument("--calibration", metavar="DATA.npz", help="calibration samples (x), as the ANN expects them")
-    compile_.add_argument("--timesteps", type=_positive, default=32, help="the T to tune for (default 32)")
+    compile_.add_argument("--timesteps", type=_timesteps, default=32, help="the T to tune for (default 32)")
     compile_.add_argument("--chips", type=_positive, help="chips available (default: the target's)")
     compile_.add_argument("--percentile", type=_percentile, default="auto",
                           help="normalization percentile, or auto (default: tuned for T)")
@@ -267,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a .snn artifact on the chip model")
     run.add_argument("artifact", help="a .snn file from `snnconv compile`")
     run.add_argument("--data", required=True, metavar="DATA.npz", help="samples x (and labels y for accuracy)")
-    run.add_argument("--timesteps", type=_positive, help="T (default: what it was compiled for)")
+    run.add_argument("--timesteps", type=_timesteps, help="T (default: what it was compiled for)")
     run.add_argument("--batch-size", type=_positive, default=256)
     run.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the chip model runs")
     run.add_argument("--json", action="store_true", help="print predictions and statistics as JSON")
@@ -285,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("model", help="path of an .onnx model")
     evaluate.add_argument("--data", required=True, metavar="DATA.npz", help="samples x and labels y")
     evaluate.add_argument("--target", default="loihi", help="a target name or a .toml file")
-    evaluate.add_argument("--timesteps", type=_timesteps, default=(8, 16, 32), metavar="T,T,...",
+    evaluate.add_argument("--timesteps", type=_timesteps_list, default=(8, 16, 32), metavar="T,T,...",
                           help="the T to score (default 8,16,32); compiled for the largest")
     evaluate.add_argument("--calibration", metavar="DATA.npz", help="calibration samples (default: the first 500 of --data)")
     evaluate.add_argument("--reset", choices=("emulate", "zero"), default="emulate", help=argparse.SUPPRESS)
@@ -305,16 +296,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """Option errors as one line ``error: ...`` and exit code 2, like every other error (no usage block)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {_one_line(message)} (see {self.prog} --help)\n")
+
+
+def _one_line(text) -> str:
+    return " ".join(str(text).split())
+
+
+@contextmanager
+def _warnings_after_success() -> Iterator[list[str]]:
+    """Hold the warnings (Python's and snnconv's log) a command emits; print them only if it succeeds.
+
+    An error is then the only thing a failed command prints; a successful one ends with
+    one ``warning: ...`` line per distinct warning.
+    """
+    held: list[str] = []
+
+    class Hold(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            held.append(record.getMessage())
+
+    logger, handler = logging.getLogger("snnconv"), Hold(logging.WARNING)
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            yield held
+        held.extend(str(w.message) for w in caught)
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     silence(args.quiet)
-    try:
-        args.run(args)
-    except (SnnconvError, OSError) as exc:  # OSError: a full disk or a denied permission while writing
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    with _warnings_after_success() as held:
+        try:
+            args.run(args)
+        except (SnnconvError, OSError) as exc:  # OSError: a full disk or a denied permission while writing
+            if args.debug:
+                raise
+            print(f"error: {_one_line(exc)}", file=sys.stderr)
+            return 2
+    for message in dict.fromkeys(held):
+        print(f"warning: {_one_line(message)}", file=sys.stderr)
     return 0
 
 

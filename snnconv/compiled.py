@@ -14,20 +14,23 @@ and would break byte-identical output: a loaded network's ANN latency is None.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from snnconv import ann_cost, artifact, targets
+from snnconv import ann_cost, artifact, options, targets
 from snnconv.data import as_array
-from snnconv.errors import BadArtifactError
+from snnconv.errors import BadArtifactError, BadOptionError
 from snnconv.ir import Graph
 from snnconv.targets.target import Target, from_dict
 
 __all__ = ["CompiledNetwork", "compile", "load"]
 
 DEFAULT_TIMESTEPS = 32
+RESETS = ("emulate", "zero")  # how a chip without subtractive reset gets one (passes/legalize_reset)
+ENCODINGS = ("current", "rate")  # how the first layer receives the input (snnconv.snn)
 TRAFFIC_SAMPLES = 256  # calibration samples placement estimates traffic from
 
 
@@ -53,11 +56,18 @@ class CompiledNetwork:
     def timesteps(self) -> int:
         return int(self.options.get("timesteps", DEFAULT_TIMESTEPS))
 
+    @property
+    def classes(self) -> int:
+        """The number of outputs (classes) of the network."""
+        return math.prod(self.graph.layers[-1].shape)
+
     def run(self, x, timesteps: int | None = None, batch_size: int = 256, device: str = "cpu", progress=None):
         """Simulate the chip on ``x``: predictions, outputs and per-inference statistics (``RunResult``)."""
         from snnconv.chip import run
 
-        result = run(self.graph, self.target, np.asarray(x), timesteps or self.timesteps, batch_size, device, progress)
+        steps = options.timesteps(self.timesteps if timesteps is None else timesteps)
+        batch_size, device = options.positive(batch_size, "batch_size"), options.device(device)
+        result = run(self.graph, self.target, np.asarray(x), steps, batch_size, device, progress)
         if self.ann:
             result.stats["ann"] = dict(self.ann)
         return result
@@ -89,6 +99,10 @@ def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=No
             percentile: float | str = "auto", reset: str = "emulate", encoding: str = "current") -> CompiledNetwork:
     """Compile ``model`` for ``target`` with ``calibration`` data (an array, a tensor or batches)."""
     chip = targets.get(target)  # a bad target fails before the pipeline (and torch) loads
+    timesteps, percentile = options.timesteps(timesteps), options.percentile(percentile)
+    chips = None if chips is None else options.positive(chips, "chips")
+    reset, encoding = options.choice(reset, "reset", RESETS), options.choice(encoding, "encoding", ENCODINGS)
+    input_shape = None if input_shape is None else options.shape(input_shape)
     from snnconv.pipeline import convert, to_cores
 
     graph, onnx_model = _load(model, example, input_shape)
@@ -99,9 +113,9 @@ def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=No
                          timesteps=timesteps)
     rates_from = calibration.kept() if isinstance(calibration, _Recording) else calibration
     mapped = to_cores(conversion, chip, chips, rates_from)
-    options = {"model": _name(model, graph), "timesteps": timesteps, "chips": chips, "percentile": percentile,
-               "reset": reset, "encoding": encoding}
-    return CompiledNetwork(mapped.graph, chip, options, mapped.notes, cost)
+    settings = {"model": _name(model, graph), "timesteps": timesteps, "chips": chips, "percentile": percentile,
+                "reset": reset, "encoding": encoding}
+    return CompiledNetwork(mapped.graph, chip, settings, mapped.notes, cost)
 
 
 class _Recording:
@@ -175,7 +189,7 @@ def _load(model, example, input_shape):
         from snnconv.frontend.torch_export import export_module
 
         if example is None:
-            raise TypeError("compiling a torch module needs example=<one input batch>")
+            raise BadOptionError("example: compiling a torch module needs example=<one input batch>")
         proto = export_module(model, example)
         return import_model(proto, f"<{type(model).__name__}>", tuple(example.shape[1:])), proto
     from snnconv.frontend.reader import read_model

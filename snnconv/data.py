@@ -6,16 +6,24 @@ Everything goes through ``iter_batches``, which yields float32 numpy batches of 
 
 from __future__ import annotations
 
+import math
 import os
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
+from numpy.lib import format as npy_format
 
+from snnconv import files, options
 from snnconv.errors import BadDataError
 
-__all__ = ["as_array", "iter_batches", "load_npz"]
+__all__ = ["MAX_ARRAY_BYTES", "as_array", "check_labels", "iter_batches", "load_npz"]
+
+MAX_FILE_BYTES = 1 << 34  # an .npz file (compressed) larger than 16 GiB is refused unread
+MAX_ARRAY_BYTES = 1 << 30  # one array of an .npz, as float32: 1 GiB (CIFAR-10's training set is 614 MB)
+NPY_MAGIC = b"\x93NUMPY"
 
 
 def as_array(batch, where: str) -> np.ndarray:
@@ -43,8 +51,7 @@ def iter_batches(data, batch_size: int = 256, what: str = "data") -> Iterator[np
     pays its per-batch cost once per ``batch_size`` samples while memory holds at most
     about two batches, however long the stream.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    batch_size = options.positive(batch_size, "batch_size")
     if hasattr(data, "shape") or isinstance(data, np.ndarray):
         array = as_array(data, what)
         if len(array) == 0:
@@ -77,18 +84,66 @@ def iter_batches(data, batch_size: int = 256, what: str = "data") -> Iterator[np
 
 
 def load_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
-    """``x`` (float32) and optional ``y`` (int labels) from an .npz file, never unpickling."""
+    """``x`` (float32) and optional ``y`` (int labels) from an .npz file, never unpickling.
+
+    The file is opened as ``snnconv.files`` opens every input (a regular file, without
+    blocking); each array's .npy header is read before the array, so an array that
+    declares more than ``MAX_ARRAY_BYTES``, or more than its member holds, is refused
+    before anything of its declared size is allocated.
+    """
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            if "x" not in archive.files:
-                raise BadDataError(f"{path}: no array named 'x' (found {', '.join(archive.files) or 'none'})")
-            x = as_array(archive["x"], f"{path}: x")
-            y = archive["y"] if "y" in archive.files else None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise BadDataError(f"{path}: not a readable .npz file ({exc})") from None
+    with files.open_input(path, "an .npz file with x (and y)", BadDataError, MAX_FILE_BYTES) as handle:
+        magic = handle.read(len(NPY_MAGIC))
+        if magic == NPY_MAGIC:
+            raise BadDataError(f"{path}: is a single .npy array; snnconv reads .npz files holding x (and labels y): "
+                               "np.savez(path, x=x, y=y)")
+        handle.seek(0)
+        try:
+            with zipfile.ZipFile(handle) as archive:
+                names = {name.removesuffix(".npy"): name for name in archive.namelist()}
+                if "x" not in names:
+                    raise BadDataError(f"{path}: no array named 'x' (found {', '.join(names) or 'none'})")
+                x = as_array(_member(archive, names["x"], path), f"{path}: x")
+                y = _member(archive, names["y"], path) if "y" in names else None
+        except (OSError, ValueError, SyntaxError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile,
+                zlib.error) as exc:  # RuntimeError: an encrypted member; NotImplementedError: an unknown compression
+            raise BadDataError(f"{path}: not a readable .npz file ({exc})") from exc
     if len(x) == 0:
         raise BadDataError(f"{path}: x holds no samples (shape {x.shape})")
     if y is not None and (y.ndim != 1 or len(y) != len(x) or y.dtype.kind not in "iu"):
         raise BadDataError(f"{path}: y must be {len(x)} integer labels, got {y.dtype} of shape {y.shape}")
     return x, y
+
+
+def _member(archive: zipfile.ZipFile, name: str, path: Path) -> np.ndarray:
+    """One .npy member, its header checked before its data is read."""
+    info = archive.getinfo(name)
+    with archive.open(info) as stream:
+        version = npy_format.read_magic(stream)
+        if version not in ((1, 0), (2, 0)):
+            raise BadDataError(f"{path}: {name} is not a plain .npy array (format {version})")
+        read_header = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+        shape, _, dtype = read_header(stream)
+        offset = stream.tell()
+    if dtype.hasobject or dtype.kind not in "biuf":
+        raise BadDataError(f"{path}: {name} holds {dtype}, not numbers; snnconv never unpickles: save plain arrays")
+    declared = math.prod(shape) * max(dtype.itemsize, 4)  # as float32, what x becomes
+    if declared > MAX_ARRAY_BYTES:
+        raise BadDataError(f"{path}: {name} declares shape {shape} ({declared:,} bytes), more than snnconv loads "
+                           f"at once ({MAX_ARRAY_BYTES:,}); split the data into several files, or pass batches "
+                           "through the Python API")
+    if info.file_size < offset + math.prod(shape) * dtype.itemsize:
+        raise BadDataError(f"{path}: {name} declares shape {shape} but its member holds only {info.file_size:,} "
+                           "bytes; the file is damaged")
+    with archive.open(info) as stream:
+        return npy_format.read_array(stream, allow_pickle=False)
+
+
+def check_labels(y: np.ndarray | None, classes: int, where: str) -> None:
+    """Refuse labels that are not class indices of a network with ``classes`` outputs (accuracy would be 0)."""
+    if y is None or not len(y):
+        return
+    low, high = int(np.min(y)), int(np.max(y))
+    if low < 0 or high >= classes:
+        raise BadDataError(f"{where}: labels range over {low}..{high}, but the network has {classes} outputs "
+                           f"(classes 0..{classes - 1}); pass class indices, not one-hot or shifted labels")

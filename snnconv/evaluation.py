@@ -13,17 +13,20 @@ data unseen), else the first ``CALIBRATION_SAMPLES`` samples of ``data``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from snnconv import ann
+from snnconv import options as valid
+from snnconv.data import check_labels
 from snnconv.errors import BadDataError
 from snnconv.progress import Progress, reporting
 from snnconv.table import render_table
 
-__all__ = ["Evaluation", "evaluate", "CALIBRATION_SAMPLES"]
+__all__ = ["CALIBRATION_SAMPLES", "Evaluation", "evaluate"]
 
 CALIBRATION_SAMPLES = 500
 
@@ -61,19 +64,20 @@ def evaluate(model, data, labels=None, *, target="loihi", timesteps: Sequence[in
     ``options`` go to ``snnconv.compile`` (``percentile``, ``reset``, ``chips``, ...).
     """
     from snnconv.compiled import _load, compile
-    from snnconv.snn import simulate
+    from snnconv.snn import CHUNK_ELEMENTS, simulate
 
     x, y = _samples(data, labels)
-    steps = sorted({int(t) for t in timesteps})
-    if not steps or steps[0] < 1:
-        raise BadDataError(f"timesteps {list(timesteps)}: give one or more positive integers")
+    steps = valid.timesteps_list(timesteps)
+    batch_size, device = valid.positive(batch_size, "batch_size"), valid.device(device)
     graph, _ = _load(model, example if example is not None else _example(x), input_shape)
+    check_labels(y, math.prod(graph.output.shape), "data: labels")
     ann_predictions = ann.evaluate(graph, x).argmax(axis=1)
     with reporting("compiling"):
         net = compile(graph, target, calibration if calibration is not None else x[:CALIBRATION_SAMPLES],
                       timesteps=steps[-1], **options)
     show = Progress("simulating", len(x), "samples")
     predictions = {t: [] for t in steps}
+    batch_size = ann.samples_per_batch(net.graph, CHUNK_ELEMENTS, batch_size)
     for start in range(0, len(x), batch_size):
         result = simulate(net.graph, x[start:start + batch_size], steps[-1], checkpoints=steps, device=device)
         for t in steps:

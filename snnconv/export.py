@@ -36,16 +36,15 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
-from snnconv.errors import MissingDependencyError, SnnconvError, UnsupportedOpError
+from snnconv import files
+from snnconv.errors import MissingDependencyError, UnsupportedOpError
 from snnconv.geometry import host_computed
 from snnconv.ir import IF, Add, Affine, Concat, Conv, Dense, Flatten, Graph, Input, Layer, Output, Pad, Pool, Round
 from snnconv.ir.layers import conv_output_size
@@ -61,19 +60,9 @@ def write_nir(network, path: str | Path) -> list[str]:
     Returns the warnings about what NIR cannot express (each also logged).
     """
     nir = _nir()
+    files.check_outputs({"the NIR file": path})
     graph, warnings = _export(network)
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise SnnconvError(f"{path}: folder {directory} does not exist; create it or choose another path")
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    os.close(handle)
-    try:
-        nir.write(temporary, graph)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    files.atomic_write(path, lambda temporary: nir.write(str(temporary), graph))
     for warning in warnings:
         log.warning("%s", warning)
     return warnings

@@ -24,14 +24,13 @@ import base64
 import html
 import io
 import math
-import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from snnconv.errors import MissingDependencyError, SnnconvError
+from snnconv import files
+from snnconv.errors import MissingDependencyError
 from snnconv.mapping import Core, Mapping
 from snnconv.report import Capacity
 
@@ -78,25 +77,10 @@ def render(network, run=None, accuracy: dict | None = None, *, title: str | None
 
 
 def write(network, path: str | Path, run=None, accuracy: dict | None = None, *, title: str | None = None) -> Path:
-    """Write ``render(...)`` to ``path`` atomically: a temporary file beside it, then a rename.
-
-    The temporary file is opened like any new file (mode ``x``), so the report gets the
-    permissions the user's umask gives, readable by a web server where that is the norm.
-    """
-    path = Path(path)
-    folder = path.parent
-    if not folder.is_dir():
-        raise SnnconvError(f"{path}: folder {folder} does not exist; create it or choose another path")
+    """Write ``render(...)`` to ``path`` atomically (``snnconv.files.atomic_write``), with the umask's permissions."""
+    files.check_outputs({"the HTML report": path})
     text = render(network, run, accuracy, title=title)
-    temporary = folder / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        with open(temporary, "x", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
+    return files.atomic_write(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 
 def _require_matplotlib() -> None:

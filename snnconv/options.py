@@ -1,0 +1,98 @@
+"""The options of the API and the command line, checked in one place.
+
+Each check returns the value in its plain Python type or raises ``BadOptionError`` (a
+``ValueError`` too) naming the option, the value and what is allowed. The command line's
+argument types call the same checks, so both surfaces accept exactly the same values.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable
+
+from snnconv.errors import BadOptionError
+
+__all__ = ["MAX_TIMESTEPS", "choice", "device", "percentile", "positive", "shape", "timesteps", "timesteps_list"]
+
+# Rate-coded conversions reach their ANN's accuracy within a few hundred steps (Rueckauer et
+# al. 2017 report convergence by ~1,000 on ImageNet); 16,384 leaves room for the slowest and
+# keeps a run bounded: T = 2^31 would simulate for days.
+MAX_TIMESTEPS = 1 << 14
+
+
+def positive(value, name: str, high: int | None = None) -> int:
+    """``value`` (an int, or its digits as text) as an int in [1, ``high``]; bools and fractions are refused."""
+    number = None
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        number = int(value)
+    elif isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        number = int(value)
+    if number is None or number < 1:
+        raise BadOptionError(f"{name}: {value!r} is not a positive integer")
+    if high is not None and number > high:
+        raise BadOptionError(f"{name}: {number:,} is out of range; give an integer from 1 to {high:,}")
+    return number
+
+
+def timesteps(value, name: str = "timesteps") -> int:
+    """A number of timesteps T in [1, ``MAX_TIMESTEPS``]."""
+    steps = positive(value, name)
+    if steps > MAX_TIMESTEPS:
+        raise BadOptionError(f"{name}: {steps:,} is more than the {MAX_TIMESTEPS:,} steps snnconv simulates; "
+                             "rate-coded networks reach their ANN's accuracy within a few hundred: give a smaller T")
+    return steps
+
+
+def timesteps_list(values, name: str = "timesteps") -> tuple[int, ...]:
+    """One T or several, sorted and without repeats; "8,16,32" is accepted as text."""
+    if isinstance(values, str):
+        text, values = values, values.split(",")
+        if not all(v.strip().isdigit() for v in values):
+            raise BadOptionError(f"{name}: {text!r} is not a list of timesteps like 8,16,32")
+    elif not isinstance(values, Iterable):
+        values = [values]
+    steps = tuple(sorted({timesteps(v, name) for v in values}))
+    if not steps:
+        raise BadOptionError(f"{name}: empty; give one or more T, e.g. 8,16,32")
+    return steps
+
+
+def percentile(value, name: str = "percentile") -> float | str:
+    """A normalization percentile in (0, 100], or "auto"."""
+    if value == "auto":
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not 0 < number <= 100:
+        raise BadOptionError(f"{name}: {value!r} is not a percentile in (0, 100] or 'auto'")
+    return number
+
+
+def choice(value, name: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise BadOptionError(f"{name}: {value!r} is not one of {', '.join(map(repr, allowed))}")
+    return value
+
+
+def device(value, name: str = "device") -> str:
+    """A torch device the chip model runs on: "cpu", "cuda" or "cuda:N"."""
+    text = str(value)
+    kind, _, index = text.partition(":")
+    if kind not in ("cpu", "cuda") or (index and not (kind == "cuda" and index.isdigit())):
+        raise BadOptionError(f"{name}: {value!r} is not 'cpu', 'cuda' or 'cuda:N'")
+    return text
+
+
+def shape(value, name: str = "input_shape") -> tuple[int, ...]:
+    """One sample's shape: positive integers, as a sequence or as text like "3,32,32"."""
+    if isinstance(value, str):
+        value = value.replace("x", ",").split(",")
+    if not isinstance(value, Iterable):
+        raise BadOptionError(f"{name}: {value!r} is not a shape like (3, 32, 32)")
+    dims = tuple(positive(d, name) for d in value)
+    if not dims:
+        raise BadOptionError(f"{name}: empty; give one sample's shape like (3, 32, 32)")
+    return dims
