@@ -17,12 +17,17 @@ import onnx
 from snnconv.errors import BadModelError, UnsupportedOpError
 from snnconv.ir import layers as L
 
-__all__ = ["MAX_ELEMENTS", "Context", "Node", "check_size"]
+__all__ = ["MAX_ELEMENTS", "Context", "Node", "check_size", "one_line"]
 
 # The most elements one sample's tensor or one constant may have (1 GiB of float32):
 # far beyond any network a neuromorphic chip holds, so a larger one means a malformed
 # model, refused before anything of that size is allocated.
 MAX_ELEMENTS = 1 << 28
+
+
+def one_line(exc: BaseException) -> str:
+    """The text of an exception raised by onnx or numpy, on one line (onnx's span several), for a message."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def check_size(shape: tuple[int, ...], where: str) -> None:

@@ -2,31 +2,33 @@
 
 Steps: check the opset and the model (``onnx.checker``, shape and type inference), fix the
 input's sample shape, then walk the nodes in order. A node whose inputs are all constant
-(or a ``Shape`` of a tensor whose shape is known) is folded with onnx's reference
-implementation, so weights made by ``ConstantOfShape`` and reshape targets computed by
+(or a ``Shape`` of a tensor whose shape is known) is folded within the model's budgets
+(``folding``), so weights made by ``ConstantOfShape`` and reshape targets computed by
 ``Shape -> Gather -> Concat`` become plain constants. Every other node goes to its
 registered converter. Layers that do not reach the output are dropped at the end.
+
+Whatever onnx raises on a model it was handed (its checker, shape inference, version
+converter, protobuf's serializer past 2 GiB, a RecursionError or MemoryError) becomes a
+``BadModelError`` (an ``UnsupportedOpError`` where the version converter cannot upgrade
+a sound model), the cause kept.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import onnx
 import onnx.version_converter
 from onnx import numpy_helper
-from onnx.reference import ReferenceEvaluator
 
-from snnconv.errors import BadGraphError, BadModelError, SnnconvError, UnsupportedOpError
-from snnconv.frontend.context import MAX_ELEMENTS, Context, Node, check_size
+from snnconv.errors import BadGraphError, BadModelError, UnsupportedOpError
+from snnconv.frontend.context import Context, Node, check_size, one_line
+from snnconv.frontend.folding import Folder
 from snnconv.frontend.registry import lookup
 from snnconv.ir import Graph, Input, Output
 
 __all__ = ["MIN_OPSET", "import_model"]
 
 MIN_OPSET = 9
-SHAPE_DATA_ELEMENTS = 4096  # constants up to this size are shown to shape inference by value (shapes, pads, scales)
 
 
 def import_model(model: onnx.ModelProto, label: str, input_shape: tuple[int, ...] | None = None) -> Graph:
@@ -38,16 +40,17 @@ def import_model(model: onnx.ModelProto, label: str, input_shape: tuple[int, ...
     ctx = Context(batch=batch)
     ctx.constants.update(_initializers(model.graph, label))
     ctx.add_layer(Input(name=graph_input.name, inputs=(), shape=sample_shape), graph_input.name)
+    folder = Folder()
     for index, proto in enumerate(model.graph.node):
         node = Node(proto, opset, index)
         for tensor in node.outputs:
             ctx.producers[tensor] = node.label
-        _import_node(node, ctx)
+        _import_node(node, ctx, folder)
     _add_output(model.graph, ctx, label)
     try:
         return Graph.from_layers(_reaching_output(ctx.layers), name=model.graph.name or "graph")
     except BadGraphError as exc:
-        raise BadModelError(f"{label}: {exc}; fix or re-export the model") from None
+        raise BadModelError(f"{label}: {exc}; fix or re-export the model") from exc
 
 
 def _default_opset(model: onnx.ModelProto, label: str) -> int:
@@ -80,7 +83,7 @@ def _upgraded(model: onnx.ModelProto, label: str, input_name: str, sample: tuple
         raise UnsupportedOpError(
             f"{label}: opset {opset} is older than {MIN_OPSET} and onnx's version converter could not upgrade it "
             f"({first}); re-export the model at opset {MIN_OPSET} or newer"
-        ) from None
+        ) from exc
 
 
 def _input_signature(model: onnx.ModelProto, label: str, input_shape: tuple[int, ...] | None):
@@ -163,10 +166,9 @@ def _checked(model: onnx.ModelProto, label: str) -> onnx.ModelProto:
         # not strict: before opset 22 onnx counts a ceil-mode pooling window that starts in the end
         # padding, which torch and onnxruntime drop; snnconv checks every shape itself on import
         return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=False)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError, ValueError) as exc:
-        # ValueError: type inference meets a tensor data type onnx does not know
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise BadModelError(f"{label}: the ONNX checker rejects the model: {reason}; fix or re-export the model") from None
+    except Exception as exc:  # ValidationError, InferenceError, ValueError on unknown types, EncodeError past 2 GiB
+        raise BadModelError(f"{label}: the ONNX checker rejects the model: {one_line(exc)}; "
+                            "fix or re-export the model") from exc
 
 
 def _initializers(graph: onnx.GraphProto, label: str) -> dict[str, np.ndarray]:
@@ -174,84 +176,25 @@ def _initializers(graph: onnx.GraphProto, label: str) -> dict[str, np.ndarray]:
     for tensor in graph.initializer:
         try:
             array = numpy_helper.to_array(tensor)
-        except (ValueError, TypeError) as exc:
-            raise BadModelError(f"{label}: initializer {tensor.name!r} is malformed ({exc})") from None
+        except Exception as exc:  # ValueError, TypeError, MemoryError
+            raise BadModelError(f"{label}: initializer {tensor.name!r} is malformed ({one_line(exc)}); "
+                                "fix or re-export the model") from exc
         if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
             raise BadModelError(f"{label}: initializer {tensor.name!r} holds NaN or infinite values; retrain or fix it")
         constants[tensor.name] = array
     return constants
 
 
-def _import_node(node: Node, ctx: Context) -> None:
+def _import_node(node: Node, ctx: Context, folder: Folder) -> None:
     real_inputs = [t for t in node.inputs if t]
     if node.op == "Shape" and real_inputs[0] in ctx.values:
         # a zero-strided stand-in: Shape reads only the shape, so nothing of the batch's size is allocated
         stand_in = np.broadcast_to(np.float32(0), ctx.full_shape(real_inputs[0], node))
-        _fold(node, ctx, {real_inputs[0]: stand_in})
+        ctx.constants.update(folder.fold(node, {real_inputs[0]: stand_in}))
     elif all(t in ctx.constants for t in real_inputs):
-        _fold(node, ctx, {t: ctx.constants[t] for t in real_inputs})
+        ctx.constants.update(folder.fold(node, {t: ctx.constants[t] for t in real_inputs}))
     else:
         lookup(node.op, node.proto.domain, node.opset, node.label)(node, ctx)
-
-
-def _fold(node: Node, ctx: Context, feeds: dict[str, np.ndarray]) -> None:
-    """Evaluate a node whose inputs are known with onnx's reference implementation."""
-    _refuse_huge_constant(node, feeds)
-    try:
-        results = ReferenceEvaluator(_single_node_model(node)).run(None, feeds)
-    except SnnconvError:
-        raise
-    except Exception as exc:  # the reference runtime raises many kinds; all mean "cannot fold"
-        raise BadModelError(f"{node.label}: cannot evaluate this constant node ({type(exc).__name__}: {exc})") from None
-    for tensor, value in zip(node.outputs, results):
-        if tensor:
-            ctx.constants[tensor] = np.asarray(value)
-
-
-def _single_node_model(node: Node, feeds: dict[str, np.ndarray] | None = None) -> onnx.ModelProto:
-    """``node`` alone in a model at the node's opset (the reference runtime resolves versions by model).
-
-    With ``feeds``, the inputs are declared with their types and shapes, and small ones
-    are given by value, for shape inference.
-    """
-    untyped = onnx.TypeProto()
-    inputs = [onnx.helper.make_value_info(t, untyped) for t in node.inputs if t]
-    values = []
-    if feeds is not None:
-        inputs = [_typed(name, array) for name, array in feeds.items()]
-        values = [onnx.numpy_helper.from_array(np.asarray(array), name) for name, array in feeds.items()
-                  if array.size <= SHAPE_DATA_ELEMENTS]
-    graph = onnx.helper.make_graph(
-        [node.proto], "fold", inputs, [onnx.helper.make_value_info(t, untyped) for t in node.outputs if t], values
-    )
-    return onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", node.opset)])
-
-
-def _typed(name: str, array: np.ndarray) -> onnx.ValueInfoProto:
-    try:
-        element = onnx.helper.np_dtype_to_tensor_dtype(array.dtype)
-    except (KeyError, TypeError, ValueError):
-        element = onnx.TensorProto.UNDEFINED
-    return onnx.helper.make_tensor_value_info(name, element, array.shape)
-
-
-def _refuse_huge_constant(node: Node, feeds: dict[str, np.ndarray]) -> None:
-    """Refuse a fold whose result would not fit in memory (ConstantOfShape, Expand, Tile, Range, ...).
-
-    onnx's shape inference computes the output shapes from the inputs' shapes and, for
-    small inputs (shapes, repeats, pads, limits), their values, without building anything.
-    """
-    try:
-        inferred = onnx.shape_inference.infer_shapes(_single_node_model(node, feeds), strict_mode=False)
-    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError, TypeError, ValueError,
-            KeyError):
-        return  # what inference refuses, the evaluator refuses with a clearer message
-    for value in inferred.graph.output:
-        dims = value.type.tensor_type.shape.dim
-        if all(d.HasField("dim_value") for d in dims) and math.prod(d.dim_value for d in dims) > MAX_ELEMENTS:
-            shape = [d.dim_value for d in dims]
-            raise BadModelError(f"{node.label}: asks for a constant of shape {shape}, far too large; "
-                                "the model is malformed: fix or re-export it")
 
 
 def _add_output(graph: onnx.GraphProto, ctx: Context, label: str) -> None:
