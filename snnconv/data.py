@@ -126,7 +126,8 @@ def _member(archive: zipfile.ZipFile, name: str, path: Path) -> np.ndarray:
         shape, _, dtype = read_header(stream)
         offset = stream.tell()
     if dtype.hasobject or dtype.kind not in "biuf":
-        raise BadDataError(f"{path}: {name} holds {dtype}, not numbers; snnconv never unpickles: save plain arrays")
+        raise BadDataError(f"{path}: {name} has dtype {dtype}, which is not numeric; save float32 inputs and "
+                           "integer labels (snnconv never unpickles)")
     declared = math.prod(shape) * max(dtype.itemsize, 4)  # as float32, what x becomes
     if declared > MAX_ARRAY_BYTES:
         raise BadDataError(f"{path}: {name} declares shape {shape} ({declared:,} bytes), more than snnconv loads "
