@@ -14,11 +14,18 @@ population each core holds and which source channels an input group reads: with 
 program's kernels these are the per-core synapse blocks. ``write`` is atomic (a
 temporary file in the same folder, then a rename) and deterministic: zip entries in a
 fixed order with a fixed timestamp, so the same compilation gives the same bytes.
-``read`` checks the format, the version and every checksum before building anything,
-reads each array's .npy header before the array (numbers only, the declared size present)
-and loads it with ``allow_pickle=False``; then every program field against its type in
-``snnconv.ir.layers`` and every tile of the core table against the program, so a network
-that loads also runs. A file is never extracted to disk; member names are only keys.
+``read`` opens only a regular file (``snnconv.files``: a FIFO or a device is refused, not
+waited on) and, from the zip's directory before reading any member, refuses what no
+artifact holds: a manifest over ``MAX_MANIFEST_BYTES``, members over
+``MAX_UNPACKED_BYTES`` in all, compressions other than deflate. It checks the format, the
+version, that every listed array is used by a layer, and every checksum before building
+anything, reads each array's .npy header before the array (numbers only, the declared size
+present) and loads it with ``allow_pickle=False``, within ``MAX_PROGRAM_BYTES`` in all;
+then every program field against its type in ``snnconv.ir.layers``, ``options.timesteps``
+against ``MAX_TIMESTEPS``, and the core table against the program: every tile inside its
+population, every neuron on exactly one core. So a network that loads also runs.
+``check_precision`` checks the program's integers against a target's formats. A file is
+never extracted to disk; member names are only keys.
 """
 
 from __future__ import annotations
@@ -38,17 +45,27 @@ from pathlib import Path
 import numpy as np
 from numpy.lib import format as npy_format
 
-from snnconv import geometry
+from snnconv import files, geometry
 from snnconv.errors import BadArtifactError
-from snnconv.ir import LAYER_KINDS, Graph, Layer
+from snnconv.ir import IF, LAYER_KINDS, Affine, Conv, Dense, Graph, Layer, Output, Round
 from snnconv.mapping import Core, Mapping, Resources, Tile
+from snnconv.options import MAX_TIMESTEPS  # the cap of the API and the CLI holds for an artifact's T too
+from snnconv.targets.target import Precision, Target
 
-__all__ = ["FORMAT", "VERSION", "Artifact", "read", "write"]
+__all__ = ["FORMAT", "MAX_TIMESTEPS", "VERSION", "Artifact", "check_precision", "read", "write"]
 
 FORMAT = "snnconv-artifact"
 VERSION = 2  # 2: each core lists its routes
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # zip's earliest timestamp: the same bytes on every run
-MAX_MEMBER_BYTES = 1 << 31  # a member unpacking to more than this (2 GiB) is refused before it is read
+# Budgets, each checked before what it bounds is read or built, so that no file makes the
+# reader take more than about 1.7 GB. The largest network benchmarked (ResNet-18 twice as wide:
+# 46 M weights, 61,000 loihi cores) writes a manifest of about 30 MB and arrays of about 0.2 GB
+# that take 0.4 GB in the program.
+MAX_FILE_BYTES = 1 << 30
+MAX_MANIFEST_BYTES = 64 << 20  # the worst JSON (empty lists) of this size parses to 1.7 GB in 11 s
+MAX_UNPACKED_BYTES = 1 << 29  # all members together, as the zip's directory declares them
+MAX_PROGRAM_BYTES = 1 << 29  # the arrays in the program, where integers become float64
+MAX_DEPTH = 32  # nesting of the manifest: snnconv writes 8 (mapping, cores, tiles, box, ranges, ...)
 MAX_INT = 1 << 31  # integers in the program and the core table are counts and sizes far below this
 FACT_CHOICES = {"dtype": ("float32", "float64"), "encoding": ("current", "rate")}
 FIELD_CHOICES = {"reset": ("subtract", "zero"), "mode": ("avg", "sum", "max"),
@@ -86,7 +103,7 @@ def write(path: str | Path, graph: Graph, manifest_extra: dict) -> Path:
                 "mapping": _mapping_entry(mapping) if mapping else None, **manifest_extra}
     blobs = {name: _npy(array) for name, array in arrays.items()}
     manifest["checksums"] = {name: hashlib.sha256(blob).hexdigest() for name, blob in blobs.items()}
-    text = json.dumps(_jsonable(manifest), indent=1, sort_keys=True, allow_nan=False).encode()
+    text = json.dumps(_jsonable(manifest), separators=(",", ":"), sort_keys=True, allow_nan=False).encode()
     directory = path.parent if str(path.parent) else Path(".")
     check_destination(path)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
@@ -112,16 +129,15 @@ def _umask() -> int:
 def read(path: str | Path) -> Artifact:
     """Load and verify an artifact; every problem is a ``BadArtifactError`` naming the file."""
     path = Path(path)
-    try:
-        archive = zipfile.ZipFile(path)
-    except FileNotFoundError:
-        raise BadArtifactError(f"{path}: no such file; pass the path of a .snn file from `snnconv compile`") from None
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise BadArtifactError(f"{path}: not a snnconv artifact (unreadable zip: {exc})") from None
-    with archive:
-        _refuse_oversized(archive, path)
-        manifest = _manifest(archive, path)
-        arrays = {name: _array(archive, name, digest, path) for name, digest in manifest["checksums"].items()}
+    with files.open_input(path, "a .snn file from `snnconv compile`", BadArtifactError, MAX_FILE_BYTES) as handle:
+        try:
+            archive = zipfile.ZipFile(handle)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise BadArtifactError(f"{path}: not a snnconv artifact (unreadable zip: {exc})") from exc
+        with archive:
+            _check_members(archive, path)
+            manifest = _manifest(archive, path)
+            arrays = _arrays(archive, manifest, path)
     try:
         layers = [_layer(entry, arrays, f"{path}: program entry {index}")
                   for index, entry in enumerate(manifest["program"])]
@@ -150,12 +166,32 @@ def _npy(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _refuse_oversized(archive: zipfile.ZipFile, path: Path) -> None:
-    """Refuse members that would unpack to more than ``MAX_MEMBER_BYTES`` (a zip bomb), before reading any."""
-    for info in archive.infolist():
-        if info.file_size > MAX_MEMBER_BYTES:
-            raise BadArtifactError(f"{path}: member {info.filename} unpacks to {info.file_size:,} bytes, more than "
-                                   f"an artifact holds ({MAX_MEMBER_BYTES:,}); refused")
+def _check_members(archive: zipfile.ZipFile, path: Path) -> None:
+    """Refuse, from the zip's directory alone, members no artifact has: a zip bomb costs nothing then.
+
+    ``zipfile`` never returns more of a member than its declared size, so the declared sizes
+    bound what is read: all members together at most ``MAX_UNPACKED_BYTES``, the manifest at
+    most ``MAX_MANIFEST_BYTES``. ``write`` deflates; bzip2 and lzma are refused because they
+    may inflate one read of a few kB without bound before the size cap applies.
+    """
+    infos = archive.infolist()
+    for info in infos:
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise BadArtifactError(f"{path}: member {info.filename} uses compression method {info.compress_type}; "
+                                   "snnconv writes deflate only: the file is not from snnconv")
+    total = sum(info.file_size for info in infos)
+    if total > MAX_UNPACKED_BYTES:
+        largest = max(infos, key=lambda info: info.file_size)
+        raise BadArtifactError(f"{path}: members unpack to {total:,} bytes in all, more than an artifact holds "
+                               f"({MAX_UNPACKED_BYTES:,}; the largest, {largest.filename}, unpacks to "
+                               f"{largest.file_size:,} bytes); refused: the file is damaged or not from snnconv")
+    try:
+        manifest = archive.getinfo("manifest.json")
+    except KeyError:
+        return  # _manifest says so
+    if manifest.file_size > MAX_MANIFEST_BYTES:
+        raise BadArtifactError(f"{path}: manifest.json unpacks to {manifest.file_size:,} bytes, more than a manifest "
+                               f"holds ({MAX_MANIFEST_BYTES:,}); refused: the file is damaged or not from snnconv")
 
 
 def _manifest(archive: zipfile.ZipFile, path: Path) -> dict:
@@ -165,6 +201,7 @@ def _manifest(archive: zipfile.ZipFile, path: Path) -> dict:
         raise BadArtifactError(f"{path}: no manifest.json; not a snnconv artifact") from None
     except (ValueError, RecursionError, zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
         raise BadArtifactError(f"{path}: manifest unreadable ({exc}); the file is damaged, compile again") from None
+    _check_depth(manifest, path)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BadArtifactError(f"{path}: not a snnconv artifact (format {manifest.get('format')!r})"
                                if isinstance(manifest, dict) else f"{path}: manifest is not an object")
@@ -181,10 +218,57 @@ def _manifest(archive: zipfile.ZipFile, path: Path) -> dict:
     for key in ("target", "options", "ann"):
         if key in manifest and not isinstance(manifest[key], dict):
             raise BadArtifactError(f"{path}: manifest field {key!r} is not an object")
-    timesteps = manifest.get("options", {}).get("timesteps")
-    if timesteps is not None:
-        _int(timesteps, f"{path}: options.timesteps", low=1)
+    if "timesteps" in manifest.get("options", {}):
+        _check_timesteps(manifest["options"]["timesteps"], path)
     return manifest
+
+
+def _check_depth(manifest, path: Path) -> None:
+    """Refuse nesting deeper than ``MAX_DEPTH``, walking with a stack (no recursion, no copy): what reads the
+    manifest later (the target's infinities, the report) walks it recursively and must not hit Python's limit."""
+    stack = [iter([manifest])]
+    while stack:
+        for value in stack[-1]:
+            if isinstance(value, (dict, list)):
+                if len(stack) > MAX_DEPTH:
+                    raise BadArtifactError(f"{path}: manifest nested more than {MAX_DEPTH} levels deep; snnconv "
+                                           "writes 8: the file is not from snnconv")
+                stack.append(iter(value.values() if isinstance(value, dict) else value))
+                break
+        else:
+            stack.pop()
+
+
+def _check_timesteps(value, path: Path) -> None:
+    """The T ``run`` simulates by default: an integer from 1 to ``MAX_TIMESTEPS``, or a run may never end."""
+    if not _is_int(value) or not 1 <= value <= MAX_TIMESTEPS:
+        raise BadArtifactError(f"{path}: options.timesteps is {_short(value)}; snnconv simulates 1 to "
+                               f"{MAX_TIMESTEPS:,} timesteps (rate-coded conversion reaches the ANN's accuracy within "
+                               "a few hundred); compile the model again with fewer timesteps")
+
+
+def _arrays(archive: zipfile.ZipFile, manifest: dict, path: Path) -> dict[str, np.ndarray]:
+    """Every array the manifest lists, checked, within ``MAX_PROGRAM_BYTES`` as the program will hold them
+    (integers as float64: an int8 array grows eightfold). Arrays that no layer uses are refused unread:
+    they could serve no purpose but to cost memory."""
+    unused = sorted(set(manifest["checksums"]) - _used_arrays(manifest["program"]))
+    if unused:
+        raise BadArtifactError(f"{path}: the manifest lists {len(unused):,} array(s) that no layer uses "
+                               f"({_short(unused)}); refused: the file was altered or is not from snnconv")
+    arrays, program_bytes = {}, 0
+    for name, digest in manifest["checksums"].items():
+        arrays[name] = _array(archive, name, digest, path)
+        program_bytes += arrays[name].size * max(arrays[name].itemsize, 8)
+        if program_bytes > MAX_PROGRAM_BYTES:
+            raise BadArtifactError(f"{path}: the arrays take more than {MAX_PROGRAM_BYTES:,} bytes in the program "
+                                   f"(integers as float64; {name} among them); refused: the file is not from snnconv")
+    return arrays
+
+
+def _used_arrays(program: list) -> set[str]:
+    """The members the program's layers refer to (``{"array": name}`` fields)."""
+    return {value["array"] for entry in program if isinstance(entry, dict) for value in entry.values()
+            if isinstance(value, dict) and isinstance(value.get("array"), str)}
 
 
 def _array(archive: zipfile.ZipFile, name: str, digest: str, path: Path) -> np.ndarray:
@@ -346,6 +430,7 @@ def _mapping(entry, graph: Graph, where: str) -> Mapping:
     listed = _list(entry["cores"], f"{where}: cores")
     cores = tuple(_core(core, index, len(listed), graph, incoming, f"{where}: core {index}")
                   for index, core in enumerate(listed))
+    _check_coverage(cores, graph, where)
     return Mapping(entry["target"], cores, tile_shapes, _int(entry["chips"], f"{where}: chips"), entry["traffic"])
 
 
@@ -386,6 +471,45 @@ def _tile(entry, graph: Graph, incoming: dict, where: str) -> Tile:
     return Tile(population, box, Resources(**counts), group, groups, inputs)
 
 
+def _check_coverage(cores: tuple[Core, ...], graph: Graph, where: str) -> None:
+    """Every neuron of every population on exactly one core, once per input group.
+
+    The chip model and the report look up the cores of each population: a table that leaves
+    one out (an empty table, say) or holds a neuron twice describes no chip.
+    """
+    boxes: dict[tuple[str, int], list] = {}
+    groups: dict[str, set[int]] = {}
+    for core in cores:
+        for tile in core.tiles:
+            boxes.setdefault((tile.population, tile.group), []).append(tile.box)
+            groups.setdefault(tile.population, set()).add(tile.groups)
+    for layer in geometry.populations(graph):
+        counts = groups.get(layer.name, set())
+        if len(counts) != 1:
+            found = f"tiles in {sorted(counts)} input groups" if counts else "no tile on any core"
+            raise BadArtifactError(f"{where}: population {layer.name!r} has {found}; the core table is damaged: "
+                                   "compile the model again")
+        for group in range(counts.pop()):
+            _check_cover(layer, group, boxes.get((layer.name, group), []), where)
+
+
+def _check_cover(layer: Layer, group: int, boxes: list, where: str) -> None:
+    """``boxes`` hold each neuron of ``layer`` once: their sizes add up to the population's and no two overlap."""
+    extent = geometry.population_box_shape(layer)
+    held = sum(math.prod(stop - start for start, stop in box) for box in boxes)
+    if held == math.prod(extent):
+        covered = np.zeros(extent, bool)
+        for (c0, c1), (r0, r1), (x0, x1) in boxes:
+            window = covered[c0:c1, r0:r1, x0:x1]
+            if window.any():
+                break
+            window[...] = True
+        else:
+            return
+    raise BadArtifactError(f"{where}: the tiles of {layer.name!r} (input group {group}) hold {held:,} neurons, not "
+                           f"its {math.prod(extent):,} once each; the core table is damaged: compile the model again")
+
+
 def _tile_input(item, where: str) -> tuple[str, int, int]:
     if not (isinstance(item, list) and len(item) == 3 and isinstance(item[0], str)):
         raise BadArtifactError(f"{where}: {_short(item)} is not [source, first channel, end channel]")
@@ -420,3 +544,119 @@ def _jsonable(value):
     if isinstance(value, float) and math.isinf(value):
         return "inf" if value > 0 else "-inf"
     return value
+
+
+# --- the program against a target's number formats ---------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Format:
+    """Signed numbers ``m * 2^e`` with ``|m| <= 2^(bits-1) - 1`` and ``lowest <= e <= highest``."""
+
+    bits: int
+    lowest: int
+    highest: int
+
+    def __str__(self) -> str:
+        return f"m * 2^e with |m| <= {2 ** (self.bits - 1) - 1:,} and e in [{self.lowest}, {self.highest}]"
+
+    def first_outside(self, rows: np.ndarray) -> int | None:
+        """The flat index of a value its row cannot hold, or None: first any beyond the largest
+        ``m * 2^e`` (or not finite), then any that is not a multiple of its row's step.
+
+        A row shares one exponent; the smallest one whose mantissas reach the row's largest
+        magnitude is the one every value must be a multiple of (a larger one only coarsens).
+        """
+        if rows.size == 0:
+            return None
+        reach = (2 ** (self.bits - 1) - 1) * np.ldexp(1.0, np.arange(self.lowest, self.highest + 1))
+        beyond = ~np.isfinite(rows) | (np.abs(rows) > reach[-1])
+        if beyond.any():
+            return int(np.argmax(beyond))
+        exponent = self.lowest + np.searchsorted(reach, np.abs(rows).max(axis=1))
+        mantissa = np.ldexp(rows, -exponent[:, None])
+        between = mantissa != np.round(mantissa)
+        return int(np.argmax(between)) if between.any() else None
+
+
+def check_precision(graph: Graph, target: Target, where: str) -> None:
+    """Refuse a program whose integers ``target``'s chip cannot hold, naming the layer, field, value and format.
+
+    The chip model computes whatever integers it is given, exactly: only this check ties
+    them to a chip (the formats are ``snnconv.targets.target``'s, as ``passes/quantize``
+    writes them):
+
+    - weights of the synapse layers the chip computes (conv, dense, affine; host-computed
+      layers stay float): ``m * 2^e`` in the weight format, one ``e`` per output channel
+      or per layer (``exponent_group``);
+    - their biases, one exponent per neuron, in the bias format; a ``round`` layer (a
+      host-computed current written as a bias) with a format inside the bias format;
+    - thresholds ``m * 2^threshold_shift`` with ``1 <= m < 2^threshold_bits``;
+    - membranes of ``state_bits``, the chip's, for neurons and the output integrator.
+
+    A target at float precision takes any program.
+    """
+    precision = target.precision
+    if precision.is_float:
+        return
+    host = geometry.host_computed(graph)
+    for layer in graph:
+        if isinstance(layer, (Conv, Dense, Affine)) and layer.name not in host:
+            _check_synapses(layer, precision, target.name, where)
+        elif isinstance(layer, Round):
+            _check_round(layer, precision, target.name, where)
+        if isinstance(layer, IF):
+            _check_threshold(layer, precision, target.name, where)
+        if isinstance(layer, (IF, Output)) and layer.state_bits != precision.state_bits:
+            _refuse(where, layer, "state_bits", layer.state_bits, f"{precision.state_bits}-bit membranes",
+                    target.name)
+
+
+def _check_synapses(layer: Layer, precision: Precision, chip: str, where: str) -> None:
+    """Weights share an exponent per output channel or per layer (as ``passes/quantize`` groups them); each bias
+    has its own."""
+    affine = isinstance(layer, Affine)
+    weights, biases = (layer.scale, layer.shift) if affine else (layer.weight, layer.bias)
+    grouped = precision.exponent_group == "channel" and weights.ndim > 0 and weights.size > 1
+    weight_rows = weights.reshape(weights.shape[0], -1) if grouped else weights.reshape(1, -1)
+    weight_format = _Format(precision.weight_bits, *precision.weight_exponent)
+    bias_format = _Format(precision.bias_bits, *precision.bias_exponent)
+    per = "output channel" if grouped else "layer"
+    _check_values(layer, "scale" if affine else "weight", weights, weight_rows, weight_format,
+                  f"{precision.weight_bits}-bit weights ({weight_format}, one e per {per})", chip, where)
+    _check_values(layer, "shift" if affine else "bias", biases, biases.reshape(-1, 1), bias_format,
+                  f"{precision.bias_bits}-bit biases ({bias_format})", chip, where)
+
+
+def _check_values(layer: Layer, field: str, values: np.ndarray, rows: np.ndarray, number_format: _Format,
+                  allowed: str, chip: str, where: str) -> None:
+    """``values`` (as ``rows`` that share an exponent each) within ``number_format``; else the first one outside."""
+    flat = number_format.first_outside(rows)
+    if flat is not None:
+        index = ", ".join(str(int(i)) for i in np.unravel_index(flat, values.shape))
+        _refuse(where, layer, f"{field}[{index}]", values.flat[flat], allowed, chip)
+
+
+def _check_threshold(layer: IF, precision: Precision, chip: str, where: str) -> None:
+    mantissa = layer.threshold / 2.0 ** precision.threshold_shift
+    largest = 2 ** precision.threshold_bits - 1
+    if not (math.isfinite(mantissa) and mantissa.is_integer() and 1 <= mantissa <= largest):
+        _refuse(where, layer, "threshold", layer.threshold, f"{precision.threshold_bits}-bit thresholds "
+                f"(m * 2^{precision.threshold_shift} with 1 <= m <= {largest:,})", chip)
+
+
+def _check_round(layer: Round, precision: Precision, chip: str, where: str) -> None:
+    low, high = precision.bias_exponent
+    if not (layer.bits <= precision.bias_bits and low <= layer.exponent[0] and layer.exponent[1] <= high):
+        _refuse(where, layer, "bits, exponent", (layer.bits, list(layer.exponent)),
+                f"{precision.bias_bits}-bit biases (bits <= {precision.bias_bits}, exponents within [{low}, {high}])",
+                chip)
+
+
+def _refuse(where: str, layer: Layer, field: str, value, allowed: str, chip: str) -> None:
+    """The one message of ``check_precision``: layer, field, value, the format allowed, what to do."""
+    if isinstance(value, (float, np.floating)):
+        value = int(value) if float(value).is_integer() else float(value)
+    raise BadArtifactError(f"{where}: layer {layer.name!r}: {field} = {_short(value)} does not fit {chip}'s "
+                           f"{allowed}; the file was altered or compiled for another target: compile the model again "
+                           f"for {chip}")

@@ -26,11 +26,12 @@ def names() -> list[str]:
 
 
 def get(target: str | Path | Target) -> Target:
-    """A built-in target by name, or a user's target from a ``.toml`` file."""
+    """A built-in target by name, or a user's target from a file: anything with a suffix or a folder in it
+    (``/dev/zero`` is a path, refused as one, not an unknown name)."""
     if isinstance(target, Target):
         return target
     text = str(target)
-    if text.endswith(".toml") or Path(text).suffix:
+    if Path(text).suffix or Path(text).name != text:
         return load_toml(text)
     if text not in names():
         raise BadTargetError(f"unknown target {text!r}; known: {', '.join(names())} (or a path to a .toml file)")

@@ -2,7 +2,9 @@
 
 A ``Target`` is plain data (frozen dataclasses), so a user can describe their own chip in
 a TOML file with the same sections and fields (``load_toml``; ``Target.to_toml`` writes
-one). Numbers that no chip limits are ``inf`` (TOML spells it ``inf``).
+one). Numbers that no chip limits are ``inf`` (TOML spells it ``inf``). Every number must
+lie in its range in ``BOUNDS``; a file is read only if it is a regular file of at most
+1 MiB.
 
 Integer numerics, the same for every target (``weight_bits = 0`` means float):
 
@@ -25,6 +27,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from snnconv import files
 from snnconv.errors import BadTargetError
 
 __all__ = ["Chip", "Core", "Costs", "Neuron", "Precision", "Target", "load_toml"]
@@ -132,28 +135,68 @@ class Target:
 SECTIONS: dict[str, type] = {"core": Core, "chip": Chip, "precision": Precision, "neuron": Neuron, "costs": Costs}
 CHOICES = {"synapse_cost": ("per_synapse", "shared_kernel"), "exponent_group": ("channel", "layer"),
            "reset": ("subtract", "zero")}
-SIGNED = {"weight_exponent", "bias_exponent"}  # may be negative
-POSITIVE = {"word_bits", "populations_per_core", "neurons", "input_axons", "output_axons", "synapse_memory_bits",
-            "fan_out", "cores", "mesh", "chips", "subtract_compartments", "spikes_per_step", "state_bits",
-            "threshold_bits", "bias_bits"}
 TOP_LEVEL = {"name", "description", "sources", *SECTIONS}
-# Magnitudes far beyond any chip (TrueNorth: 4,096 cores; states of 64 bits), so the
-# placement's tables and the integer arithmetic stay small.
-MAXIMA = {"cores": 1 << 16, "chips": 1 << 16, "mesh": 1 << 16, "weight_bits": 64, "threshold_bits": 64,
-          "state_bits": 64, "bias_bits": 64, "threshold_shift": 64, "weight_exponent": 64, "bias_exponent": 64,
-          "subtract_compartments": 64, "spikes_per_step": 1 << 16}
+MAX_FILE_BYTES = 1 << 20  # a target description is a few kB; a bigger file is something else
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The numbers a field takes: ``low`` to ``high`` inclusive, integers unless ``real``, and
+    ``inf`` as well where the field is a limit that a chip may not have (``unlimited``)."""
+
+    low: int | float
+    high: int | float
+    real: bool = False
+    unlimited: bool = False
+
+    def __str__(self) -> str:
+        if self.low == 1 and not self.real:
+            text = f"a positive integer up to {_number_text(self.high)}"
+        else:
+            kind = "a number" if self.real else "an integer"
+            text = f"{kind} from {_number_text(self.low)} up to {_number_text(self.high)}"
+        return text + (", or inf (no limit)" if self.unlimited else "")
+
+
+# Every number of a target, with the values snnconv accepts. The maxima lie far beyond any
+# chip (TrueNorth: 4,096 cores; membranes of 64 bits; picojoules per operation), so that the
+# placement's tables and the integer and float arithmetic on them stay small and finite.
+COUNT = Bound(1, 1 << 40, unlimited=True)  # a resource of a core
+BITS = Bound(1, 64)
+EXPONENT = Bound(-64, 64)
+COST = Bound(0, 1e9, real=True)  # pJ, ns or mW
+BOUNDS: dict[str, Bound] = {
+    "core.neurons": COUNT, "core.input_axons": COUNT, "core.output_axons": COUNT, "core.synapse_memory_bits": COUNT,
+    "core.row_overhead_bits": Bound(0, 1 << 16), "core.word_bits": Bound(1, 1 << 16), "core.fan_out": COUNT,
+    "core.populations_per_core": COUNT,
+    "chip.cores": Bound(1, 1 << 16), "chip.mesh": Bound(1, 1 << 16), "chip.chips": Bound(1, 1 << 16),
+    "precision.weight_bits": Bound(0, 64), "precision.weight_exponent": EXPONENT, "precision.threshold_bits": BITS,
+    "precision.threshold_shift": Bound(0, 64), "precision.state_bits": BITS, "precision.bias_bits": BITS,
+    "precision.bias_exponent": EXPONENT,
+    "neuron.subtract_compartments": Bound(1, 64), "neuron.spikes_per_step": Bound(1, 1 << 16),
+    **{f"costs.{f.name}": COST for f in dataclasses.fields(Costs)},
+}
+MAX_PLACES = 1 << 16  # places of a chip's mesh (rows * columns)
 
 
 def load_toml(path: str | Path) -> Target:
-    """Read a target description; every field is required and checked, errors name the field."""
-    path = Path(path)
+    """Read a target description; every field is required and checked, errors name the field.
+
+    The file is read through ``snnconv.files`` (a regular file of at most ``MAX_FILE_BYTES``:
+    a FIFO or a device is refused, not waited on). Any failure of the parser, nesting too
+    deep for it included, is a ``BadTargetError``.
+    """
+    data = files.read_input(path, "a target description (.toml)", BadTargetError, MAX_FILE_BYTES)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BadTargetError(f"{path}: cannot read target file ({exc.strerror or exc})") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise BadTargetError(f"{path}: not valid TOML ({exc})") from None
-    return from_dict(data, str(path))
+        table = tomllib.loads(data.decode("utf-8"))
+    except RecursionError as exc:
+        raise BadTargetError(f"{path}: not valid TOML (nested too deeply); a target file has tables of "
+                             "numbers, see `snnconv targets --toml loihi`") from exc
+    except ValueError as exc:  # TOMLDecodeError, UnicodeDecodeError, an integer of thousands of digits
+        reason = " ".join(str(exc).split())
+        raise BadTargetError(f"{path}: not valid TOML ({reason}); fix the file, or start from "
+                             "`snnconv targets --toml loihi`") from exc
+    return from_dict(table, str(path))
 
 
 def from_dict(data: dict, where: str = "target") -> Target:
@@ -191,66 +234,89 @@ def _require(table: dict, key: str, where: str, name: str | None = None):
 
 
 def _checked(table: dict, section: str, f: dataclasses.Field, where: str):
-    """One field's value, converted to the dataclass's type and range-checked."""
+    """One field's value in the dataclass's type: true/false, a name among ``CHOICES``, or numbers in ``BOUNDS``."""
     name = f"{section}.{f.name}"
     value = _require(table, f.name, where, name)
     kind = str(f.type)
-    if kind.startswith("tuple"):
-        if not isinstance(value, list) or not value:
-            raise BadTargetError(f"{where}: field '{name}' must be a non-empty list, got {value!r}")
-        items = tuple(_scalar(item, name, "str" if "str" in kind else "int", where) for item in value)
-        if kind == "tuple[int, int]" and len(items) != 2:
-            raise BadTargetError(f"{where}: field '{name}' must be a list of two integers, got {value!r}")
-        if kind == "tuple[int, int]" and f.name != "mesh" and items[0] > items[1]:
-            raise BadTargetError(f"{where}: field '{name}' must be [min, max] with min <= max, got {value!r}")
-        value = items
-    elif "tuple" in kind and isinstance(value, list):  # Limit | tuple: one value per core
-        value = tuple(_scalar(item, name, "int", where) for item in value)
-    else:
-        scalar = "str" if kind == "str" else "bool" if kind == "bool" else "float" if kind == "float" else \
-            "limit" if "Limit" in kind else "int"
-        value = _scalar(value, name, scalar, where)
-    for item in value if isinstance(value, tuple) else (value,):
-        if isinstance(item, str) and f.name in CHOICES and item not in CHOICES[f.name]:
-            raise BadTargetError(f"{where}: field '{name}' is {item!r}; allowed: {', '.join(CHOICES[f.name])}")
-        if not isinstance(item, (str, bool)) and item < 0 and f.name not in SIGNED:
-            raise BadTargetError(f"{where}: field '{name}' is negative ({item}); it must be >= 0")
-        if not isinstance(item, (str, bool)) and f.name in POSITIVE and item == 0:
-            raise BadTargetError(f"{where}: field '{name}' must be positive, got 0")
-        if not isinstance(item, (str, bool)) and abs(item) > MAXIMA.get(f.name, math.inf):
-            raise BadTargetError(f"{where}: field '{name}' is {item}; snnconv handles magnitudes up to "
-                                 f"{MAXIMA[f.name]}")
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise BadTargetError(f"{where}: field '{name}' must be true or false, got {_shown(value)}")
+        return value
+    if kind == "str":
+        return _choice(value, name, CHOICES[f.name], where)
+    if kind == "tuple[str, ...]":
+        return tuple(_choice(item, name, CHOICES[f.name], where) for item in _list(value, name, where))
+    if kind == "tuple[int, int]":
+        if len(_list(value, name, where)) != 2:
+            raise BadTargetError(f"{where}: field '{name}' must be a list of two integers, got {_shown(value)}")
+        pair = tuple(_number(item, name, BOUNDS[name], where) for item in value)
+        if f.name != "mesh" and pair[0] > pair[1]:
+            raise BadTargetError(f"{where}: field '{name}' must be [min, max] with min <= max, got {_shown(value)}")
+        return pair
+    if kind.endswith("tuple[int, ...]") and isinstance(value, list):  # one value per core
+        return tuple(_number(item, name, BOUNDS[name], where) for item in _list(value, name, where))
+    return _number(value, name, BOUNDS[name], where)
+
+
+def _list(value, name: str, where: str) -> list:
+    if not isinstance(value, list) or not value:
+        raise BadTargetError(f"{where}: field '{name}' must be a non-empty list, got {_shown(value)}")
     return value
 
 
-def _scalar(value, name: str, kind: str, where: str):
-    if kind == "str":
-        if not isinstance(value, str):
-            raise BadTargetError(f"{where}: field '{name}' must be a string, got {value!r}")
-        return value
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise BadTargetError(f"{where}: field '{name}' must be true or false, got {value!r}")
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise BadTargetError(f"{where}: field '{name}' must be a number, got {value!r}")
-    if kind == "float":
-        if math.isnan(value):
-            raise BadTargetError(f"{where}: field '{name}' is NaN")
-        return float(value)
-    if kind == "limit" and value == math.inf:
+def _choice(value, name: str, choices: tuple[str, ...], where: str) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise BadTargetError(f"{where}: field '{name}' is {_shown(value)}; allowed: {', '.join(choices)}")
+    return value
+
+
+def _number(value, name: str, bound: Bound, where: str) -> int | float:
+    """``value`` as the int (or float) ``bound`` allows; else one message: the field, the value, what is wrong, the range."""
+    problem = _problem(value, bound)
+    if problem:
+        raise BadTargetError(f"{where}: field '{name}' is {_shown(value)}, {problem}; allowed: {bound}")
+    if value == math.inf:
         return math.inf
-    if isinstance(value, float) and not value.is_integer() or kind == "int" and not math.isfinite(value):
-        raise BadTargetError(f"{where}: field '{name}' must be an integer, got {value!r}")
-    return int(value)
+    return float(value) if bound.real else int(value)
+
+
+def _problem(value, bound: Bound) -> str | None:
+    """What keeps ``value`` out of ``bound``, or None. Ints are never converted to float (1e400 would not fit)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "not a number"
+    if isinstance(value, float) and math.isnan(value):
+        return "not a number"
+    if value == math.inf and bound.unlimited:
+        return None
+    if isinstance(value, float) and math.isinf(value):
+        return "not finite"
+    if not bound.real and isinstance(value, float) and not value.is_integer():
+        return "not an integer"
+    if value < bound.low:
+        return "negative" if value < 0 <= bound.low else "below the minimum"
+    if value > bound.high:
+        return "above the maximum"
+    return None
+
+
+def _shown(value) -> str:
+    """A value as the message shows it: NaN by name, long values cut short."""
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _number_text(value: float) -> str:
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
 
 
 def _check_consistency(target: Target, where: str) -> None:
     p, chip = target.precision, target.chip
     if not p.is_float and p.weight_bits < 2:
         raise BadTargetError(f"{where}: field 'precision.weight_bits' is {p.weight_bits}; use 0 (float) or >= 2")
-    if chip.mesh[0] * chip.mesh[1] > MAXIMA["mesh"]:
-        raise BadTargetError(f"{where}: field 'chip.mesh' {list(chip.mesh)} has more than {MAXIMA['mesh']} places")
+    if chip.mesh[0] * chip.mesh[1] > MAX_PLACES:
+        raise BadTargetError(f"{where}: field 'chip.mesh' {list(chip.mesh)} has more than {MAX_PLACES:,} places")
     if chip.mesh[0] * chip.mesh[1] < chip.cores:
         raise BadTargetError(f"{where}: field 'chip.mesh' {list(chip.mesh)} has fewer places than "
                              f"chip.cores ({chip.cores})")

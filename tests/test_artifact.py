@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -14,9 +15,10 @@ import numpy as np
 import pytest
 
 import snnconv
-from snnconv import artifact, targets
+from snnconv import artifact, geometry, targets
 from snnconv.compiled import CompiledNetwork
 from snnconv.errors import BadArtifactError
+from snnconv.ir import Dense
 from snnconv.pipeline import convert, to_cores
 from snnconv.snn import simulate
 
@@ -46,6 +48,7 @@ def test_save_and_load_give_the_same_network_and_the_same_run(target, tmp_path):
     assert back.graph.fact("mapping").cores == net.graph.fact("mapping").cores
     first, second = simulate(net.graph, TEST_X, 16), simulate(back.graph, TEST_X, 16)
     np.testing.assert_array_equal(first.outputs[16], second.outputs[16])
+    artifact.check_precision(back.graph, back.target, str(path))  # what the compiler writes fits its target
 
 
 def test_compiling_twice_gives_byte_identical_files(tmp_path):
@@ -138,3 +141,42 @@ def test_every_core_routes_to_exactly_the_cores_its_neurons_reach(model):
     expected = mapping_checker.routes(net.graph)
     for core in net.graph.fact("mapping").cores:
         assert set(core.routes) == expected.get(core.index, set()), f"core {core.index}"
+
+
+def _with_first_row(graph, row: list[float]):
+    """``graph`` with the first output channel of its chip-computed dense layer set to ``row`` (zeros beyond)."""
+    host = geometry.host_computed(graph)
+    dense = next(layer for layer in graph if isinstance(layer, Dense) and layer.name not in host)
+    weights = np.array(dense.weight)
+    weights[0] = 0
+    weights[0, :len(row)] = row
+    return graph.rebuilt([dataclasses.replace(dense, weight=weights) if layer is dense else layer
+                          for layer in graph.layers]), dense.name
+
+
+# loihi: 8-bit mantissas (|m| <= 127), one exponent e in [0, 14] per output channel, the
+# smallest that reaches the channel's largest weight; every weight a multiple of 2^e.
+LOIHI_ROWS = {
+    "largest": ([127 * 2**14, -127 * 2**14], None),
+    "beyond the largest": ([128 * 2**14], "weight[0, 0] = 2097152"),
+    "e = 0": ([127, -1], None),
+    "e = 1 makes 1 too fine": ([128, 1], "weight[0, 1] = 1"),
+    "e = 14 makes 2^13 too fine": ([127 * 2**14, 2**13], "weight[0, 1] = 8192"),
+    "a fraction": ([0.5], "weight[0, 0] = 0.5"),
+}
+
+
+@pytest.mark.parametrize("row, refused", LOIHI_ROWS.values(), ids=LOIHI_ROWS.keys())
+def test_weights_are_checked_against_the_mantissa_and_the_shared_exponent(network, row, refused):
+    graph, name = _with_first_row(network.graph, row)
+    if refused is None:
+        artifact.check_precision(graph, network.target, "net.snn")
+        return
+    with pytest.raises(BadArtifactError) as error:
+        artifact.check_precision(graph, network.target, "net.snn")
+    assert f"net.snn: layer {name!r}: {refused} does not fit loihi's 8-bit weights" in str(error.value)
+
+
+def test_a_float_target_takes_any_weights(network):
+    graph, _ = _with_first_row(network.graph, [0.123, 1e30])
+    artifact.check_precision(graph, targets.get("ideal"), "net.snn")

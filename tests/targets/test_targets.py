@@ -12,6 +12,7 @@ import pytest
 
 from snnconv import targets
 from snnconv.errors import BadTargetError
+from snnconv.targets import target as target_module
 
 SECTIONS = ("core", "chip", "precision", "neuron", "costs")
 
@@ -60,6 +61,18 @@ def test_an_unknown_name_lists_the_known_targets():
     assert "'nope'" in str(error.value) and all(name in str(error.value) for name in targets.names())
 
 
+def test_every_number_of_a_target_has_a_stated_range():
+    """A new numeric field cannot slip past the checks: ``BOUNDS`` must name it."""
+    numeric = {f"{section}.{f.name}" for section, cls in target_module.SECTIONS.items()
+               for f in dataclasses.fields(cls) if str(f.type) not in ("str", "bool", "tuple[str, ...]")}
+    assert numeric == set(target_module.BOUNDS)
+
+
+def test_a_path_with_a_folder_is_read_as_a_file_even_without_a_suffix(tmp_path):
+    path = _write(tmp_path / "mychip", targets.get("loihi"))
+    assert targets.get(str(path)) == targets.get("loihi")
+
+
 def test_a_target_object_is_returned_as_is():
     loihi = targets.get("loihi")
     assert targets.get(loihi) is loihi
@@ -101,17 +114,33 @@ BAD_TABLES = {
     "missing field": (_delete("core", "neurons"), "missing field 'core.neurons'"),
     "missing section": (_drop_top("costs"), "missing field 'costs'"),
     "missing name": (_drop_top("name"), "missing field 'name'"),
-    "negative": (_set("precision", "state_bits", -1), "'precision.state_bits' is negative"),
-    "negative limit": (_set("core", "input_axons", -5), "'core.input_axons' is negative"),
-    "negative cost": (_set("costs", "synop_pj", -1.0), "'costs.synop_pj' is negative"),
-    "zero cores": (_set("chip", "cores", 0), "'chip.cores' must be positive"),
-    "zero neurons": (_set("core", "neurons", 0), "'core.neurons' must be positive"),
-    "zero bias bits": (_set("precision", "bias_bits", 0), "'precision.bias_bits' must be positive"),
-    "string for a number": (_set("core", "neurons", "1024"), "'core.neurons' must be a number"),
-    "bool for a number": (_set("chip", "chips", True), "'chip.chips' must be a number"),
-    "fraction for an integer": (_set("precision", "state_bits", 23.5), "'precision.state_bits' must be an integer"),
-    "inf for an integer": (_set("chip", "cores", math.inf), "'chip.cores' must be an integer"),
-    "nan cost": (_set("costs", "static_mw", math.nan), "'costs.static_mw' is NaN"),
+    "negative": (_set("precision", "state_bits", -1),
+                 "'precision.state_bits' is -1, negative; allowed: a positive integer up to 64"),
+    "negative limit": (_set("core", "input_axons", -5), "'core.input_axons' is -5, negative"),
+    "negative cost": (_set("costs", "synop_pj", -1.0), "'costs.synop_pj' is -1.0, negative; allowed: a number from 0"),
+    "zero cores": (_set("chip", "cores", 0), "'chip.cores' is 0, below the minimum; allowed: a positive integer"),
+    "zero neurons": (_set("core", "neurons", 0), "'core.neurons' is 0, below the minimum"),
+    "zero bias bits": (_set("precision", "bias_bits", 0), "'precision.bias_bits' is 0, below the minimum"),
+    "string for a number": (_set("core", "neurons", "1024"), "'core.neurons' is '1024', not a number"),
+    "bool for a number": (_set("chip", "chips", True), "'chip.chips' is True, not a number"),
+    "bool for a per-core value": (_set("core", "neurons", [True] * 128), "'core.neurons' is True, not a number"),
+    "fraction for an integer": (_set("precision", "state_bits", 23.5), "'precision.state_bits' is 23.5, not an integer"),
+    "inf for an integer": (_set("chip", "cores", math.inf), "'chip.cores' is inf, not finite"),
+    "inf in a pair": (_set("chip", "mesh", [math.inf, 16]), "'chip.mesh' is inf, not finite"),
+    "nan cost": (_set("costs", "static_mw", math.nan), "'costs.static_mw' is NaN, not a number"),
+    "inf cost": (_set("costs", "synop_pj", math.inf), "'costs.synop_pj' is inf, not finite"),
+    "-inf limit": (_set("core", "fan_out", -math.inf), "'core.fan_out' is -inf, not finite"),
+    "1e200 for an integer": (_set("core", "row_overhead_bits", 1e200),
+                             ("'core.row_overhead_bits' is 1e+200, above the maximum; allowed: an integer from 0 up "
+                              "to 65,536")),
+    "2^62 for a limit": (_set("core", "synapse_memory_bits", 2**62),
+                         ("'core.synapse_memory_bits' is 4611686018427387904, above the maximum; allowed: a "
+                          "positive integer up to 1,099,511,627,776, or inf (no limit)")),
+    "cost of 1e300": (_set("costs", "static_mw", 1e300), "'costs.static_mw' is 1e+300, above the maximum"),
+    "exponent beyond 64": (_set("precision", "weight_exponent", [0, 100]),
+                           "'precision.weight_exponent' is 100, above the maximum; allowed: an integer from -64"),
+    "exponent below -64": (_set("precision", "bias_exponent", [-65, 0]),
+                           "'precision.bias_exponent' is -65, below the minimum"),
     "number for a bool": (_set("core", "accumulate", 1), "'core.accumulate' must be true or false"),
     "empty name": (_set_top("name", ""), "'name' must be a non-empty string"),
     "unknown field": (_set("core", "neurones", 1024), "unknown field(s) ['neurones'] in [core]"),
@@ -128,7 +157,8 @@ BAD_TABLES = {
     "per-core tuple of wrong length": (_set("core", "neurons", [1024, 1024]),
                                        "'core.neurons' lists 2 cores but chip.cores is 128"),
     "per-core tuple with a zero": (_set("core", "synapse_memory_bits", [0] * 128),
-                                   "'core.synapse_memory_bits' must be positive"),
+                                   "'core.synapse_memory_bits' is 0, below the minimum"),
+    "number for a choice": (_set("core", "synapse_cost", 3), "'core.synapse_cost' is 3; allowed: per_synapse"),
     "float weight bits of one": (_set("precision", "weight_bits", 1), "'precision.weight_bits' is 1"),
     "threshold beyond the state": (_set("precision", "state_bits", 16), "'precision.state_bits' (16) cannot hold"),
     "sources not strings": (_set_top("sources", {"core": 3}), "[sources] must map field names to strings"),
@@ -180,4 +210,4 @@ def test_a_missing_file_is_refused_with_its_path(tmp_path):
     path = tmp_path / "absent.toml"
     with pytest.raises(BadTargetError) as error:
         targets.get(str(path))
-    assert str(path) in str(error.value) and "cannot read target file" in str(error.value)
+    assert str(path) in str(error.value) and "no such file" in str(error.value)
