@@ -35,8 +35,6 @@ import hashlib
 import io
 import json
 import math
-import os
-import tempfile
 import tokenize
 import zipfile
 import zlib
@@ -83,15 +81,6 @@ class Artifact:
     manifest: dict
 
 
-def check_destination(path: str | Path) -> None:
-    """Refuse a path an artifact cannot be written to, before any work is spent on it."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise BadArtifactError(f"{path}: folder {path.parent} does not exist; create it or choose another path")
-    if path.is_dir():
-        raise BadArtifactError(f"{path}: is a folder; give a file name inside it, e.g. {path / 'model.snn'}")
-
-
 def write(path: str | Path, graph: Graph, manifest_extra: dict) -> Path:
     """Write ``graph`` (with its ``mapping`` fact) and ``manifest_extra`` to ``path`` atomically."""
     path = Path(path)
@@ -104,26 +93,15 @@ def write(path: str | Path, graph: Graph, manifest_extra: dict) -> Path:
     blobs = {name: _npy(array) for name, array in arrays.items()}
     manifest["checksums"] = {name: hashlib.sha256(blob).hexdigest() for name, blob in blobs.items()}
     text = json.dumps(_jsonable(manifest), separators=(",", ":"), sort_keys=True, allow_nan=False).encode()
-    directory = path.parent if str(path.parent) else Path(".")
-    check_destination(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 would make the artifact private to its writer
-        with os.fdopen(handle, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
-            _add(archive, "manifest.json", text)
-            for name in sorted(blobs):
-                _add(archive, name, blobs[name])
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    files.check_outputs({"the artifact": path})
+    return files.atomic_write(path, lambda temporary: _zip(temporary, text, blobs))
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _zip(path: Path, manifest: bytes, blobs: dict[str, bytes]) -> None:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        _add(archive, "manifest.json", manifest)
+        for name in sorted(blobs):
+            _add(archive, name, blobs[name])
 
 
 def read(path: str | Path) -> Artifact:

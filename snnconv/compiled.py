@@ -157,6 +157,7 @@ def load(path: str | Path) -> CompiledNetwork:
         target = from_dict(_finite(loaded.manifest["target"]), f"{path} (target)")
     except KeyError:
         raise BadArtifactError(f"{path}: manifest has no target") from None
+    artifact.check_precision(loaded.graph, target, str(path))
     return CompiledNetwork(loaded.graph, target, dict(loaded.manifest.get("options", {})),
                            ann=_stored_ann(loaded.manifest))
 

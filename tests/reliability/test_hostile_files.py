@@ -336,8 +336,6 @@ def test_thresholds_and_membranes_beyond_the_target_are_refused(field, value, fr
     assert f"{path}: {fragment}" in text
 
 
-@pytest.mark.xfail(reason="snnconv.load calls artifact.check_precision once compiled.py wires it (issue 14)",
-                   strict=False)
 def test_loading_refuses_weights_beyond_the_targets_bits(artifact_bytes, tmp_path):
     path = with_array(artifact_bytes, tmp_path / "bits.snn", "arrays/Gemm_5/weight.npy", set_at((3, 7), 1 << 30))
     assert "weight[3, 7] = 1073741824 does not fit loihi's 8-bit weights" in message(BadArtifactError, snnconv.load, path)

@@ -20,7 +20,7 @@ from reliability.inputs import run_cli
 
 import snnconv
 from snnconv import artifact
-from snnconv.errors import BadArtifactError, BadDataError
+from snnconv.errors import BadPathError
 from snnconv.passes.normalize import Normalize
 from snnconv.pipeline import convert
 
@@ -88,14 +88,14 @@ def test_a_failing_rename_keeps_the_previous_artifact(network, tmp_path, monkeyp
 
 
 def test_saving_into_a_missing_folder_is_refused(network, tmp_path):
-    with pytest.raises(BadArtifactError, match="does not exist"):
+    with pytest.raises(BadPathError, match="does not exist"):
         network.save(tmp_path / "no" / "such" / "net.snn")
     assert leftovers(tmp_path) == []
 
 
 def test_saving_over_a_folder_is_refused(network, tmp_path):
     (tmp_path / "net.snn").mkdir()
-    with pytest.raises(BadArtifactError, match="is a folder"):
+    with pytest.raises(BadPathError, match="is a folder"):
         network.save(tmp_path / "net.snn")
     assert leftovers(tmp_path) == ["net.snn"] and not any((tmp_path / "net.snn").iterdir())
 
