@@ -32,29 +32,11 @@ import torch
 
 from snnconv import ann
 from snnconv.errors import UnsupportedOpError
-from snnconv.geometry import host_computed
-from snnconv.ir import IF, Add, Affine, Concat, Conv, Dense, Flatten, Graph, Input, Layer, Output, Pad, Pool
+from snnconv.geometry import host_computed, is_integrator, is_routing, is_spike_source, is_weighted
+from snnconv.ir import Affine, Conv, Dense, Flatten, Graph, Layer, Pool
 from snnconv.ir.rewrite import PassResult, bypass, rewire
 
-__all__ = ["LowerToSynapses", "is_weighted", "is_source", "is_population", "is_routing"]
-
-
-def is_weighted(layer: Layer) -> bool:
-    return isinstance(layer, (Conv, Dense, Affine))
-
-
-def is_source(layer: Layer) -> bool:
-    """Layers whose output is spikes (0 or 1 per step)."""
-    return isinstance(layer, (Input, IF)) or isinstance(layer, Pool) and layer.mode == "max"
-
-
-def is_population(layer: Layer) -> bool:
-    return isinstance(layer, (IF, Output))
-
-
-def is_routing(layer: Layer) -> bool:
-    """Weight-free layers a chip does by routing spikes."""
-    return isinstance(layer, (Flatten, Pad, Add, Concat)) or isinstance(layer, Pool) and layer.mode == "sum"
+__all__ = ["LowerToSynapses"]
 
 
 class LowerToSynapses:
@@ -244,8 +226,8 @@ def _identity_synapses(layers: list[Layer], host: set[str]) -> tuple[list[Layer]
         new_inputs = []
         for src in layer.inputs:
             source = by_name[src]
-            needs = is_source(source) and src not in host and not isinstance(layer, Pool) \
-                and (is_population(layer) or is_routing(layer) and layer.name in unweighted)
+            needs = is_spike_source(source) and src not in host and not isinstance(layer, Pool) \
+                and (is_integrator(layer) or is_routing(layer) and layer.name in unweighted)
             if needs:
                 name = f"{layer.name}/from_{src}"
                 result.append(Affine(name=name, inputs=(src,), shape=source.shape,
@@ -266,7 +248,7 @@ def _reaches_population_unweighted(layers: list[Layer]) -> set[str]:
         if not is_routing(layer):
             continue
         for reader in _readers(layers, layer.name):
-            if is_population(reader) or reader.name in found:
+            if is_integrator(reader) or reader.name in found:
                 found.add(layer.name)
     return found
 
@@ -276,7 +258,7 @@ def _check_one_weighted_layer_per_path(graph: Graph, host: set[str]) -> None:
     counts: dict[str, set[int]] = {}  # layer -> numbers of weighted layers on the paths reaching it
     crossed: dict[str, list[str]] = {}  # layer -> the weighted layers on those paths
     for layer in graph:
-        if is_source(layer) and not is_population(layer) or layer.name in host:
+        if is_spike_source(layer) and not is_integrator(layer) or layer.name in host:
             counts[layer.name], crossed[layer.name] = {0}, []
             if isinstance(layer, Pool):
                 _check_max_pool_input(graph, layer)
@@ -285,16 +267,16 @@ def _check_one_weighted_layer_per_path(graph: Graph, host: set[str]) -> None:
         names = sorted({w for src in layer.inputs for w in crossed[src]})
         if is_weighted(layer):
             seen, names = {c + 1 for c in seen}, names + [layer.name]
-        if is_population(layer) and seen != {1} and not all(src in host for src in layer.inputs):
+        if is_integrator(layer) and seen != {1} and not all(src in host for src in layer.inputs):
             raise UnsupportedOpError(
                 f"layer {layer.name!r} ({layer.kind}) receives spikes through {sorted(seen)} weighted layers "
                 f"({', '.join(names) or 'none'}); a chip needs exactly one synapse map between neuron "
                 f"populations: put a ReLU between consecutive conv/dense layers, or fuse them before export")
-        counts[layer.name], crossed[layer.name] = (({0}, []) if is_population(layer) else (seen, names))
+        counts[layer.name], crossed[layer.name] = (({0}, []) if is_integrator(layer) else (seen, names))
 
 
 def _check_max_pool_input(graph: Graph, pool: Pool) -> None:
     source = graph[pool.inputs[0]]
-    if not is_source(source):
+    if not is_spike_source(source):
         raise UnsupportedOpError(f"max pool {pool.name!r} reads {source.name!r} ({source.kind}), not spikes; "
                                  f"spiking max pooling needs an IF layer before it")

@@ -40,10 +40,9 @@ import numpy as np
 
 from snnconv import overflow
 from snnconv.errors import BadGraphError, UnsupportedOpError
-from snnconv.geometry import host_computed
+from snnconv.geometry import host_computed, is_integrator, is_routing, is_weighted
 from snnconv.ir import Affine, Graph, Layer, Output, Round
 from snnconv.ir.rewrite import PassResult
-from snnconv.passes.lower_to_synapses import is_population, is_routing, is_weighted
 from snnconv.targets.target import Precision, Target
 
 __all__ = ["Quantize", "quantize_bias"]
@@ -119,7 +118,7 @@ class _Plan:
 
 def _populations(graph: Graph, host: set[str]) -> dict[str, _Members]:
     """Each population with the weighted layers and host edges whose output reaches it through routing only."""
-    members = {layer.name: _Members([], []) for layer in graph if is_population(layer)}
+    members = {layer.name: _Members([], []) for layer in graph if is_integrator(layer)}
     for layer in graph:
         if layer.name in host:
             for reader in graph.consumers(layer.name):
@@ -132,12 +131,12 @@ def _populations(graph: Graph, host: set[str]) -> dict[str, _Members]:
 
 def _population_of(graph: Graph, name: str) -> str:
     """The one population a layer's output reaches through routing layers (a population: itself)."""
-    if is_population(graph[name]):
+    if is_integrator(graph[name]):
         return name
     reached, frontier = set(), [name]
     while frontier:
         current = graph[frontier.pop()]
-        if is_population(current) and current.name != name:
+        if is_integrator(current) and current.name != name:
             reached.add(current.name)
         elif current.name == name or is_routing(current):
             frontier += [reader.name for reader in graph.consumers(current.name)]

@@ -7,10 +7,9 @@ torch is imported on first use of what needs it, so ``snnconv inspect`` and
 from snnconv import errors
 from snnconv.frontend import load_onnx, load_torch
 from snnconv.ir import Graph
+from snnconv.version import __version__
 
-__version__ = "0.1.0"
-
-__all__ = ["errors", "evaluate", "load_onnx", "load_torch", "Graph", "compile", "load", "__version__"]
+__all__ = ["Graph", "__version__", "compile", "errors", "evaluate", "load", "load_onnx", "load_torch"]
 
 
 def __getattr__(name: str):

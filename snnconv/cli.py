@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from snnconv import __version__, files, options
+from snnconv import files, options
 from snnconv.errors import BadDataError, BadOptionError, SnnconvError
 from snnconv.progress import Progress, reporting, silence
+from snnconv.version import __version__
 
 __all__ = ["main"]
 

@@ -74,7 +74,7 @@ class CompiledNetwork:
 
     def save(self, path: str | Path) -> Path:
         """Write the ``.snn`` artifact atomically; the same compilation always gives the same bytes."""
-        from snnconv import __version__
+        from snnconv.version import __version__
 
         extra = {"snnconv": __version__, "target": self.target.to_dict(), "options": self.options}
         if self.ann:

@@ -122,7 +122,7 @@ class _Context:
 
 
 def _export(network) -> tuple[object, list[str]]:
-    from snnconv import __version__
+    from snnconv.version import __version__
 
     nir = _nir()
     graph: Graph = network.graph

@@ -27,7 +27,8 @@ import numpy as np
 from snnconv.errors import UnsupportedOpError
 from snnconv.ir import IF, Add, Affine, Concat, Conv, Dense, Flatten, Graph, Input, Layer, Output, Pad, Pool
 
-__all__ = ["Projection", "projections", "host_computed", "population_box_shape", "is_population", "populations"]
+__all__ = ["Projection", "host_computed", "is_integrator", "is_population", "is_routing", "is_spike_source",
+           "is_weighted", "population_box_shape", "populations", "projections"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,9 +47,32 @@ class Projection:
         return int(self.channels.sum()) * int(self.rows.sum()) * int(self.cols.sum())
 
 
+# The one vocabulary of a lowered graph's layers, used by the passes, the report and the chip model.
+
+
 def is_population(layer: Layer) -> bool:
     """Layers that occupy neurons on a chip: IF layers, the output integrator, spiking max pools."""
     return isinstance(layer, (IF, Output)) or isinstance(layer, Pool) and layer.mode == "max"
+
+
+def is_integrator(layer: Layer) -> bool:
+    """Populations whose neurons integrate weighted input (IF layers and the output), not max pools."""
+    return isinstance(layer, (IF, Output))
+
+
+def is_spike_source(layer: Layer) -> bool:
+    """Layers whose output is spikes (0 or 1 per step): the input when encoded, IF layers, spiking max pools."""
+    return isinstance(layer, (Input, IF)) or isinstance(layer, Pool) and layer.mode == "max"
+
+
+def is_weighted(layer: Layer) -> bool:
+    """Layers that hold synapse weights."""
+    return isinstance(layer, (Conv, Dense, Affine))
+
+
+def is_routing(layer: Layer) -> bool:
+    """Weight-free layers a chip does by routing spikes."""
+    return isinstance(layer, (Flatten, Pad, Add, Concat)) or isinstance(layer, Pool) and layer.mode == "sum"
 
 
 def populations(graph: Graph) -> list[Layer]:

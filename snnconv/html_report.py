@@ -619,7 +619,7 @@ def _duration(microseconds: float) -> str:
 
 
 def _page(title: str, subtitle: list[str], cards: list[tuple[str, str, list[str]]], sections: list[_Section]) -> str:
-    from snnconv import __version__
+    from snnconv.version import __version__
 
     summary = "".join(f'<div class="card"><div class="label">{_e(label)}</div><div class="value">{_e(value)}</div>'
                       + "".join(f'<div class="detail">{_e(line)}</div>' for line in details) + "</div>"

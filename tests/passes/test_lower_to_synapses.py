@@ -11,8 +11,9 @@ import pytest
 import snnconv
 from snnconv import ann
 from snnconv.errors import UnsupportedOpError
+from snnconv.geometry import is_integrator, is_spike_source, is_weighted
 from snnconv.ir import IF, Add, Conv, Dense, Flatten, Graph, Input, Output, Pool
-from snnconv.passes.lower_to_synapses import LowerToSynapses, is_population, is_source, is_weighted
+from snnconv.passes.lower_to_synapses import LowerToSynapses
 from snnconv.pipeline import convert
 from snnconv.snn import simulate
 
@@ -26,11 +27,11 @@ def _weighted_layers_per_path(graph: Graph) -> set[int]:
     """Independent check: enumerate every source-to-population path with networkx and count weighted layers."""
     dag = graph.to_networkx()
     counts = set()
-    for source in (layer for layer in graph if is_source(layer)):
-        for target in (layer for layer in graph if is_population(layer) and layer is not source):
+    for source in (layer for layer in graph if is_spike_source(layer)):
+        for target in (layer for layer in graph if is_integrator(layer) and layer is not source):
             for path in nx.all_simple_paths(dag, source.name, target.name):
                 inner = [graph[name] for name in path[1:-1]]
-                if any(is_source(layer) or is_population(layer) for layer in inner):
+                if any(is_spike_source(layer) or is_integrator(layer) for layer in inner):
                     continue
                 counts.add(sum(is_weighted(layer) for layer in inner))
     return counts
