@@ -24,11 +24,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from snnconv.errors import UnsupportedOpError
+from snnconv.errors import DoesNotFitError, UnsupportedOpError
 from snnconv.ir import IF, Add, Affine, Concat, Conv, Dense, Flatten, Graph, Input, Layer, Output, Pad, Pool
 
 __all__ = ["Projection", "host_computed", "is_integrator", "is_population", "is_routing", "is_spike_source",
            "is_weighted", "population_box_shape", "populations", "projections"]
+
+
+MAX_AXIS = 4096  # positions along one axis (channels, rows or columns) of any layer that is mapped to cores
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,6 +89,7 @@ def population_box_shape(layer: Layer) -> tuple[int, int, int]:
 
 def projections(graph: Graph) -> dict[str, list[Projection]]:
     """Every population's incoming synapse maps (host-computed inputs have none: they arrive as biases)."""
+    _refuse_long_axes(graph)
     host = host_computed(graph)
     result: dict[str, list[Projection]] = {layer.name: [] for layer in graph if is_population(layer)}
     for layer in graph:
@@ -111,8 +115,18 @@ def host_computed(graph: Graph) -> set[str]:
     return host
 
 
-def _is_source(layer: Layer) -> bool:
-    return isinstance(layer, (Input, IF)) or isinstance(layer, Pool) and layer.mode == "max"
+def _refuse_long_axes(graph: Graph) -> None:
+    """Refuse a layer longer than ``MAX_AXIS`` along one axis before any matrix of that size is built.
+
+    The per-axis matrices are dense (out x in), so one axis of n positions costs n^2
+    entries: a 1 MB model with a 1x1 convolution to 262,144 channels would ask for 550 GB.
+    """
+    for layer in graph:
+        axes = population_box_shape(layer)
+        if max(axes) > MAX_AXIS:
+            raise DoesNotFitError(f"layer {layer.name!r} ({layer.kind}, shape {list(layer.shape)}): {max(axes):,} "
+                                  f"positions along one axis, more than the {MAX_AXIS:,} snnconv maps onto cores; "
+                                  "split the layer, or reshape a long vector into channels x rows x columns")
 
 
 def _upstream_paths(graph: Graph, weighted: Layer) -> list[tuple[str, list[tuple[Layer, int]]]]:
@@ -122,7 +136,7 @@ def _upstream_paths(graph: Graph, weighted: Layer) -> list[tuple[str, list[tuple
     def walk(name: str, reader: Layer, index: int, trail: list) -> None:
         layer = graph[name]
         step = trail + [(reader, index)]
-        if _is_source(layer):
+        if is_spike_source(layer):
             paths.append((name, list(reversed(step[1:]))))
             return
         for i, src in enumerate(layer.inputs):

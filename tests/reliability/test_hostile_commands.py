@@ -316,3 +316,22 @@ def test_check_outputs_refuses_a_missing_folder_and_a_folder_as_output(tmp_path)
         files.check_outputs({"the artifact": tmp_path})
     with pytest.raises(SnnconvError, match="no such file"):
         files.check_input(tmp_path / "missing.onnx", "an .onnx model", BadPathError)
+
+
+# --- small files, long axes: refused before a matrix of their size is built --------------------
+
+
+def test_a_layer_longer_than_the_mapped_axes_is_refused_before_partitioning(tmp_path):
+    from onnx import TensorProto, helper, numpy_helper
+
+    from snnconv.errors import DoesNotFitError
+    from snnconv.geometry import MAX_AXIS
+
+    channels = 4 * MAX_AXIS  # a 1x1 convolution from one channel: 64 KB of weights, 4 GB of per-axis matrix
+    weight = numpy_helper.from_array(np.ones((channels, 1, 1, 1), np.float32), "W")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "W"], ["c"]), helper.make_node("Relu", ["c"], ["y"])],
+                              "wide", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 2, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, channels, 2, 2])], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    with pytest.raises(DoesNotFitError, match=f"more than the {MAX_AXIS:,} snnconv maps"):
+        snnconv.compile(model, "loihi", np.ones((2, 1, 2, 2), np.float32), timesteps=4, percentile=99.9)
