@@ -39,6 +39,7 @@ import tokenize
 import zipfile
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from numpy.lib import format as npy_format
@@ -83,7 +84,13 @@ class Artifact:
 
 def write(path: str | Path, graph: Graph, manifest_extra: dict) -> Path:
     """Write ``graph`` (with its ``mapping`` fact) and ``manifest_extra`` to ``path`` atomically."""
-    path = Path(path)
+    files.check_outputs({"the artifact": path})
+    data = encode(graph, manifest_extra)
+    return files.atomic_write(path, lambda temporary: temporary.write_bytes(data))
+
+
+def encode(graph: Graph, manifest_extra: dict, compress: bool = True) -> bytes:
+    """The artifact's bytes: the same graph and options always give the same bytes."""
     arrays: dict[str, np.ndarray] = {}
     program = [_layer_entry(layer, arrays) for layer in graph]
     mapping: Mapping | None = graph.fact("mapping")
@@ -93,29 +100,32 @@ def write(path: str | Path, graph: Graph, manifest_extra: dict) -> Path:
     blobs = {name: _npy(array) for name, array in arrays.items()}
     manifest["checksums"] = {name: hashlib.sha256(blob).hexdigest() for name, blob in blobs.items()}
     text = json.dumps(_jsonable(manifest), separators=(",", ":"), sort_keys=True, allow_nan=False).encode()
-    files.check_outputs({"the artifact": path})
-    return files.atomic_write(path, lambda temporary: _zip(temporary, text, blobs))
-
-
-def _zip(path: Path, manifest: bytes, blobs: dict[str, bytes]) -> None:
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        _add(archive, "manifest.json", manifest)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        _add(archive, "manifest.json", text, compress)
         for name in sorted(blobs):
-            _add(archive, name, blobs[name])
+            _add(archive, name, blobs[name], compress)
+    return buffer.getvalue()
 
 
 def read(path: str | Path) -> Artifact:
     """Load and verify an artifact; every problem is a ``BadArtifactError`` naming the file."""
     path = Path(path)
     with files.open_input(path, "a .snn file from `snnconv compile`", BadArtifactError, MAX_FILE_BYTES) as handle:
-        try:
-            archive = zipfile.ZipFile(handle)
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise BadArtifactError(f"{path}: not a snnconv artifact (unreadable zip: {exc})") from exc
-        with archive:
-            _check_members(archive, path)
-            manifest = _manifest(archive, path)
-            arrays = _arrays(archive, manifest, path)
+        return decode(handle, str(path))
+
+
+def decode(stream: BinaryIO, label: str) -> Artifact:
+    """An artifact from an open binary ``stream`` (a file, or ``io.BytesIO(encode(...))``); ``label`` names it."""
+    path = label
+    try:
+        archive = zipfile.ZipFile(stream)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise BadArtifactError(f"{path}: not a snnconv artifact (unreadable zip: {exc})") from exc
+    with archive:
+        _check_members(archive, path)
+        manifest = _manifest(archive, path)
+        arrays = _arrays(archive, manifest, path)
     try:
         layers = [_layer(entry, arrays, f"{path}: program entry {index}")
                   for index, entry in enumerate(manifest["program"])]
@@ -131,9 +141,9 @@ def read(path: str | Path) -> Artifact:
     return Artifact(graph, mapping, manifest)
 
 
-def _add(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
+def _add(archive: zipfile.ZipFile, name: str, data: bytes, compress: bool) -> None:
     info = zipfile.ZipInfo(name, date_time=_EPOCH)
-    info.compress_type = zipfile.ZIP_DEFLATED
+    info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
     info.external_attr = 0o644 << 16
     archive.writestr(info, data)
 
@@ -144,7 +154,7 @@ def _npy(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _check_members(archive: zipfile.ZipFile, path: Path) -> None:
+def _check_members(archive: zipfile.ZipFile, path: str) -> None:
     """Refuse, from the zip's directory alone, members no artifact has: a zip bomb costs nothing then.
 
     ``zipfile`` never returns more of a member than its declared size, so the declared sizes
@@ -172,7 +182,7 @@ def _check_members(archive: zipfile.ZipFile, path: Path) -> None:
                                f"holds ({MAX_MANIFEST_BYTES:,}); refused: the file is damaged or not from snnconv")
 
 
-def _manifest(archive: zipfile.ZipFile, path: Path) -> dict:
+def _manifest(archive: zipfile.ZipFile, path: str) -> dict:
     try:
         manifest = json.loads(archive.read("manifest.json"))
     except KeyError:
@@ -201,7 +211,7 @@ def _manifest(archive: zipfile.ZipFile, path: Path) -> dict:
     return manifest
 
 
-def _check_depth(manifest, path: Path) -> None:
+def _check_depth(manifest, path: str) -> None:
     """Refuse nesting deeper than ``MAX_DEPTH``, walking with a stack (no recursion, no copy): what reads the
     manifest later (the target's infinities, the report) walks it recursively and must not hit Python's limit."""
     stack = [iter([manifest])]
@@ -217,7 +227,7 @@ def _check_depth(manifest, path: Path) -> None:
             stack.pop()
 
 
-def _check_timesteps(value, path: Path) -> None:
+def _check_timesteps(value, path: str) -> None:
     """The T ``run`` simulates by default: an integer from 1 to ``MAX_TIMESTEPS``, or a run may never end."""
     if not _is_int(value) or not 1 <= value <= MAX_TIMESTEPS:
         raise BadArtifactError(f"{path}: options.timesteps is {_short(value)}; snnconv simulates 1 to "
@@ -225,7 +235,7 @@ def _check_timesteps(value, path: Path) -> None:
                                "a few hundred); compile the model again with fewer timesteps")
 
 
-def _arrays(archive: zipfile.ZipFile, manifest: dict, path: Path) -> dict[str, np.ndarray]:
+def _arrays(archive: zipfile.ZipFile, manifest: dict, path: str) -> dict[str, np.ndarray]:
     """Every array the manifest lists, checked, within ``MAX_PROGRAM_BYTES`` as the program will hold them
     (integers as float64: an int8 array grows eightfold). Arrays that no layer uses are refused unread:
     they could serve no purpose but to cost memory."""
@@ -249,7 +259,7 @@ def _used_arrays(program: list) -> set[str]:
             if isinstance(value, dict) and isinstance(value.get("array"), str)}
 
 
-def _array(archive: zipfile.ZipFile, name: str, digest: str, path: Path) -> np.ndarray:
+def _array(archive: zipfile.ZipFile, name: str, digest: str, path: str) -> np.ndarray:
     try:
         blob = archive.read(name)
     except KeyError:
@@ -375,7 +385,7 @@ def _short(value) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _facts(facts: dict, path: Path) -> tuple[tuple[str, object], ...]:
+def _facts(facts: dict, path: str) -> tuple[tuple[str, object], ...]:
     """The graph's facts; those that steer the simulation are checked."""
     for key, choices in FACT_CHOICES.items():
         if key in facts and facts[key] not in choices:

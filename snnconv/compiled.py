@@ -14,8 +14,9 @@ and would break byte-identical output: a loaded network's ANN latency is None.
 
 from __future__ import annotations
 
+import io
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -74,12 +75,15 @@ class CompiledNetwork:
 
     def save(self, path: str | Path) -> Path:
         """Write the ``.snn`` artifact atomically; the same compilation always gives the same bytes."""
+        return artifact.write(path, self.graph, self._manifest_extra())
+
+    def _manifest_extra(self) -> dict:
         from snnconv.version import __version__
 
         extra = {"snnconv": __version__, "target": self.target.to_dict(), "options": self.options}
         if self.ann:
             extra["ann"] = ann_cost.deterministic(self.ann)
-        return artifact.write(path, self.graph, extra)
+        return extra
 
     def write_html(self, path: str | Path, run=None, accuracy: dict | None = None) -> Path:
         """The partitioning report as one self-contained HTML page; with ``run`` (a ``RunResult``), its activity."""
@@ -115,7 +119,20 @@ def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=No
     mapped = to_cores(conversion, chip, chips, rates_from)
     settings = {"model": _name(model, graph), "timesteps": timesteps, "chips": chips, "percentile": percentile,
                 "reset": reset, "encoding": encoding}
-    return CompiledNetwork(mapped.graph, chip, settings, mapped.notes, cost)
+    return _emitted(CompiledNetwork(mapped.graph, chip, settings, mapped.notes, cost))
+
+
+def _emitted(network: CompiledNetwork) -> CompiledNetwork:
+    """``network`` as its artifact holds it, read back through every load check.
+
+    What runs, reports and exports after ``compile`` is then exactly what ``save`` emits
+    and ``load`` reads (the program at chip precision and the core map, checked against
+    the target), not the compiler's in-memory graph. The round trip is in memory and
+    uncompressed; the compile notes and the ANN's measured latency stay with the network.
+    """
+    data = artifact.encode(network.graph, network._manifest_extra(), compress=False)
+    emitted = _from_artifact(artifact.decode(io.BytesIO(data), "<compiled network>"), "<compiled network>")
+    return replace(emitted, notes=network.notes, ann=network.ann)
 
 
 class _Recording:
@@ -151,13 +168,17 @@ def _name(model, graph: Graph) -> str:
 
 
 def load(path: str | Path) -> CompiledNetwork:
-    """Read a ``.snn`` artifact (checked: format version and every array's checksum)."""
-    loaded = artifact.read(path)
+    """Read a ``.snn`` artifact (checked: format version, every array's checksum, the program against the target)."""
+    return _from_artifact(artifact.read(path), str(path))
+
+
+def _from_artifact(loaded: artifact.Artifact, where: str) -> CompiledNetwork:
+    """The network an artifact describes, its program checked against the target it names."""
     try:
-        target = from_dict(_finite(loaded.manifest["target"]), f"{path} (target)")
+        target = from_dict(_finite(loaded.manifest["target"]), f"{where} (target)")
     except KeyError:
-        raise BadArtifactError(f"{path}: manifest has no target") from None
-    artifact.check_precision(loaded.graph, target, str(path))
+        raise BadArtifactError(f"{where}: manifest has no target") from None
+    artifact.check_precision(loaded.graph, target, where)
     return CompiledNetwork(loaded.graph, target, dict(loaded.manifest.get("options", {})),
                            ann=_stored_ann(loaded.manifest))
 
