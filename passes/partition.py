@@ -3,12 +3,18 @@
 Each population (IF layer, spiking max pool, output) is tiled as a grid of boxes of
 ``ct`` channels x ``rt`` rows x ``xt`` columns. For every pair ``(rt, xt)`` (the values
 that give distinct numbers of tiles), the largest ``ct`` whose tile still fits a core is
-found by bisection: neurons (compartments), input axons (a convolution tile's receptive
-field with its halo, through any pooling before it), synapse memory as the target costs
-it. Resources grow with the box, so the interior tile (the largest receptive field) is
-the one tested; every tile is then measured exactly. The tiling with the fewest tiles
-wins; among equals, the one with the fewest input axons in total (the least halo
-replication).
+found by bisection, against every limit of ``snnconv.limits``: compartments, input axons
+(a convolution tile's receptive field with its halo, through any pooling before it),
+synapse memory as the target costs it, and output axons (what the tiles of the layers
+it feeds read of it: populations are tiled from the last to the first, so those tiles
+are known). Resources grow with the box, so the interior tile (the largest receptive
+field) is the one tested; every tile is then measured exactly. The tiling with the
+fewest tiles wins; among equals, the one with the fewest input axons in total (the
+least halo replication).
+
+Where a chip's cores differ (Speck's memories), a population is tiled for each kind of
+core (``Limits.kinds``) and takes the tiling with the fewest tiles, sized for the kind
+it will go to; a core is packed for one kind, and place seats it on a core that holds it.
 
 A neuron whose inputs alone exceed a core's axons or synapse memory has its synapse
 maps split by source channels into the fewest groups that fit, where the target can
@@ -16,11 +22,12 @@ accumulate a neuron's input across cores (``core.accumulate``); each group is ti
 its own, group 0 carrying the neurons and the others one accumulating compartment per
 neuron. Targets that cannot accumulate refuse such a layer.
 
-Tiles are then packed into cores, first-fit decreasing by their largest share of a
-core's resources, trying the most recent cores; a core holds tiles of at most
-``core.populations_per_core`` populations (the neuron and synapse configurations a
-core can hold). A population whose single neuron does not fit a core is refused with
-what it needs against what the core has.
+Tiles are then packed into cores, first-fit over the most recent cores, each core within
+its capacity (at most ``core.populations_per_core`` populations among them: the neuron
+and synapse configurations a core can hold). Where the target limits the cores one core
+may send to (``core.fan_out``), the packed cores are checked against it. A population
+whose single neuron does not fit a core is refused with what it needs against what the
+core has, as is a core that sends to more cores than allowed.
 """
 
 from __future__ import annotations
@@ -29,53 +36,17 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
-from snnconv import geometry
+from snnconv import geometry, limits
 from snnconv.errors import BadGraphError, DoesNotFitError
-from snnconv.ir import IF, Affine, Conv, Dense, Graph, Layer, Pool
+from snnconv.ir import Affine, Conv, Dense, Graph, Layer, Pool
 from snnconv.ir.rewrite import PassResult
-from snnconv.mapping import Box, Core, Mapping, Resources, Tile, tile_resources
+from snnconv.limits import Capacity, Limits, OutputAxons, Use
+from snnconv.mapping import Box, Core, Mapping, Tile, traffic
 from snnconv.targets.target import Target
 
-__all__ = ["Partition", "Limits"]
+__all__ = ["Partition"]
 
 PACKING_WINDOW = 64  # open cores a tile tries before a new core is opened
-
-
-@dataclass(frozen=True)
-class Limits:
-    """One core's capacity and how the target costs synapses."""
-
-    neurons: float
-    axons: float
-    memory_bits: float
-    populations: float
-    accumulate: bool
-    weight_bits: int
-    synapse_cost: str
-    row_overhead_bits: int
-    word_bits: int
-
-    @classmethod
-    def of(cls, target: Target) -> Limits:
-        core, precision = target.core, target.precision
-        weight_bits = precision.weight_bits or 32
-        return cls(_largest(core.neurons), core.input_axons, _largest(core.synapse_memory_bits),
-                   getattr(core, "populations_per_core", 8), getattr(core, "accumulate", True), weight_bits,
-                   core.synapse_cost,
-                   getattr(core, "row_overhead_bits", 10), getattr(core, "word_bits", 64))
-
-    def fits(self, r: Resources) -> bool:
-        return r.neurons <= self.neurons and r.axons <= self.axons and r.memory_bits <= self.memory_bits
-
-    def share(self, r: Resources) -> float:
-        """The largest fraction of a core this takes."""
-        return max(r.neurons / self.neurons, r.axons / self.axons, r.memory_bits / self.memory_bits)
-
-
-def _largest(value) -> float:
-    return max(value) if isinstance(value, tuple) else value
 
 
 class Partition:
@@ -87,51 +58,86 @@ class Partition:
     def run(self, graph: Graph) -> PassResult:
         if not graph.fact("quantized"):
             raise BadGraphError(f"graph {graph.name!r} is not quantized; run quantize before partition")
-        limits = Limits.of(self.target)
+        bounds = Limits.of(self.target)
         incoming = geometry.projections(graph)
-        kernels = {layer.name: _kernel_entries(layer) for layer in graph if isinstance(layer, (Conv, Dense, Affine, Pool))}
-        tiles, shapes, notes = [], {}, {}
-        for population in geometry.populations(graph):
-            shape, population_tiles = _tile_population(population, incoming[population.name], limits, kernels)
-            shapes[population.name] = shape
-            tiles += population_tiles
-            notes[population.name] = {"tile": list(shape), "tiles": len(population_tiles),
-                                      "input_groups": population_tiles[0].groups,
-                                      "exact": all(p.exact for p in incoming[population.name])}
-        cores = _pack(tiles, limits)
-        mapping = Mapping(self.target.name, tuple(cores), shapes)
-        summary = {"cores": len(cores), "tiles": len(tiles), "layers": notes}
+        kernels = {layer.name: limits.kernel_entries(layer) for layer in graph
+                   if isinstance(layer, (Conv, Dense, Affine, Pool))}
+        populations = geometry.populations(graph)
+        tiled: dict[str, _Tiling] = {}
+        refused: dict[str, DoesNotFitError] = {}
+        for population in reversed(populations):  # the tiles that read a population are known before it is tiled
+            readers = [(p, index, [piece.tile for piece in tiled[target].pieces])
+                       for target, maps in incoming.items() for index, p in enumerate(maps)
+                       if p.source == population.name and target in tiled]
+            try:
+                tiled[population.name] = _tile_population(population, incoming[population.name], readers, bounds,
+                                                          kernels)
+            except DoesNotFitError as error:
+                refused[population.name] = error
+        if refused:  # the first layer, in the network's order, that does not fit
+            raise next(refused[layer.name] for layer in populations if layer.name in refused)
+        packed = _pack([piece for population in populations for piece in tiled[population.name].pieces])
+        cores = tuple(Core(index, tuple(core.tiles)) for index, core in enumerate(packed))
+        _check_destinations(graph, cores, [core.kind for core in packed], self.target)
+        notes = {name: {"tile": list(tiling.shape), "tiles": len(tiling.pieces),
+                        "input_groups": tiling.pieces[0].tile.groups,
+                        "exact": all(p.exact for p in incoming[name])}
+                 for name, tiling in ((layer.name, tiled[layer.name]) for layer in populations)}
+        mapping = Mapping(self.target.name, cores, {name: tiled[name].shape for name in notes})
+        summary = {"cores": len(cores), "tiles": sum(note["tiles"] for note in notes.values()), "layers": notes}
         return PassResult(graph.rebuilt(graph.layers, mapping=mapping), True, summary)
 
 
-def _kernel_entries(layer: Layer) -> int:
-    """Weights per output channel, as a chip sharing kernels stores them (a max pool stores none)."""
-    if isinstance(layer, Pool):
-        return 0
-    if isinstance(layer, Affine):
-        return 1
-    return int(np.prod(layer.weight.shape[1:]))
+@dataclass(frozen=True)
+class _Piece:
+    """A tile, what it uses (its output axons included) and the kind of core it is sized for."""
+
+    tile: Tile
+    use: Use
+    kind: Capacity
 
 
-def _tile_population(population: Layer, projections: list[geometry.Projection], limits: Limits,
-                     kernels: dict[str, int]) -> tuple[tuple[int, int, int], list[Tile]]:
-    """Tiles for one population, splitting its inputs into the fewest groups that fit where needed."""
-    whole = _Tiler(population, projections, limits, kernels)
-    if whole.fits_one_neuron() or not limits.accumulate or not projections:
+@dataclass(frozen=True)
+class _Tiling:
+    shape: tuple[int, int, int]
+    pieces: list[_Piece]
+
+
+def _tile_population(population: Layer, projections: list[geometry.Projection], readers, bounds: Limits,
+                     kernels: dict[str, int]) -> _Tiling:
+    """The tiling with the fewest tiles over the kinds of core; refused if no kind holds one neuron."""
+    tilings, refusal = [], None
+    for kind in bounds.kinds:
+        try:
+            tilings.append(_tile_for(population, projections, readers, bounds, kind, kernels))
+        except DoesNotFitError as error:
+            refusal = error
+    if not tilings:
+        raise refusal
+    return min(tilings, key=lambda tiling: len(tiling.pieces))
+
+
+def _tile_for(population: Layer, projections: list[geometry.Projection], readers, bounds: Limits, kind: Capacity,
+              kernels: dict[str, int]) -> _Tiling:
+    """Tiles for one population on one kind of core, splitting its inputs into the fewest groups that fit."""
+    whole = _Tiler(population, projections, readers, bounds, kind, kernels)
+    if whole.fits_one_neuron() or not bounds.accumulate or not projections:
         return whole.best()
     most = max(p.channels.shape[1] for p in projections)
     for groups in range(2, most + 1):
         ranges = [_split(p.channels.shape[1], groups) for p in projections]
-        tilers = [_Tiler(population, [_restricted(p, r[g]) for p, r in zip(projections, ranges)], limits, kernels,
-                         accumulator=g > 0) for g in range(groups)]
+        tilers = [_Tiler(population, [limits.restricted(p, *r[g]) for p, r in zip(projections, ranges)], readers,
+                         bounds, kind, kernels, accumulator=g > 0) for g in range(groups)]
         if all(t.fits_one_neuron() for t in tilers):
-            tiles, shape = [], None
+            pieces, shape = [], None
             for g, tiler in enumerate(tilers):
-                group_shape, group_tiles = tiler.best()
-                shape = shape or group_shape
+                tiling = tiler.best()
+                shape = shape or tiling.shape
                 inputs = tuple((p.source, *r[g]) for p, r in zip(projections, ranges))
-                tiles += [dataclasses.replace(t, group=g, groups=groups, inputs=inputs) for t in group_tiles]
-            return shape, tiles
+                pieces += [dataclasses.replace(piece, tile=dataclasses.replace(piece.tile, group=g, groups=groups,
+                                                                               inputs=inputs))
+                           for piece in tiling.pieces]
+            return _Tiling(shape, pieces)
     whole.best()  # refuses with the per-neuron needs
     raise AssertionError("unreachable")
 
@@ -141,35 +147,32 @@ def _split(n: int, groups: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def _restricted(p: geometry.Projection, columns: tuple[int, int]) -> geometry.Projection:
-    """The synapse map from source channels ``columns`` only."""
-    channels = np.zeros_like(p.channels)
-    channels[:, columns[0]:columns[1]] = p.channels[:, columns[0]:columns[1]]
-    return dataclasses.replace(p, channels=channels)
-
-
 class _Tiler:
-    """The tile-shape search for one population (or one input group of it)."""
+    """The tile-shape search for one population (or one input group of it) on one kind of core."""
 
-    def __init__(self, population: Layer, projections, limits: Limits, kernels: dict[str, int],
-                 accumulator: bool = False):
+    def __init__(self, population: Layer, projections, readers, bounds: Limits, kind: Capacity,
+                 kernels: dict[str, int], accumulator: bool = False):
         self.population = population
         self.projections = projections
-        self.limits = limits
+        self.bounds = bounds
+        self.kind = kind
         self.kernels = kernels
         self.shape = geometry.population_box_shape(population)
-        compartments = population.compartments if isinstance(population, IF) else 1
-        self.compartments = 1 if accumulator else compartments
+        self.compartments = limits.compartments(population, 1 if accumulator else 0)
+        self.output_axons = _partial_sums if accumulator else OutputAxons(readers)
 
     def fits_one_neuron(self) -> bool:
-        return self.limits.fits(self.resources(self._interior(1, 1, 1)))
+        return limits.fits(self.use(self._interior(1, 1, 1)), self.kind)
 
-    def resources(self, box: Box) -> Resources:
-        lim = self.limits
-        return tile_resources(box, self.projections, self.compartments, lim.weight_bits, lim.synapse_cost,
-                              lim.row_overhead_bits, lim.word_bits, self.kernels)
+    def piece(self, box: Box) -> _Piece:
+        resources = self.bounds.tile_resources(box, self.projections, self.compartments, self.kernels)
+        return _Piece(Tile(self.population.name, box, resources), Use.of(resources, self.output_axons(box)),
+                      self.kind)
 
-    def best(self) -> tuple[tuple[int, int, int], list[Tile]]:
+    def use(self, box: Box) -> Use:
+        return self.piece(box).use
+
+    def best(self) -> _Tiling:
         candidates = []
         channels, height, width = self.shape
         for rows in _sizes(height):
@@ -177,14 +180,14 @@ class _Tiler:
                 ct = self._largest_channels(rows, cols)
                 if ct:
                     count = math.ceil(channels / ct) * math.ceil(height / rows) * math.ceil(width / cols)
-                    axons = count * self.resources(self._interior(ct, rows, cols)).axons
+                    axons = count * self.use(self._interior(ct, rows, cols)).input_axons
                     candidates.append((count, axons, (ct, rows, cols)))
         if not candidates:
             self._refuse()
         for _, _, shape in sorted(candidates):
-            tiles = [Tile(self.population.name, box, self.resources(box)) for box in _grid(self.shape, shape)]
-            if all(self.limits.fits(tile.resources) for tile in tiles):
-                return shape, tiles
+            pieces = [self.piece(box) for box in _grid(self.shape, shape)]
+            if all(limits.fits(piece.use, self.kind) for piece in pieces):
+                return _Tiling(shape, pieces)
         self._refuse()
 
     def _interior(self, ct: int, rows: int, cols: int) -> Box:
@@ -194,26 +197,31 @@ class _Tiler:
 
     def _largest_channels(self, rows: int, cols: int) -> int:
         """Bisection: the most channels a tile of ``rows`` x ``cols`` can take (0 if none)."""
-        low, high = 0, int(min(self.shape[0], self.limits.neurons / (rows * cols * self.compartments)))
+        low, high = 0, int(min(self.shape[0], self.kind.neurons / (rows * cols * self.compartments)))
         while low < high:
             middle = (low + high + 1) // 2
-            if self.limits.fits(self.resources(self._interior(middle, rows, cols))):
+            if limits.fits(self.use(self._interior(middle, rows, cols)), self.kind):
                 low = middle
             else:
                 high = middle - 1
         return low
 
     def _refuse(self):
-        one = self.resources(self._interior(1, 1, 1))
-        lim = self.limits
-        reasons = [f"{what} {need:,} > {have:,}" for what, need, have in (
-            ("compartments", one.neurons, lim.neurons), ("input axons", one.axons, lim.axons),
-            ("synapse memory bits", one.memory_bits, lim.memory_bits)) if need > have]
+        reasons = limits.violations(self.use(self._interior(1, 1, 1)), self.kind)
+        advice = "a target with bigger cores" + ("" if self.bounds.accumulate else
+                                                  " or one that accumulates across cores")
+        if any(reason.startswith("output axons") for reason in reasons):
+            advice += ", fewer tiles in the layers this one feeds"
+        needs = "; ".join(reasons) or "no tiling found"
         raise DoesNotFitError(
             f"layer {self.population.name!r} ({self.population.kind}, {len(self.projections)} synapse maps): one "
-            f"neuron alone needs more than a core has ({'; '.join(reasons) or 'no tiling found'}); "
-            f"use a target with bigger cores{'' if lim.accumulate else ' or one that accumulates across cores'}, "
-            f"or reduce this layer's fan-in (fewer input channels or a smaller kernel)")
+            f"neuron alone needs more than a core of {self.bounds.target} has ({needs}); use {advice}, or reduce "
+            f"this layer's fan-in (fewer input channels or a smaller kernel)")
+
+
+def _partial_sums(box: Box) -> int:
+    """An accumulating tile sends one partial sum per neuron, to the neuron's core."""
+    return math.prod(stop - start for start, stop in box)
 
 
 def _sizes(n: int) -> list[int]:
@@ -226,20 +234,48 @@ def _grid(shape: tuple[int, int, int], tile: tuple[int, int, int]) -> list[Box]:
     return [(c, r, x) for c in ranges[0] for r in ranges[1] for x in ranges[2]]
 
 
-def _pack(tiles: list[Tile], limits: Limits) -> list[Core]:
-    """First-fit decreasing over the most recent cores, at most ``limits.populations`` populations per core."""
-    order = range(len(tiles))
-    contents: list[list[Tile]] = []
-    used: list[Resources] = []
-    for i in order:
-        tile = tiles[i]
-        for k in range(max(0, len(contents) - PACKING_WINDOW), len(contents)):
-            populations = {t.population for t in contents[k]} | {tile.population}
-            if len(populations) <= limits.populations and limits.fits(used[k] + tile.resources):
-                contents[k].append(tile)
-                used[k] = used[k] + tile.resources
+@dataclass
+class _Open:
+    """A core being packed: its tiles, their use, and the kind of core it is packed for."""
+
+    kind: Capacity
+    tiles: list[Tile]
+    use: Use
+    populations: set[str]
+
+    def takes(self, piece: _Piece) -> bool:
+        populations = self.populations | {piece.tile.population}
+        use = dataclasses.replace(self.use + piece.use, populations=len(populations))
+        return limits.fits(use, self.kind)
+
+    def add(self, piece: _Piece) -> None:
+        self.tiles.append(piece.tile)
+        self.use = self.use + piece.use
+        self.populations.add(piece.tile.population)
+
+
+def _pack(pieces: list[_Piece]) -> list[_Open]:
+    """First-fit, in population order, over the ``PACKING_WINDOW`` most recent cores; each core within its kind."""
+    cores: list[_Open] = []
+    for piece in pieces:
+        for core in cores[-PACKING_WINDOW:]:
+            if core.takes(piece):
+                core.add(piece)
                 break
         else:
-            contents.append([tile])
-            used.append(tile.resources)
-    return [Core(index, tuple(tiles_in)) for index, tiles_in in enumerate(contents)]
+            cores.append(_Open(piece.kind, [piece.tile], piece.use, {piece.tile.population}))
+    return cores
+
+
+def _check_destinations(graph: Graph, cores: tuple[Core, ...], kinds: list[Capacity], target: Target) -> None:
+    """Refuse cores that send to more cores than the target allows (only computed where it sets a limit)."""
+    if all(kind.destinations == math.inf for kind in kinds):
+        return
+    uses = limits.core_uses(cores, traffic(graph, cores, {}))
+    problems = [f"core {core.index} ({', '.join(map(repr, core.populations))}): {reason}"
+                for core, use, kind in zip(cores, uses, kinds) for reason in limits.violations(use, kind)]
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5:,} more" if len(problems) > 5 else "")
+        raise DoesNotFitError(f"the cores of {target.name} cannot route this network: {shown}; give the layers "
+                              f"these feed fewer cores (fewer channels or smaller feature maps), or choose a target "
+                              f"whose cores send to more cores")

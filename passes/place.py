@@ -1,16 +1,20 @@
-"""Place: cores onto chips and mesh positions, keeping traffic on chip and short.
+"""Place: cores onto chips and the cores of a chip, keeping traffic on chip and short.
 
-Traffic is estimated per pair of cores as messages per timestep: every source neuron
-sends one message to each core holding neurons it connects to, at its firing rate
+Traffic is estimated per pair of cores as messages per timestep (``mapping.traffic``):
+every source neuron sends one message to each tile that reads it, at its firing rate
 (``rates``: per population and channel, from the calibration data; without them every
 neuron counts as firing each step, i.e. fan-out counts). A neuron connecting to two
 tiles of one core is counted twice, so the figures are upper bounds. Input groups that
 accumulate across cores add one message per neuron per step to the neuron's core.
+Traffic is computed once for the partition's cores and renumbered for each order tried.
 
-Placement orders the cores and cuts the order into chips of ``chip.cores`` consecutive
-cores; within a chip, cores follow a serpentine path over the mesh, so consecutive cores
-are one hop apart. Two orders are tried and the one with the fewest messages across
-chips (then the fewest hop-weighted messages on chip) is kept:
+Placement orders the cores and fills chips in that order; within a chip, core ``k`` sits
+at the ``k``-th place of a serpentine path over the mesh (``mapping.places``), so
+consecutive cores are one hop apart. Where a chip's cores differ (``snnconv.limits``),
+each core is seated on a core of the chip that holds what it uses (a bipartite matching,
+by augmenting paths), and a chip is full when the next core finds no seat on it. Two
+orders are tried and the one with the fewest chips, then the fewest messages across
+chips, then the fewest hop-weighted messages on chip, is kept:
 
 - by layer: cores sorted by the first population they hold, in topological order (a
   feed-forward network talks mostly between neighbouring layers);
@@ -19,23 +23,24 @@ chips (then the fewest hop-weighted messages on chip) is kept:
   many chips each, a region's neurons in consecutive layers stay together.
 
 Both are heuristics; the traffic they reach is measured and reported, not assumed optimal.
+Each core's routes (the cores it sends to, whatever the rates) close the pass.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
-from snnconv import geometry
+from snnconv import geometry, limits
 from snnconv.errors import BadGraphError, DoesNotFitError
 from snnconv.ir import Graph
 from snnconv.ir.rewrite import PassResult
-from snnconv.mapping import Core, Mapping, Tile
+from snnconv.limits import Limits, Use
+from snnconv.mapping import Core, Mapping, destinations, traffic
 from snnconv.targets.target import Target
 
-__all__ = ["Place", "core_traffic"]
+__all__ = ["Place"]
 
 
 class Place:
@@ -52,36 +57,79 @@ class Place:
         mapping: Mapping | None = graph.fact("mapping")
         if mapping is None:
             raise BadGraphError(f"graph {graph.name!r} is not partitioned; run partition before place")
-        per_chip = self.target.chip.cores
-        needed = math.ceil(len(mapping.cores) / per_chip)
-        if needed > self.chips:
-            raise DoesNotFitError(_too_big(mapping, needed, self.chips, self.target))
+        bounds = Limits.of(self.target)
+        fan_out = traffic(graph, mapping.cores, {})
+        messages = traffic(graph, mapping.cores, self.rates) if self.rates else fan_out
+        uses = limits.core_uses(mapping.cores, fan_out)
         order = {layer.name: i for i, layer in enumerate(graph)}
         shapes = {layer.name: geometry.population_box_shape(layer) for layer in geometry.populations(graph)}
-        path = _serpentine(*self.target.chip.mesh)
         trials = []
         for name, rank in (("layer", _by_layer(order)), ("region", _by_region(order, shapes))):
             ranked = sorted(mapping.cores, key=rank)
-            cores = tuple(dataclasses.replace(core, index=i, chip=i // per_chip, position=path[i % per_chip])
-                          for i, core in enumerate(ranked))
-            summary = _summarize(core_traffic(graph, cores, self.rates), cores)
-            trials.append((summary["across_chips"], summary["hop_weighted"], name, cores, summary))
-            if needed == 1:
+            seats = _seats(ranked, [uses[core.index] for core in ranked], bounds)
+            cores = tuple(dataclasses.replace(core, index=i, chip=chip, position=bounds.places[k])
+                          for i, (core, (chip, k)) in enumerate(zip(ranked, seats)))
+            renumber = np.empty(len(ranked), int)
+            renumber[[core.index for core in ranked]] = np.arange(len(ranked))
+            summary = _summarize(_renumbered(messages, renumber), cores)
+            chips = seats[-1][0] + 1
+            trials.append((chips, summary["across_chips"], summary["hop_weighted"], name, cores, renumber, summary))
+            if chips == 1:
                 break
-        _, _, chosen, cores, traffic = min(trials, key=lambda trial: trial[:2])
-        cores = _with_routes(cores, core_traffic(graph, cores, {}))
-        traffic |= {"rates": "calibration" if self.rates else "fan-out counts", "order": chosen}
-        placed = dataclasses.replace(mapping, cores=cores, chips=needed, traffic=traffic)
-        notes = {"chips": needed, "cores": len(cores)} | {k: v for k, v in traffic.items() if k != "per_chip"}
+        needed, _, _, chosen, cores, renumber, traffic_summary = min(trials, key=lambda trial: trial[:3])
+        if needed > self.chips:
+            raise DoesNotFitError(_too_big(mapping, needed, self.chips, self.target))
+        routes = destinations(_renumbered(fan_out, renumber), len(cores))
+        cores = tuple(dataclasses.replace(core, routes=routes[core.index]) for core in cores)
+        traffic_summary |= {"rates": "calibration" if self.rates else "fan-out counts", "order": chosen}
+        placed = dataclasses.replace(mapping, cores=cores, chips=needed, traffic=traffic_summary)
+        notes = {"chips": needed, "cores": len(cores)} | {k: v for k, v in traffic_summary.items() if k != "per_chip"}
         return PassResult(graph.rebuilt(graph.layers, mapping=placed), True, notes)
 
 
-def _with_routes(cores: tuple[Core, ...], edges: np.ndarray) -> tuple[Core, ...]:
-    """Each core's destination cores: every core one of its neurons has a synapse into, whatever the rates."""
-    destinations: dict[int, set[int]] = {}
-    for source, destination in edges[:, :2].astype(int):
-        destinations.setdefault(int(source), set()).add(int(destination))
-    return tuple(dataclasses.replace(core, routes=tuple(sorted(destinations.get(core.index, ())))) for core in cores)
+def _seats(ranked: list[Core], uses: list[Use], bounds: Limits) -> list[tuple[int, int]]:
+    """(chip, core of the chip) for each of the ``ranked`` cores: they fill chip 0, then chip 1, ...
+
+    Where all cores of a chip are alike, core ``i`` takes core ``i % n`` of chip ``i // n``.
+    Otherwise each core may sit on the cores of the chip that hold it; a chip takes the
+    next core while a seat can still be found for every core on it (augmenting paths).
+    """
+    per_chip = len(bounds.cores)
+    if bounds.uniform:
+        return [(i // per_chip, i % per_chip) for i in range(len(ranked))]
+    options = [[k for k, capacity in enumerate(bounds.cores) if limits.fits(use, capacity)] for use in uses]
+    seats: list[tuple[int, int]] = [(-1, -1)] * len(ranked)
+    chips: list[dict[int, int]] = [{}]  # per chip: its core -> the ranked core seated there
+    for i, core in enumerate(ranked):
+        if _augment(i, options, chips[-1], set()):
+            continue
+        chips.append({})
+        if not _augment(i, options, chips[-1], set()):
+            nearest = min((limits.violations(uses[i], kind) for kind in bounds.kinds), key=len)
+            raise DoesNotFitError(f"core {core.index} ({', '.join(map(repr, core.populations))}) fits no core of "
+                                  f"{bounds.target} ({'; '.join(nearest)}); partition the network for this target")
+    for chip, owner in enumerate(chips):
+        for k, i in owner.items():
+            seats[i] = (chip, k)
+    return seats
+
+
+def _augment(i: int, options: list[list[int]], owner: dict[int, int], seen: set[int]) -> bool:
+    """Seat core ``i`` on a free core of the chip it fits, moving seated cores to other cores that hold them."""
+    for k in options[i]:
+        if k not in seen:
+            seen.add(k)
+            if k not in owner or _augment(owner[k], options, owner, seen):
+                owner[k] = i
+                return True
+    return False
+
+
+def _renumbered(edges: np.ndarray, renumber: np.ndarray) -> np.ndarray:
+    """``traffic`` rows with the cores' new numbers."""
+    out = edges.copy()
+    out[:, :2] = renumber[edges[:, :2].astype(int)]
+    return out
 
 
 def _by_layer(order: dict[str, int]):
@@ -109,10 +157,6 @@ def _z_order(y: int, x: int, bits: int) -> int:
     return code
 
 
-def _serpentine(rows: int, cols: int) -> list[tuple[int, int]]:
-    return [(r, c if r % 2 == 0 else cols - 1 - c) for r in range(rows) for c in range(cols)]
-
-
 def _too_big(mapping: Mapping, needed: int, available: int, target: Target) -> str:
     per_layer: dict[str, int] = {}
     for core in mapping.cores:
@@ -125,81 +169,12 @@ def _too_big(mapping: Mapping, needed: int, available: int, target: Target) -> s
             f"pass --chips {needed}, choose a target with bigger cores, or shrink these layers")
 
 
-def core_traffic(graph: Graph, cores: tuple[Core, ...], rates: dict[str, np.ndarray]) -> np.ndarray:
-    """Messages per step between cores: rows of (source core, destination core, messages)."""
-    where: dict[str, list[tuple[Tile, int]]] = {}
-    for core in cores:
-        for tile in core.tiles:
-            where.setdefault(tile.population, []).append((tile, core.index))
-    blocks = []
-    for target, maps in geometry.projections(graph).items():
-        for index, p in enumerate(maps):
-            blocks.append(_projection_traffic(p, index, where.get(p.source, []), where[target], rates.get(p.source)))
-        blocks.append(_accumulation_traffic(where[target]))
-    edges = np.concatenate([b for b in blocks if len(b)]) if any(len(b) for b in blocks) else np.zeros((0, 3))
-    return edges[edges[:, 0] != edges[:, 1]] if len(edges) else edges
-
-
-def _projection_traffic(p: geometry.Projection, index: int, sources, targets, rate) -> np.ndarray:
-    """For every (source tile, target tile): rate-weighted source neurons of the one that the other reads."""
-    if not sources:  # the input layer (rate-coded input arrives from the host)
-        return np.zeros((0, 3))
-    channel_rate = np.ones(p.channels.shape[1]) if rate is None else np.asarray(rate, np.float64)
-    reads = _reads(p, index, targets)
-    has = [np.stack([_indicator(size, t.box[k]) for t, _ in sources]) for k, size in
-           enumerate((p.channels.shape[1], p.rows.shape[1], p.cols.shape[1]))]
-    overlap = (reads[0] * channel_rate) @ has[0].T
-    for k in (1, 2):
-        overlap = overlap * (reads[k] @ has[k].T)
-    t_index, s_index = np.nonzero(overlap)
-    source_cores = np.array([c for _, c in sources])[s_index]
-    target_cores = np.array([c for _, c in targets])[t_index]
-    return np.stack([source_cores, target_cores, overlap[t_index, s_index]], axis=1)
-
-
-def _reads(p: geometry.Projection, index: int, targets) -> list[np.ndarray]:
-    """Per target tile and axis, which source positions it reads (restricted to its input group).
-
-    ``index``: the synapse map's place in its target's list, which a tile's ``inputs`` follow.
-    """
-    masks = []
-    for k, axis in enumerate((p.channels, p.rows, p.cols)):
-        rows = []
-        for tile, _ in targets:
-            lo, hi = tile.box[k]
-            used = axis[lo:hi].sum(axis=0) > 0
-            if k == 0 and tile.groups > 1:
-                group = np.zeros_like(used)
-                _, lo, hi = tile.inputs[index]
-                group[lo:hi] = True
-                used = used & group
-            rows.append(used)
-        masks.append(np.stack(rows).astype(np.float64))
-    return masks
-
-
-def _indicator(size: int, span: tuple[int, int]) -> np.ndarray:
-    out = np.zeros(size)
-    out[span[0]:span[1]] = 1
-    return out
-
-
-def _accumulation_traffic(tiles) -> np.ndarray:
-    """Accumulating groups send each neuron's partial current to the neuron's own core every step."""
-    somas = [(t, c) for t, c in tiles if t.group == 0]
-    rows = []
-    for tile, core in tiles:
-        if tile.group == 0:
-            continue
-        for soma, soma_core in somas:
-            shared = math.prod(max(0, min(a[1], b[1]) - max(a[0], b[0])) for a, b in zip(tile.box, soma.box))
-            if shared:
-                rows.append((core, soma_core, float(shared)))
-    return np.array(rows) if rows else np.zeros((0, 3))
-
-
 def _summarize(edges: np.ndarray, cores: tuple[Core, ...]) -> dict:
-    """Totals within and across chips, hop-weighted on chip, and per chip what leaves each core."""
+    """Totals within and across chips, hop-weighted on chip, and per chip what leaves each core.
+
+    A core's messages to itself cross no link: they are not traffic.
+    """
+    edges = edges[edges[:, 0] != edges[:, 1]]
     if not len(edges):
         return {"within_chip": 0.0, "across_chips": 0.0, "hop_weighted": 0.0, "per_chip": {}}
     chip = np.array([core.chip for core in cores])

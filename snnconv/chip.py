@@ -40,7 +40,7 @@ from snnconv import ann, geometry, metrics
 from snnconv.data import check_labels
 from snnconv.errors import BadDataError, SnnconvError
 from snnconv.ir import IF, Graph
-from snnconv.mapping import Mapping
+from snnconv.mapping import Mapping, traffic
 from snnconv.snn import CHUNK_ELEMENTS, simulate
 from snnconv.targets.target import Target
 
@@ -153,11 +153,10 @@ def _synaptic_ops(p: geometry.Projection, tile, index: int, source_counts: np.nd
 
 
 def _messages(graph: Graph, mapping: Mapping, counts: dict[str, np.ndarray]) -> tuple[float, float]:
-    """Hop-weighted messages on chip and messages across chips, at the measured per-channel rates."""
-    from snnconv.passes.place import core_traffic
-
+    """Hop-weighted messages on chip and messages across chips, at the measured per-channel rates (a core's
+    messages to itself take no hop)."""
     rates = {name: _box_of(c, graph[name].shape).mean(axis=(1, 2)) for name, c in counts.items()}
-    edges = core_traffic(graph, mapping.cores, rates)
+    edges = traffic(graph, mapping.cores, rates)
     if not len(edges):
         return 0.0, 0.0
     chip = np.array([c.chip for c in mapping.cores])

@@ -6,8 +6,8 @@ global state is never touched) and embedded as base64 ``data:`` URLs. It shows:
 
 - the chip mesh, one panel per chip used: each core coloured by its layer (striped with
   the colours of all its layers where several share it) and shaded by its utilization,
-  the fullest of neurons, input axons and synapse memory (the resource that stopped
-  the partitioner from putting more on it);
+  the fullest of neurons, input axons, output axons and synapse memory (the resource
+  that stopped the partitioner from putting more on it), of the core's own capacity;
 - per-layer utilization bars and the per-layer and per-chip tables of ``PartitionReport``;
 - with a ``RunResult``: spike rates per layer, synaptic operations per core on the mesh
   (the busiest core sets the step time), energy and latency beside the ANN's, the run's
@@ -31,15 +31,17 @@ import numpy as np
 
 from snnconv import files
 from snnconv.errors import MissingDependencyError
+from snnconv.limits import Limits
 from snnconv.mapping import Core, Mapping
-from snnconv.report import Capacity
 
 __all__ = ["MissingDependencyError", "render", "write"]
 
 _DPI = 150  # pictures are drawn at 150 dpi and shown at 96 CSS pixels per inch: sharp on high-density screens
 _FREE_CORE = (0.93, 0.93, 0.94)  # a mesh position with no core of this network
-_RESOURCES = (("neurons", "neuron_util", "#4c72b0"), ("input axons", "axon_util", "#dd8452"),
-              ("synapse memory", "memory_util", "#55a868"))
+# The utilization shown: label, the report's key, the resource of snnconv.limits, colour.
+_RESOURCES = (("neurons", "neuron_util", "neurons", "#4c72b0"), ("input axons", "axon_util", "input_axons", "#dd8452"),
+              ("output axons", "output_axon_util", "output_axons", "#8172b3"),
+              ("synapse memory", "memory_util", "memory_bits", "#55a868"))
 _ANN_COLOR, _SNN_COLOR, _STATIC_COLOR = "#8c8c8c", "#4c72b0", "#a5bbdd"
 
 
@@ -59,11 +61,13 @@ def render(network, run=None, accuracy: dict | None = None, *, title: str | None
     optional. ``title``: what the model is called (default: the graph's name).
     """
     _require_matplotlib()
-    report = network.report.to_dict()
+    partition = network.report
+    report = partition.to_dict()
     mapping: Mapping = network.graph.fact("mapping")
     colors = _layer_colors([row["layer"] for row in report["layers"]])
     stats = run.stats if run is not None else {}
-    sections = _partition_sections(network, report, mapping, colors)
+    fullness = [max(share[resource] for _, _, resource, _ in _RESOURCES) for share in partition.core_utilization]
+    sections = _partition_sections(network, report, mapping, colors, fullness)
     if run is not None:
         sections += _run_sections(network, run, mapping, colors)
     if accuracy and accuracy.get("snn"):
@@ -95,14 +99,15 @@ def _require_matplotlib() -> None:
 # ---------------------------------------------------------------------------- sections
 
 
-def _partition_sections(network, report: dict, mapping: Mapping, colors: dict[str, tuple]) -> list[_Section]:
+def _partition_sections(network, report: dict, mapping: Mapping, colors: dict[str, tuple],
+                        fullness: list[float]) -> list[_Section]:
     """Pictures of the partition itself: the mesh and the utilization per layer."""
-    mesh = _image("mesh-image", "chip mesh", _mesh_figure(network, mapping, colors))
+    mesh = _image("mesh-image", "chip mesh", _mesh_figure(network, mapping, colors, fullness))
     utilization = _image("utilization-image", "utilization per layer", _utilization_figure(report["layers"]))
     return [_Section("mesh", "Cores on the chip mesh", mesh,
                      "Each square is a core, coloured by the layer it holds and shaded by how full it is (the "
-                     "fullest of neurons, input axons and synapse memory). A core that several layers share is "
-                     "striped; grey positions are free."),
+                     "fullest of neurons, input axons, output axons and synapse memory). A core that several "
+                     "layers share is striped; grey positions are free."),
             _Section("utilization", "Utilization per layer", utilization,
                      "Mean over the cores each layer is on; of each core's capacity on the target.")]
 
@@ -265,8 +270,9 @@ def _cell_lines(ax, mesh: tuple[int, int]) -> None:
     ax.tick_params(which="minor", length=0)
 
 
-def _mesh_figure(network, mapping: Mapping, colors: dict[str, tuple]):
-    """Each chip's mesh with its cores coloured by layer, lighter for emptier cores; a legend of layers.
+def _mesh_figure(network, mapping: Mapping, colors: dict[str, tuple], fullness: list[float]):
+    """Each chip's mesh with its cores coloured by layer, lighter for emptier cores (``fullness``, per core
+    index: the fullest resource); a legend of layers.
 
     The picture is drawn at ``_pixels_per_core`` pixels a side per core so that a core
     shared by several layers can show their colours as vertical stripes.
@@ -277,13 +283,12 @@ def _mesh_figure(network, mapping: Mapping, colors: dict[str, tuple]):
 
     rows, cols = network.target.chip.mesh
     k = _pixels_per_core((rows, cols))
-    capacity = Capacity(network.target)
     fig, axes = _mesh_panels(network, mapping, legend_rows=math.ceil(len(colors) / 4))
     images = {chip: np.tile(np.array(_FREE_CORE), (rows * k, cols * k, 1)) for chip in axes}
     for core in mapping.cores:
         row, col = core.position
-        fullness = max(capacity.utilization(core))
-        images[core.chip][row * k:(row + 1) * k, col * k:(col + 1) * k] = _core_pixels(core, colors, fullness, k)
+        pixels = _core_pixels(core, colors, fullness[core.index], k)
+        images[core.chip][row * k:(row + 1) * k, col * k:(col + 1) * k] = pixels
     for chip, ax in axes.items():
         ax.imshow(images[chip], interpolation="nearest", extent=(-0.5, cols - 0.5, rows - 0.5, -0.5))
         _cell_lines(ax, (rows, cols))
@@ -346,21 +351,21 @@ def _activity_figure(network, mapping: Mapping, ops: np.ndarray):
 
 
 def _utilization_figure(layers: list[dict]):
-    """Grouped horizontal bars: neurons, input axons and synapse memory of each layer, in percent."""
-    fig = _new_figure(9.5, 0.9 + 0.55 * len(layers))
+    """Grouped horizontal bars: neurons, input and output axons and synapse memory of each layer, in percent."""
+    fig = _new_figure(9.5, 0.9 + 0.7 * len(layers))
     ax = fig.subplots()
     positions = np.arange(len(layers))
-    height = 0.26
-    for offset, (label, key, color) in enumerate(_RESOURCES):
+    height = 0.2
+    for offset, (label, key, _, color) in enumerate(_RESOURCES):
         values = [100 * row[key] for row in layers]
-        bars = ax.barh(positions + (offset - 1) * height, values, height, color=color, label=label)
+        bars = ax.barh(positions + (offset - 1.5) * height, values, height, color=color, label=label)
         ax.bar_label(bars, labels=[f"{v:.0f}%" for v in values], padding=3, fontsize=8.5, color="#555555")
     ax.set_yticks(positions, [row["layer"] for row in layers])
     ax.invert_yaxis()
     ax.set_xlim(0, 110)
     ax.set_xticks(range(0, 101, 20), [f"{v}%" for v in range(0, 101, 20)])
     _tidy(ax)
-    fig.legend(loc="outside upper center", ncols=3, frameon=False)
+    fig.legend(loc="outside upper center", ncols=len(_RESOURCES), frameon=False)
     return fig
 
 
@@ -462,7 +467,7 @@ def _image(element_id: str, alt: str, fig) -> str:
 
 def _layer_table(report: dict, run, colors: dict[str, tuple]) -> str:
     header = ["layer", "kind", "neurons", "synapses", "cores", "tile (c×h×w)", "input groups", "neuron %", "axon %",
-              "memory %"]
+              "out axon %", "memory %"]
     rates = {}
     if run is not None:
         header.append("spikes / neuron / step")
@@ -471,13 +476,13 @@ def _layer_table(report: dict, run, colors: dict[str, tuple]) -> str:
     for r in report["layers"]:
         row = [_swatch(colors[r["layer"]]) + _e(r["layer"]), _e(r["kind"]), f"{r['neurons']:,}",
                f"{r['synapses']:,}", f"{r['cores']:,}", "×".join(map(str, r["tile"])), str(r["input_groups"]),
-               _percent(r["neuron_util"]), _percent(r["axon_util"]), _percent(r["memory_util"])]
+               *(_percent(r[key]) for _, key, _, _ in _RESOURCES)]
         if run is not None:
             row.append(f"{rates[r['layer']]:.3f}" if r["layer"] in rates else "")
         rows.append(row)
     t = report["totals"]
     totals = ["total", "", f"{t['neurons']:,}", f"{t['synapses']:,}", f"{t['cores']:,}", "", "",
-              _percent(t["neuron_util"]), _percent(t["axon_util"]), _percent(t["memory_util"])]
+              *(_percent(t[key]) for _, key, _, _ in _RESOURCES)]
     if run is not None:
         totals.append("")
     numeric = {i for i, name in enumerate(header) if name not in ("layer", "kind", "tile (c×h×w)")}
@@ -563,20 +568,19 @@ def _swatch(color: tuple) -> str:
 
 def _limits(target) -> str:
     """One line of the target's limits per core and chip: what the utilization percentages are of."""
-    core, chip = target.core, target.chip
-    rows, cols = chip.mesh
-    return (f"per core {_capacity(core.neurons)} neurons, {_capacity(core.input_axons)} input axons, "
-            f"{_capacity(core.synapse_memory_bits, 8 * 1024)} KiB synapse memory · {chip.cores:,} cores per chip "
-            f"on a {rows} × {cols} mesh")
+    bounds = Limits.of(target)
+    rows, cols = target.chip.mesh
+    return (f"per core {_capacity(bounds, 'neurons')} neurons, {_capacity(bounds, 'input_axons')} input axons, "
+            f"{_capacity(bounds, 'output_axons')} output axons, {_capacity(bounds, 'memory_bits', 8 * 1024)} KiB "
+            f"synapse memory · {target.chip.cores:,} cores per chip on a {rows} × {cols} mesh")
 
 
-def _capacity(value, unit: float = 1) -> str:
+def _capacity(bounds: Limits, resource: str, unit: float = 1) -> str:
     """A limit as text: unlimited, a number, or a range where cores differ."""
-    values = value if isinstance(value, tuple) else (value,)
-    if math.inf in values:
+    low, high = bounds.span(resource)
+    if high == math.inf:
         return "unlimited"
-    low, high = min(values) / unit, max(values) / unit
-    return f"{low:,.0f}" if low == high else f"{low:,.0f}–{high:,.0f}"
+    return f"{low / unit:,.0f}" if low == high else f"{low / unit:,.0f}–{high / unit:,.0f}"
 
 
 def _e(text: object) -> str:

@@ -1,18 +1,18 @@
-"""Where every neuron lives: tiles of populations, packed into cores, placed on chips.
+"""Where every neuron lives, and who sends to whom: tiles of populations, packed into cores, placed on chips.
 
 A ``Tile`` is a box of one population's neurons (channel, row and column ranges; a vector
-population is ``(F, 1, 1)``) with the resources it needs. A ``Core`` holds one or more
-tiles; after placement it knows its chip and mesh position. ``Mapping`` is the whole
-result, kept on the graph as the fact ``"mapping"``; the backend, the report and the
-checker in the tests read it.
+population is ``(F, 1, 1)``) with the resources it needs (``snnconv.limits`` costs them).
+A ``Core`` holds one or more tiles; after placement it knows its chip and its place on
+the chip's mesh. ``Mapping`` is the whole result, kept on the graph as the fact
+``"mapping"``; the backend, the chip model, the report and the checker in the tests read it.
 
-Resources of a tile, from its incoming synapse maps (``snnconv.geometry``):
+Core ``k`` of a chip sits at ``places(mesh, cores)[k]``, a serpentine walk over the mesh
+(row 0 left to right, row 1 right to left, ...), so consecutive cores are neighbours; a
+target whose cores differ lists their values in this order.
 
-- neurons: compartments, ``neurons * compartments per neuron``;
-- input axons: distinct source neurons feeding the tile, summed over its synapse maps;
-- synapses, and synapse memory as the target costs it: ``per_synapse``: every axon's
-  row holds ``n`` synapses in ``ceil((n * weight_bits + row_overhead_bits) / word_bits)``
-  words; ``shared_kernel``: the weights of the tile's output channels, stored once.
+``traffic`` derives from the core map which cores send to which, and how much: the
+routes of every core, its output axons (``snnconv.limits``), the placement's cost and
+the chip model's messages all come from it.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from snnconv.geometry import Projection
+from snnconv import geometry
+from snnconv.ir import Graph
 
-__all__ = ["Tile", "Core", "Mapping", "Box", "tile_resources", "Resources"]
+__all__ = ["Box", "Core", "Mapping", "Resources", "Tile", "destinations", "places", "read_masks", "traffic"]
 
 Box = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]  # half-open channel, row, column ranges
 
@@ -94,38 +95,100 @@ class Mapping:
     traffic: dict = field(default_factory=dict)  # messages per step within / across chips, hop-weighted, per chip
 
 
-def tile_resources(box: Box, projections: list[Projection], compartments: int, weight_bits: int,
-                   synapse_cost: str, row_overhead_bits: int, word_bits: int,
-                   kernel_entries: dict[str, int]) -> Resources:
-    """What a box of one population's neurons needs (see the module docstring)."""
-    (c0, c1), (r0, r1), (x0, x1) = box
-    neurons = (c1 - c0) * (r1 - r0) * (x1 - x0)
-    axons = synapses = memory = 0
-    for p in projections:
-        blocks = (p.channels[c0:c1], p.rows[r0:r1], p.cols[x0:x1])
-        per_axon = [block.sum(axis=0) for block in blocks]
-        used = [counts[counts > 0] for counts in per_axon]
-        axons += math.prod(len(u) for u in used)
-        synapses += math.prod(int(counts.sum()) for counts in per_axon)
-        if synapse_cost == "per_synapse":
-            memory += _row_bits(used, weight_bits, row_overhead_bits, word_bits)
-        else:
-            memory += int((p.channels[c0:c1].any(axis=1)).sum()) * kernel_entries[p.weighted] * weight_bits
-    return Resources(neurons * compartments, axons, synapses, memory)
+def places(mesh: tuple[int, int], cores: int) -> list[tuple[int, int]]:
+    """The (row, column) of each core of a chip, core 0 first: a serpentine walk, so core k and k + 1 are neighbours."""
+    rows, cols = mesh
+    walk = [(r, c if r % 2 == 0 else cols - 1 - c) for r in range(rows) for c in range(cols)]
+    return walk[:cores]
 
 
-def _row_bits(used: list[np.ndarray], weight_bits: int, overhead: int, word: int) -> int:
-    """Sum over axons of ``ceil((n * weight_bits + overhead) / word) * word``; n per axon is an outer product.
+def traffic(graph: Graph, cores: tuple[Core, ...], rates: dict[str, np.ndarray]) -> np.ndarray:
+    """Messages per step between cores: rows of (source core, destination core, messages), a core's own included.
 
-    Past a million axons (tiles far too big for any core, met while searching) the
-    rounding is bounded instead of summed: ``n * weight_bits + overhead + word - 1``.
+    Every source neuron sends one message to each tile that reads it (once per synapse
+    map), at its firing rate (``rates``: per population and channel, e.g. measured on
+    calibration data; a population without one counts every neuron as firing each step,
+    i.e. fan-out counts). A neuron reaching two tiles of one core counts twice, as those
+    tiles count it twice among their input axons. Only the neurons themselves send spikes
+    (input group 0); every other input group sends one partial sum per neuron per step to
+    the neuron's core. The input layer's spikes come from the host: they are not counted.
     """
-    axons = math.prod(len(u) for u in used)
-    if axons > 1_000_000:
-        return math.prod(int(u.sum()) for u in used) * weight_bits + axons * (overhead + max(word, 1) - 1)
-    counts = used[0]
-    for axis in used[1:]:
-        counts = np.multiply.outer(counts, axis).reshape(-1)
-    if word <= 1:
-        return int(counts.sum()) * weight_bits + counts.size * overhead
-    return int((np.ceil((counts * weight_bits + overhead) / word) * word).sum())
+    held: dict[str, list[tuple[Tile, int]]] = {}
+    for core in cores:
+        for tile in core.tiles:
+            held.setdefault(tile.population, []).append((tile, core.index))
+    blocks = []
+    for target, maps in geometry.projections(graph).items():
+        for index, p in enumerate(maps):
+            senders = [(tile, core) for tile, core in held.get(p.source, []) if tile.group == 0]
+            blocks.append(_projection_traffic(p, index, senders, held[target], rates.get(p.source)))
+        blocks.append(_accumulation_traffic(held[target]))
+    rows = [block for block in blocks if len(block)]
+    return np.concatenate(rows) if rows else np.zeros((0, 3))
+
+
+def destinations(edges: np.ndarray, count: int) -> list[tuple[int, ...]]:
+    """For each of ``count`` cores, the other cores it sends to (its routes), from ``traffic`` rows."""
+    found: list[set[int]] = [set() for _ in range(count)]
+    for source, destination in edges[:, :2].astype(int):
+        if source != destination:
+            found[source].add(int(destination))
+    return [tuple(sorted(cores)) for cores in found]
+
+
+def read_masks(p: geometry.Projection, index: int, tiles: list[Tile]) -> list[np.ndarray]:
+    """Per axis (channels, rows, columns), which source positions each tile reads: (tiles, source size) booleans.
+
+    ``index``: the synapse map's place in its target's list, which a tile's ``inputs`` follow;
+    a tile of an input group reads only its group's source channels.
+    """
+    masks = []
+    for k, axis in enumerate((p.channels, p.rows, p.cols)):
+        rows = []
+        for tile in tiles:
+            lo, hi = tile.box[k]
+            used = axis[lo:hi].sum(axis=0) > 0
+            if k == 0 and tile.groups > 1:
+                _, first, end = tile.inputs[index]
+                used[:first] = False
+                used[end:] = False
+            rows.append(used)
+        masks.append(np.stack(rows) if rows else np.zeros((0, axis.shape[1]), bool))
+    return masks
+
+
+def _projection_traffic(p: geometry.Projection, index: int, sources, targets, rate) -> np.ndarray:
+    """For every (source tile, target tile): rate-weighted source neurons of the one that the other reads."""
+    if not sources:  # the input layer (rate-coded input arrives from the host)
+        return np.zeros((0, 3))
+    channel_rate = np.ones(p.channels.shape[1]) if rate is None else np.asarray(rate, np.float64)
+    reads = [mask.astype(np.float64) for mask in read_masks(p, index, [tile for tile, _ in targets])]
+    has = [np.stack([_indicator(size, tile.box[k]) for tile, _ in sources]) for k, size in
+           enumerate((p.channels.shape[1], p.rows.shape[1], p.cols.shape[1]))]
+    overlap = (reads[0] * channel_rate) @ has[0].T
+    for k in (1, 2):
+        overlap = overlap * (reads[k] @ has[k].T)
+    t_index, s_index = np.nonzero(overlap)
+    source_cores = np.array([core for _, core in sources])[s_index]
+    target_cores = np.array([core for _, core in targets])[t_index]
+    return np.stack([source_cores, target_cores, overlap[t_index, s_index]], axis=1)
+
+
+def _indicator(size: int, span: tuple[int, int]) -> np.ndarray:
+    out = np.zeros(size)
+    out[span[0]:span[1]] = 1
+    return out
+
+
+def _accumulation_traffic(tiles) -> np.ndarray:
+    """Accumulating groups send each neuron's partial current to the neuron's own core every step."""
+    somas = [(tile, core) for tile, core in tiles if tile.group == 0]
+    rows = []
+    for tile, core in tiles:
+        if tile.group == 0:
+            continue
+        for soma, soma_core in somas:
+            shared = math.prod(max(0, min(a[1], b[1]) - max(a[0], b[0])) for a, b in zip(tile.box, soma.box))
+            if shared:
+                rows.append((core, soma_core, float(shared)))
+    return np.array(rows) if rows else np.zeros((0, 3))

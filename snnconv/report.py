@@ -2,23 +2,30 @@
 
 Built from a placed graph (its ``mapping`` fact) and the target. ``to_dict()`` is what
 ``--json`` prints; ``render()`` is the terminal table. Utilization is always of the
-cores used: neurons (compartments), input axons and synapse memory, each against the
-core's capacity. Where tiles of several layers share a core, a layer's row shows the
-utilization of the cores it is on.
+cores used: neurons (compartments), input axons, output axons and synapse memory, each
+against the capacity of the core itself (``snnconv.limits``; where a chip's cores differ,
+each core's own). Where tiles of several layers share a core, a layer's row shows the
+utilization of the cores it is on. ``core_utilization`` keeps it per core, for the
+pictures of the HTML report.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
+from snnconv import limits
 from snnconv.errors import BadGraphError
 from snnconv.ir import Graph
-from snnconv.mapping import Core, Mapping
+from snnconv.limits import Limits
+from snnconv.mapping import Core, Mapping, traffic
 from snnconv.table import render_table
 from snnconv.targets.target import Target
 
 __all__ = ["PartitionReport"]
+
+# The utilization columns: the report's key and the resource of snnconv.limits it is of.
+UTILIZATION = (("neuron_util", "neurons"), ("axon_util", "input_axons"), ("output_axon_util", "output_axons"),
+               ("memory_util", "memory_bits"))
 
 
 @dataclass
@@ -27,15 +34,18 @@ class PartitionReport:
     layers: list[dict] = field(default_factory=list)
     chips: list[dict] = field(default_factory=list)
     totals: dict = field(default_factory=dict)
+    core_utilization: list[dict[str, float]] = field(default_factory=list, repr=False)  # per core index
 
     @classmethod
     def from_graph(cls, graph: Graph, target: Target) -> PartitionReport:
         mapping: Mapping | None = graph.fact("mapping")
         if mapping is None:
             raise BadGraphError(f"graph {graph.name!r} has no mapping; run partition and place first")
-        capacity = Capacity(target)
-        return cls(target.name, _layers(graph, mapping, capacity), _chips(mapping, capacity),
-                   _totals(mapping, capacity, target))
+        bounds = Limits.of(target)
+        uses = limits.core_uses(mapping.cores, traffic(graph, mapping.cores, {}))
+        shares = [limits.utilization(use, bounds.capacity(core)) for core, use in zip(mapping.cores, uses)]
+        return cls(target.name, _layers(graph, mapping, shares), _chips(mapping, shares),
+                   _totals(mapping, shares, target), shares)
 
     network: object = field(default=None, repr=False, compare=False)  # the CompiledNetwork, for to_html
 
@@ -52,13 +62,12 @@ class PartitionReport:
 
     def render(self) -> str:
         header = ["layer", "kind", "neurons", "synapses", "cores", "tile (c,h,w)", "groups", "neuron %", "axon %",
-                  "memory %"]
+                  "out axon %", "memory %"]
         rows = [[r["layer"], r["kind"], f"{r['neurons']:,}", f"{r['synapses']:,}", f"{r['cores']:,}",
-                 "x".join(map(str, r["tile"])), r["input_groups"], _pct(r["neuron_util"]), _pct(r["axon_util"]),
-                 _pct(r["memory_util"])] for r in self.layers]
+                 "x".join(map(str, r["tile"])), r["input_groups"], *_percentages(r)] for r in self.layers]
         t = self.totals
         totals = ["total", "", f"{t['neurons']:,}", f"{t['synapses']:,}", f"{t['cores']:,}", "", "",
-                  _pct(t["neuron_util"]), _pct(t["axon_util"]), _pct(t["memory_util"])]
+                  *_percentages(t)]
         lines = [f"Partition for {self.target}: {t['cores']:,} cores on {t['chips']} chip(s) "
                  f"({t['cores_per_chip']} cores each)", "", render_table(header, rows, totals), ""]
         lines.append(render_table(["chip", "cores", "neurons", "neuron %", "messages out/step", "to other chips"],
@@ -75,28 +84,20 @@ def _pct(value: float) -> str:
     return f"{100 * value:.1f}"
 
 
-class Capacity:
-    def __init__(self, target: Target):
-        core = target.core
-        self.neurons = max(core.neurons) if isinstance(core.neurons, tuple) else core.neurons
-        self.axons = core.input_axons
-        memory = core.synapse_memory_bits
-        self.memory = max(memory) if isinstance(memory, tuple) else memory
-
-    def utilization(self, core: Core) -> tuple[float, float, float]:
-        r = core.resources
-        return (_ratio(r.neurons, self.neurons), _ratio(r.axons, self.axons), _ratio(r.memory_bits, self.memory))
-
-
-def _ratio(used: float, capacity: float) -> float:
-    return 0.0 if capacity == math.inf else used / capacity
+def _percentages(row: dict) -> list[str]:
+    return [_pct(row[key]) for key, _ in UTILIZATION]
 
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def _layers(graph: Graph, mapping: Mapping, capacity: Capacity) -> list[dict]:
+def _means(shares: list[dict[str, float]]) -> dict[str, float]:
+    """The mean utilization over ``shares`` (one per core), per column."""
+    return {key: _mean([share[resource] for share in shares]) for key, resource in UTILIZATION}
+
+
+def _layers(graph: Graph, mapping: Mapping, shares: list[dict[str, float]]) -> list[dict]:
     cores_of: dict[str, list[Core]] = {}
     neurons: dict[str, int] = {}
     synapses: dict[str, int] = {}
@@ -110,34 +111,30 @@ def _layers(graph: Graph, mapping: Mapping, capacity: Capacity) -> list[dict]:
             groups[tile.population] = tile.groups
     rows = []
     for name, shape in mapping.tile_shapes.items():
-        used = [capacity.utilization(core) for core in cores_of[name]]
         rows.append({"layer": name, "kind": graph[name].kind, "neurons": neurons[name], "synapses": synapses[name],
                      "cores": len(cores_of[name]), "tile": list(shape), "input_groups": groups[name],
-                     "neuron_util": _mean([u[0] for u in used]), "axon_util": _mean([u[1] for u in used]),
-                     "memory_util": _mean([u[2] for u in used])})
+                     **_means([shares[core.index] for core in cores_of[name]])})
     return rows
 
 
-def _chips(mapping: Mapping, capacity: Capacity) -> list[dict]:
+def _chips(mapping: Mapping, shares: list[dict[str, float]]) -> list[dict]:
     rows = []
-    traffic = mapping.traffic.get("per_chip", {})
+    per_chip = mapping.traffic.get("per_chip", {})
     for chip in sorted({core.chip for core in mapping.cores}):
         cores = [core for core in mapping.cores if core.chip == chip]
-        out = traffic.get(str(chip), {})
+        out = per_chip.get(str(chip), {})
         rows.append({"chip": chip, "cores": len(cores), "neurons": sum(c.resources.neurons for c in cores),
-                     "neuron_util": _mean([capacity.utilization(c)[0] for c in cores]),
+                     "neuron_util": _mean([shares[c.index]["neurons"] for c in cores]),
                      "messages_out": out.get("out", 0.0), "messages_across": out.get("across", 0.0)})
     return rows
 
 
-def _totals(mapping: Mapping, capacity: Capacity, target: Target) -> dict:
-    used = [capacity.utilization(core) for core in mapping.cores]
+def _totals(mapping: Mapping, shares: list[dict[str, float]], target: Target) -> dict:
     return {"cores": len(mapping.cores), "chips": mapping.chips, "cores_per_chip": target.chip.cores,
             "neurons": sum(t.size for c in mapping.cores for t in c.tiles if t.group == 0),
             "compartments": sum(c.resources.neurons for c in mapping.cores),
             "synapses": sum(c.resources.synapses for c in mapping.cores),
-            "neuron_util": _mean([u[0] for u in used]), "axon_util": _mean([u[1] for u in used]),
-            "memory_util": _mean([u[2] for u in used]),
+            **_means(shares),
             "messages_within_chip": mapping.traffic.get("within_chip", 0.0),
             "messages_across_chips": mapping.traffic.get("across_chips", 0.0),
             "hop_weighted_messages": mapping.traffic.get("hop_weighted", 0.0),

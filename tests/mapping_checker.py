@@ -1,13 +1,17 @@
 """An independent checker of a partition: every core within every limit, every synapse placed once.
 
 It shares no code with the partitioner's resource model (``snnconv.geometry``,
-``snnconv.mapping.tile_resources``): connectivity is measured by pushing one-hot spikes
-of each source population through the graph's own layers with every weight set to one,
-so entry ``[s, n]`` counts the synapses from source neuron ``s`` to neuron ``n``. Then,
-per core, it counts distinct input axons (the union over the core's tiles), synapses,
-synapse memory by the target's rule, compartments and populations, and checks that the
-tiles of each population cover each neuron once per input group and that the groups
-split the sources so that every synapse lands on exactly one core.
+``snnconv.limits``, ``snnconv.mapping.traffic``): connectivity is measured by pushing
+one-hot spikes of each source population through the graph's own layers with every
+weight set to one, so entry ``[s, n]`` counts the synapses from source neuron ``s`` to
+neuron ``n``. Then, per core, it counts distinct input axons (the union over the core's
+tiles), synapses, synapse memory by the target's rule, compartments, populations, output
+axons (per destination core, the distinct neurons of the core that reach it, and one per
+partial sum) and destination cores, each against the capacity of that core itself: core
+``k`` of a chip is the one at the ``k``-th place of a serpentine walk over the mesh (row 0
+left to right, row 1 right to left, ...), the convention of ``snnconv.mapping``. It
+checks that the tiles of each population cover each neuron once per input group and that
+the groups split the sources so that every synapse lands on exactly one core.
 """
 
 from __future__ import annotations
@@ -94,6 +98,8 @@ def check(graph: Graph, target) -> dict:
     """Raise AssertionError naming the first broken rule; return totals for the caller to compare."""
     mapping = graph.fact("mapping")
     links = connectivity(graph)
+    sent = _sent(graph, links)
+    seats = {}
     core, precision = target.core, target.precision
     weight_bits = precision.weight_bits or 32
     placed: dict[tuple[str, str], float] = {}
@@ -121,13 +127,18 @@ def check(graph: Graph, target) -> dict:
                 synapses += int(block.sum())
                 placed[src, dst] = placed.get((src, dst), 0) + float(block.sum())
                 memory += _memory(per_axon[per_axon > 0], block, weight_bits, core)
-        capacity_neurons = _capacity(core.neurons, c.index, target)
-        capacity_memory = _capacity(core.synapse_memory_bits, c.index, target)
+        k = _core_of_chip(c, target)
+        assert seats.setdefault((c.chip, k), c.index) == c.index, f"core {c.index}: core {k} of chip {c.chip} twice"
+        capacity_neurons, capacity_memory = _capacity(core.neurons, k), _capacity(core.synapse_memory_bits, k)
         n_axons = sum(len(a) for a in axons.values())
+        out_axons = sum(sent.get(c.index, {}).values())
+        destinations = len(set(sent.get(c.index, {})) - {c.index})
         assert compartments <= capacity_neurons, f"core {c.index}: {compartments} compartments > {capacity_neurons}"
         assert n_axons <= core.input_axons, f"core {c.index}: {n_axons} input axons > {core.input_axons}"
+        assert out_axons <= core.output_axons, f"core {c.index}: {out_axons} output axons > {core.output_axons}"
         assert memory <= capacity_memory, f"core {c.index}: {memory} synapse memory bits > {capacity_memory}"
         assert len(c.populations) <= core.populations_per_core, f"core {c.index}: {len(c.populations)} populations"
+        assert destinations <= core.fan_out, f"core {c.index}: sends to {destinations} cores > {core.fan_out}"
     for (population, group), counts in covered.items():
         assert np.all(counts == 1), f"{population} group {group}: neurons covered {sorted(set(counts.tolist()))} times"
     for layer in graph:
@@ -138,8 +149,16 @@ def check(graph: Graph, target) -> dict:
     return {"synapses": int(sum(counts.sum() for counts in links.values())), "cores": len(mapping.cores)}
 
 
-def _capacity(value, index: int, target) -> float:
-    return value[index % target.chip.cores] if isinstance(value, tuple) else value
+def _core_of_chip(c, target) -> int:
+    """Which core of its chip ``c`` is, from its place on the mesh (the serpentine walk)."""
+    rows, cols = target.chip.mesh
+    walk = [(r, x if r % 2 == 0 else cols - 1 - x) for r in range(rows) for x in range(cols)][:target.chip.cores]
+    assert tuple(c.position) in walk, f"core {c.index}: place {c.position} holds no core of a {rows} x {cols} mesh"
+    return walk.index(tuple(c.position))
+
+
+def _capacity(value, k: int) -> float:
+    return value[k] if isinstance(value, tuple) else value
 
 
 def _memory(per_axon: np.ndarray, block: np.ndarray, weight_bits: int, core) -> int:
@@ -150,11 +169,16 @@ def _memory(per_axon: np.ndarray, block: np.ndarray, weight_bits: int, core) -> 
 
 
 def routes(graph: Graph) -> dict[int, set[int]]:
-    """Each core's destination cores, from the one-hot connectivity: a neuron of a group-0 tile on core a
-    with a synapse into a tile on core b (through that tile's input range), and a partial-sum tile on a
-    of a neuron whose group-0 tile is on b."""
+    """Each core's destination cores, from the one-hot connectivity (see ``_sent``)."""
+    return {core: set(reached) - {core} for core, reached in _sent(graph, connectivity(graph)).items()
+            if set(reached) - {core}}
+
+
+def _sent(graph: Graph, links: dict) -> dict[int, dict[int, int]]:
+    """Per core a, per core b that a sends to (a itself included): the distinct neurons of a whose spikes reach
+    a tile on b (through that tile's input range), plus the partial sums of a's accumulating tiles whose neuron
+    (group-0 tile) is on b."""
     mapping = graph.fact("mapping")
-    links = connectivity(graph)
     home: dict[tuple[str, tuple], int] = {}
     holders: dict[str, list[tuple[np.ndarray, int]]] = {}
     for c in mapping.cores:
@@ -163,12 +187,14 @@ def routes(graph: Graph) -> dict[int, set[int]]:
                 home[tile.population, tile.box] = c.index
                 holders.setdefault(tile.population, []).append((_box_indices(graph[tile.population].shape, tile.box),
                                                                 c.index))
-    found: dict[int, set[int]] = {}
+    reached: dict[tuple[int, int, str], set[int]] = {}
+    partial: dict[tuple[int, int], int] = {}
     for c in mapping.cores:
         for tile in c.tiles:
-            if tile.group > 0 and home[tile.population, tile.box] != c.index:
-                found.setdefault(c.index, set()).add(home[tile.population, tile.box])
             neurons = _box_indices(graph[tile.population].shape, tile.box)
+            if tile.group > 0:
+                key = (c.index, home[tile.population, tile.box])
+                partial[key] = partial.get(key, 0) + len(neurons)
             for (src, dst), counts in links.items():
                 if dst != tile.population or src not in holders:
                     continue
@@ -176,8 +202,13 @@ def routes(graph: Graph) -> dict[int, set[int]]:
                 for name, lo, hi in tile.inputs:
                     if name == src:
                         rows = _source_channel_rows(graph, src, lo, hi)
-                reached = rows[counts[np.ix_(rows, neurons)].sum(axis=1) > 0]
+                read = rows[counts[np.ix_(rows, neurons)].sum(axis=1) > 0]
                 for held, source_core in holders[src]:
-                    if source_core != c.index and np.intersect1d(held, reached).size:
-                        found.setdefault(source_core, set()).add(c.index)
+                    reached.setdefault((source_core, c.index, src), set()).update(np.intersect1d(held, read).tolist())
+    found: dict[int, dict[int, int]] = {}
+    for (a, b, _), neurons in reached.items():
+        if neurons:
+            found.setdefault(a, {})[b] = found.get(a, {}).get(b, 0) + len(neurons)
+    for (a, b), count in partial.items():
+        found.setdefault(a, {})[b] = found.get(a, {}).get(b, 0) + count
     return found

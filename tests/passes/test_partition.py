@@ -51,7 +51,7 @@ def test_a_layer_whose_one_neuron_exceeds_a_core_is_refused_with_its_needs():
     loihi = targets.get("loihi")
     tiny = dataclasses.replace(loihi, core=dataclasses.replace(loihi.core, input_axons=100, accumulate=False))
     graph = convert(snnconv.load_onnx(str(MODELS.joinpath("mnist_cnn.onnx"))), CALIB_X, target=tiny).graph
-    with pytest.raises(DoesNotFitError, match=r"layer '/6/Relu' \(if, 1 synapse maps\).*input axons 400 > 100.*"
+    with pytest.raises(DoesNotFitError, match=r"layer '/6/Relu' \(if, 1 synapse maps\).*input axons \(400\) exceeded max \(100\).*"
                                               r"accumulates across cores"):
         Partition(tiny).run(graph)
 
