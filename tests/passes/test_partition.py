@@ -75,3 +75,46 @@ def test_report_renders_every_layer_and_the_chip_count():
     assert f"on {report.totals['chips']} chip(s)" in text
     assert report.to_dict()["totals"]["neuron_util"] == pytest.approx(
         np.mean([c.resources.neurons / 1024 for c in graph.fact("mapping").cores]))
+
+
+def _speck_graph(*layers, size: int = 64) -> snnconv.Graph:
+    """A small torch network on ``size`` x ``size`` inputs, converted and quantized for speck."""
+    import torch
+
+    torch.manual_seed(0)
+    graph = snnconv.load_torch(torch.nn.Sequential(*layers), torch.zeros(1, 1, size, size), exporter="legacy")
+    x = np.random.default_rng(0).random((8, 1, size, size)).astype(np.float32)
+    return convert(graph, x, target=targets.get("speck")).graph
+
+
+def _conv(channels_in: int, channels_out: int) -> list:
+    import torch
+
+    return [torch.nn.Conv2d(channels_in, channels_out, 3, padding=1), torch.nn.ReLU()]
+
+
+def test_speck_puts_each_layer_on_a_core_that_holds_it():
+    """Speck's cores differ: 64K neurons on cores 0-2, 32K on 3-4, 16K on the others. The fourth layer here has
+    49,152 neurons; sized for the largest core and seated in order, it landed on core 3 (32K)."""
+    import torch
+
+    speck = targets.get("speck")
+    graph = _speck_graph(*_conv(1, 2), *_conv(2, 2), *_conv(2, 2), *_conv(2, 12), torch.nn.AvgPool2d(4),
+                         torch.nn.Flatten(), torch.nn.Linear(12 * 16 * 16, 10))
+    placed_graph = Place(speck).run(Partition(speck).run(graph).graph).graph
+    check(placed_graph, speck)
+    cores = placed_graph.fact("mapping").cores
+    big = max(cores, key=lambda core: core.resources.neurons)
+    assert big.resources.neurons == 12 * 64 * 64 and big.position in [(0, 0), (0, 1), (0, 2)]
+
+
+def test_speck_refuses_a_core_that_sends_to_more_than_two_cores():
+    """163,840 neurons take three of speck's 64K cores; the layer before them would send to all three."""
+    import torch
+
+    speck = targets.get("speck")
+    graph = _speck_graph(*_conv(1, 2), *_conv(2, 40), torch.nn.AvgPool2d(8), torch.nn.Flatten(),
+                         torch.nn.Linear(40 * 8 * 8, 10))
+    with pytest.raises(DoesNotFitError, match=r"the cores of speck cannot route this network: core 0 \('[^']+'\): "
+                                              r"destination cores \(3\) exceeded max \(2\); give the layers"):
+        Partition(speck).run(graph)
