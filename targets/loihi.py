@@ -26,7 +26,7 @@ TARGET = Target(
     sources={
         "core": "nengo-loihi block.py: MAX_COMPARTMENTS 1024, MAX_IN_AXONS 4096, MAX_OUT_AXONS 4096, "
                 "MAX_SYNAPSE_BITS 16384*64",
-        "core.fan_out": "assumed: no per-neuron limit beyond the output axons",
+        "core.fan_out": "assumed: no limit on the cores a core sends to beyond its output axons",
         "core.row_overhead_bits": "nengo-loihi block.py bits_per_axon: a row costs n * bits + 4 + 6, rounded up to "
                                   "64-bit words; assumed: rows in the dense (index-free) format, a tile's neurons "
                                   "laid out so each axon's targets are contiguous",

@@ -32,7 +32,7 @@ TARGET = Target(
         "core.input_axons": "assumed: Loihi 1's 4,096 (nengo-loihi block.py); Loihi 2 allocates axon tables from "
                             "the shared memory and publishes no fixed limit",
         "core.output_axons": "assumed: Loihi 1's 4,096, as for input axons",
-        "core.fan_out": "assumed: no per-neuron limit beyond the output axons",
+        "core.fan_out": "assumed: no limit on the cores a core sends to beyond its output axons",
         "core.synapse_cost": "assumed: Loihi 1's row format (nengo-loihi bits_per_axon: n * bits + 4 + 6, rounded "
                              "to 64-bit words); Loihi 2's compressed synapse formats are not published",
         "core.populations_per_core": "assumed: Loihi 1's 8 neuron/synapse configurations per core (TARGETS.md)",

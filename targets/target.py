@@ -37,16 +37,21 @@ Limit = int | float  # a count, or math.inf for "no limit"
 
 @dataclass(frozen=True)
 class Core:
-    """Resources of one core. A tuple gives one value per core (chips whose cores differ)."""
+    """Resources of one core, each enforced by ``snnconv.limits``.
+
+    A tuple gives one value per core of a chip (chips whose cores differ), core ``k`` being
+    the one at the ``k``-th place of a serpentine walk over the mesh (row 0 left to right,
+    row 1 right to left, ...; ``snnconv.mapping.places``).
+    """
 
     neurons: Limit | tuple[int, ...]  # neurons (compartments) per core
     input_axons: Limit  # distinct presynaptic sources a core can receive from
-    output_axons: Limit  # distinct destinations (core, axon) a core's neurons can send to
+    output_axons: Limit  # destinations (core, axon) a core's neurons send to: one per neuron and tile reading it
     synapse_memory_bits: Limit | tuple[int, ...]  # synapse storage per core
     synapse_cost: str  # "per_synapse" (one entry per connection) or "shared_kernel" (conv weights stored once)
     row_overhead_bits: int  # per_synapse: bits per axon's row besides its weights
     word_bits: int  # per_synapse: a row is rounded up to whole words of this many bits (1: no rounding)
-    fan_out: Limit  # destination cores one neuron may send to
+    fan_out: Limit  # other cores one core's neurons may send to (its routes)
     populations_per_core: Limit  # layers whose neurons may share a core (neuron/synapse configurations)
     accumulate: bool  # a neuron's input may be summed across cores (partial-sum compartments elsewhere)
 
