@@ -215,7 +215,7 @@ class _Tiler:
         needs = "; ".join(reasons) or "no tiling found"
         raise DoesNotFitError(
             f"layer {self.population.name!r} ({self.population.kind}, {len(self.projections)} synapse maps): one "
-            f"neuron alone needs more than a core of {self.bounds.target} has ({needs}); use {advice}, or reduce "
+            f"neuron alone needs more than a core has ({needs}, on {self.bounds.target}); use {advice}, or reduce "
             f"this layer's fan-in (fewer input channels or a smaller kernel)")
 
 

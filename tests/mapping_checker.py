@@ -177,14 +177,12 @@ def routes(graph: Graph) -> dict[int, set[int]]:
 def _sent(graph: Graph, links: dict) -> dict[int, dict[int, int]]:
     """Per core a, per core b that a sends to (a itself included): the distinct neurons of a whose spikes reach
     a tile on b (through that tile's input range), plus the partial sums of a's accumulating tiles whose neuron
-    (group-0 tile) is on b."""
+    (in a group-0 tile) is on b."""
     mapping = graph.fact("mapping")
-    home: dict[tuple[str, tuple], int] = {}
     holders: dict[str, list[tuple[np.ndarray, int]]] = {}
     for c in mapping.cores:
         for tile in c.tiles:
             if tile.group == 0:
-                home[tile.population, tile.box] = c.index
                 holders.setdefault(tile.population, []).append((_box_indices(graph[tile.population].shape, tile.box),
                                                                 c.index))
     reached: dict[tuple[int, int, str], set[int]] = {}
@@ -193,8 +191,10 @@ def _sent(graph: Graph, links: dict) -> dict[int, dict[int, int]]:
         for tile in c.tiles:
             neurons = _box_indices(graph[tile.population].shape, tile.box)
             if tile.group > 0:
-                key = (c.index, home[tile.population, tile.box])
-                partial[key] = partial.get(key, 0) + len(neurons)
+                for held, soma_core in holders[tile.population]:
+                    shared = np.intersect1d(held, neurons).size
+                    if shared:
+                        partial[c.index, soma_core] = partial.get((c.index, soma_core), 0) + shared
             for (src, dst), counts in links.items():
                 if dst != tile.population or src not in holders:
                     continue
