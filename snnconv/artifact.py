@@ -85,12 +85,16 @@ class Artifact:
 def write(path: str | Path, graph: Graph, manifest_extra: dict) -> Path:
     """Write ``graph`` (with its ``mapping`` fact) and ``manifest_extra`` to ``path`` atomically."""
     files.check_outputs({"the artifact": path})
-    data = encode(graph, manifest_extra)
-    return files.atomic_write(path, lambda temporary: temporary.write_bytes(data))
+
+    def fill(temporary: Path) -> None:
+        with open(temporary, "wb") as handle:
+            encode(graph, manifest_extra, handle)
+
+    return files.atomic_write(path, fill)
 
 
-def encode(graph: Graph, manifest_extra: dict, compress: bool = True) -> bytes:
-    """The artifact's bytes: the same graph and options always give the same bytes."""
+def encode(graph: Graph, manifest_extra: dict, stream: BinaryIO, compress: bool = True) -> None:
+    """Write the artifact to ``stream``: the same graph and options always give the same bytes."""
     arrays: dict[str, np.ndarray] = {}
     program = [_layer_entry(layer, arrays) for layer in graph]
     mapping: Mapping | None = graph.fact("mapping")
@@ -100,12 +104,10 @@ def encode(graph: Graph, manifest_extra: dict, compress: bool = True) -> bytes:
     blobs = {name: _npy(array) for name, array in arrays.items()}
     manifest["checksums"] = {name: hashlib.sha256(blob).hexdigest() for name, blob in blobs.items()}
     text = json.dumps(_jsonable(manifest), separators=(",", ":"), sort_keys=True, allow_nan=False).encode()
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        _add(archive, "manifest.json", text, compress)
+    with zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED) as archive:
+        _add(archive, "manifest.json", text)
         for name in sorted(blobs):
-            _add(archive, name, blobs[name], compress)
-    return buffer.getvalue()
+            _add(archive, name, blobs[name])
 
 
 def read(path: str | Path) -> Artifact:
@@ -141,9 +143,9 @@ def decode(stream: BinaryIO, label: str) -> Artifact:
     return Artifact(graph, mapping, manifest)
 
 
-def _add(archive: zipfile.ZipFile, name: str, data: bytes, compress: bool) -> None:
+def _add(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
     info = zipfile.ZipInfo(name, date_time=_EPOCH)
-    info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    info.compress_type = archive.compression
     info.external_attr = 0o644 << 16
     archive.writestr(info, data)
 

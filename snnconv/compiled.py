@@ -130,8 +130,10 @@ def _emitted(network: CompiledNetwork) -> CompiledNetwork:
     the target), not the compiler's in-memory graph. The round trip is in memory and
     uncompressed; the compile notes and the ANN's measured latency stay with the network.
     """
-    data = artifact.encode(network.graph, network._manifest_extra(), compress=False)
-    emitted = _from_artifact(artifact.decode(io.BytesIO(data), "<compiled network>"), "<compiled network>")
+    buffer = io.BytesIO()
+    artifact.encode(network.graph, network._manifest_extra(), buffer, compress=False)
+    buffer.seek(0)
+    emitted = _from_artifact(artifact.decode(buffer, "<compiled network>"), "<compiled network>")
     return replace(emitted, notes=network.notes, ann=network.ann)
 
 
