@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from snnconv import ann_cost, artifact, options, targets
+from snnconv import ann_cost, artifact, limits, options, targets
 from snnconv.data import as_array
 from snnconv.errors import BadArtifactError, BadOptionError
 from snnconv.ir import Graph
@@ -175,12 +175,14 @@ def load(path: str | Path) -> CompiledNetwork:
 
 
 def _from_artifact(loaded: artifact.Artifact, where: str) -> CompiledNetwork:
-    """The network an artifact describes, its program checked against the target it names."""
+    """The network an artifact describes, its program and core map checked against the target it names."""
     try:
         target = from_dict(_finite(loaded.manifest["target"]), f"{where} (target)")
     except KeyError:
         raise BadArtifactError(f"{where}: manifest has no target") from None
     artifact.check_precision(loaded.graph, target, where)
+    if loaded.mapping is not None:
+        limits.check_mapping(loaded.graph, loaded.mapping, target, where)
     return CompiledNetwork(loaded.graph, target, dict(loaded.manifest.get("options", {})),
                            ann=_stored_ann(loaded.manifest))
 
