@@ -107,9 +107,10 @@ def _tile_population(population: Layer, projections: list[geometry.Projection], 
                      kernels: dict[str, int]) -> _Tiling:
     """The tiling with the fewest tiles over the kinds of core; refused if no kind holds one neuron."""
     tilings, refusal = [], None
+    output_axons = OutputAxons(readers)
     for kind in bounds.kinds:
         try:
-            tilings.append(_tile_for(population, projections, readers, bounds, kind, kernels))
+            tilings.append(_tile_for(population, projections, output_axons, bounds, kind, kernels))
         except DoesNotFitError as error:
             refusal = error
     if not tilings:
@@ -117,17 +118,17 @@ def _tile_population(population: Layer, projections: list[geometry.Projection], 
     return min(tilings, key=lambda tiling: len(tiling.pieces))
 
 
-def _tile_for(population: Layer, projections: list[geometry.Projection], readers, bounds: Limits, kind: Capacity,
-              kernels: dict[str, int]) -> _Tiling:
+def _tile_for(population: Layer, projections: list[geometry.Projection], output_axons: OutputAxons, bounds: Limits,
+              kind: Capacity, kernels: dict[str, int]) -> _Tiling:
     """Tiles for one population on one kind of core, splitting its inputs into the fewest groups that fit."""
-    whole = _Tiler(population, projections, readers, bounds, kind, kernels)
+    whole = _Tiler(population, projections, output_axons, bounds, kind, kernels)
     if whole.fits_one_neuron() or not bounds.accumulate or not projections:
         return whole.best()
     most = max(p.channels.shape[1] for p in projections)
     for groups in range(2, most + 1):
         ranges = [_split(p.channels.shape[1], groups) for p in projections]
-        tilers = [_Tiler(population, [limits.restricted(p, *r[g]) for p, r in zip(projections, ranges)], readers,
-                         bounds, kind, kernels, accumulator=g > 0) for g in range(groups)]
+        tilers = [_Tiler(population, [limits.restricted(p, *r[g]) for p, r in zip(projections, ranges)],
+                         output_axons, bounds, kind, kernels, group=g) for g in range(groups)]
         if all(t.fits_one_neuron() for t in tilers):
             pieces, shape = [], None
             for g, tiler in enumerate(tilers):
@@ -150,16 +151,16 @@ def _split(n: int, groups: int) -> list[tuple[int, int]]:
 class _Tiler:
     """The tile-shape search for one population (or one input group of it) on one kind of core."""
 
-    def __init__(self, population: Layer, projections, readers, bounds: Limits, kind: Capacity,
-                 kernels: dict[str, int], accumulator: bool = False):
+    def __init__(self, population: Layer, projections, output_axons: OutputAxons, bounds: Limits, kind: Capacity,
+                 kernels: dict[str, int], group: int = 0):
         self.population = population
         self.projections = projections
         self.bounds = bounds
         self.kind = kind
         self.kernels = kernels
         self.shape = geometry.population_box_shape(population)
-        self.compartments = limits.compartments(population, 1 if accumulator else 0)
-        self.output_axons = _partial_sums if accumulator else OutputAxons(readers)
+        self.compartments = limits.compartments(population, group)
+        self.output_axons = output_axons if group == 0 else _partial_sums  # an accumulating group sends partial sums
 
     def fits_one_neuron(self) -> bool:
         return limits.fits(self.use(self._interior(1, 1, 1)), self.kind)
@@ -275,7 +276,6 @@ def _check_destinations(graph: Graph, cores: tuple[Core, ...], kinds: list[Capac
     problems = [f"core {core.index} ({', '.join(map(repr, core.populations))}): {reason}"
                 for core, use, kind in zip(cores, uses, kinds) for reason in limits.violations(use, kind)]
     if problems:
-        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5:,} more" if len(problems) > 5 else "")
-        raise DoesNotFitError(f"the cores of {target.name} cannot route this network: {shown}; give the layers "
-                              f"these feed fewer cores (fewer channels or smaller feature maps), or choose a target "
-                              f"whose cores send to more cores")
+        raise DoesNotFitError(f"the cores of {target.name} cannot route this network: {limits.listing(problems)}; "
+                              "give the layers these feed fewer cores (fewer channels or smaller feature maps), or "
+                              "choose a target whose cores send to more cores")

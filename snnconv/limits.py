@@ -44,7 +44,7 @@ from snnconv.mapping import Box, Core, Mapping, Resources, Tile, destinations, p
 from snnconv.targets.target import Target
 
 __all__ = ["Capacity", "Limits", "OutputAxons", "Use", "check_mapping", "compartments", "core_uses", "fits",
-           "kernel_entries", "restricted", "utilization", "violations"]
+           "kernel_entries", "listing", "restricted", "utilization", "violations"]
 
 
 @dataclass(frozen=True)
@@ -265,9 +265,14 @@ def check_mapping(graph: Graph, mapping: Mapping, target: Target, where: str) ->
             for core, use in zip(mapping.cores, core_uses(mapping.cores, edges))
             for reason in violations(use, limits.capacity(core))]
     if problems:
-        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5:,} more" if len(problems) > 5 else "")
-        raise BadArtifactError(f"{where}: core table: {shown}; the file was altered or compiled for another target: "
-                               f"compile the model again for {target.name}")
+        raise BadArtifactError(f"{where}: core table: {listing(problems)}; the file was altered or compiled for "
+                               f"another target: compile the model again for {target.name}")
+
+
+def listing(problems: list[str], most: int = 5) -> str:
+    """The first ``most`` problems on one line, and how many more there are."""
+    more = f"; and {len(problems) - most:,} more" if len(problems) > most else ""
+    return "; ".join(problems[:most]) + more
 
 
 def _seating(mapping: Mapping, limits: Limits) -> list[str]:
