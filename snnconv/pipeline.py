@@ -141,7 +141,7 @@ def _run(step, graph: Graph, notes: dict) -> Graph:
         result = step.run(graph)
     except SnnconvError as exc:
         done = ", ".join(notes) or "none"
-        raise type(exc)(f"{exc} (in pass {step.name}; passes already run: {done})") from None
+        raise type(exc)(f"{exc} (in pass {step.name}; passes already run: {done})") from exc
     notes[step.name] = result.notes
     return result.graph.validate()
 

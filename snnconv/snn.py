@@ -22,12 +22,16 @@ before the layer runs. Time is cut into chunks of ``k`` steps (as many as fit
 as one batch of ``k x N`` samples; only the IF membranes step through time, in place.
 With constant-current input, the layers that see only the input (up to the first IF
 layer) are computed once, not every step.
+
+``sweep`` runs the same steps layer-major instead: each spiking layer through the whole
+run before the next starts, so an IF layer's input current can be corrected after its own
+spikes were seen (``passes/correct_bias``) at the cost of one simulation, not one per layer.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,11 +41,14 @@ from snnconv import ann, overflow
 from snnconv.errors import BadDataError, BadGraphError
 from snnconv.ir import IF, Graph, Input, Layer, Output, Pool
 
-__all__ = ["simulate", "SimulationResult", "Probe", "CHUNK_ELEMENTS"]
+__all__ = ["CHUNK_ELEMENTS", "SWEEP_BYTES", "Correction", "Probe", "SimulationResult", "simulate", "sweep",
+           "sweep_samples"]
 
 Probe = Callable[[str, torch.Tensor, torch.Tensor], None]
+Correction = Callable[[str, np.ndarray], "np.ndarray | None"]
 
 CHUNK_ELEMENTS = 1 << 24  # largest tensor a chunk may hold: steps x samples x neurons of one layer
+SWEEP_BYTES = 1 << 29  # default bound on the spike trains a sweep keeps: 512 MB of bools
 
 
 @dataclass
@@ -62,35 +69,71 @@ class SimulationResult:
 
 
 def simulate(graph: Graph, x, timesteps: int, checkpoints: Iterable[int] = (), encoding: str | None = None,
-             seed: int = 0, until: str | None = None, probe: Probe | None = None,
-             device: str = "cpu") -> SimulationResult:
+             seed: int = 0, probe: Probe | None = None, device: str = "cpu") -> SimulationResult:
     """Run the spiking ``graph`` on the batch ``x`` for ``timesteps`` steps.
 
-    With ``until``, each step stops after that layer: its spike counts (and those of the
-    layers before it) are measured, no outputs are produced. ``probe(name, current, v)``
-    sees every IF and output layer's input current and membrane (after integration and
-    saturation, before reset; the output's integral) at every step.
+    ``probe(name, current, v)`` sees every IF and output layer's input current and
+    membrane (after integration and saturation, before reset; the output's integral) at
+    every step.
     """
-    if not graph.fact("spiking"):
-        raise BadGraphError(f"graph {graph.name!r} is not spiking; run the spike pass first")
-    encoding = encoding or graph.fact("encoding", "current")
+    run = _start(graph, x, timesteps, encoding, seed, probe, device)
     stops = sorted({int(t) for t in checkpoints if 0 < t <= timesteps} | {timesteps})
-    batch = ann.as_batch(graph, x)
-    dtype, checked = _arithmetic(graph, timesteps, batch)
-    run = _Run(graph, batch.to(device, getattr(torch, graph.fact("dtype", "float32"))), dtype, encoding, seed, probe,
-               checked)
     outputs, step = {}, 0
     with torch.no_grad():
         for steps in _chunks(timesteps, run.steps_per_chunk()):
-            currents = run.chunk(steps, until)
+            currents = run.chunk(steps)
             for i in range(steps):
                 step += 1
-                if currents is not None:
-                    integral = run.integrate(currents[i])
-                    if step in stops:
-                        outputs[step] = (integral.double() / step * graph.output.scale).cpu().numpy()
+                integral = run.integrate(currents[i])
+                if step in stops:
+                    outputs[step] = (integral.double() / step * graph.output.scale).cpu().numpy()
     spike_counts = {name: total.cpu().numpy() for name, total in run.spike_totals.items()}
     return SimulationResult(outputs, spike_counts, timesteps, run.saturations)
+
+
+def sweep(graph: Graph, x, timesteps: int, correction: Correction, encoding: str | None = None,
+          seed: int = 0) -> None:
+    """Run the spiking ``graph`` on ``x`` layer by layer, letting ``correction`` shift each IF layer's current.
+
+    The steps are ``simulate``'s, in another order: each IF layer (and spiking max pool)
+    runs through all ``timesteps`` before the next one starts, and its spike train is
+    kept (as bools) while a later layer still reads it. An IF layer runs twice: once to
+    measure its spike counts ``(N, *shape)``, after which ``correction(name, counts)``
+    returns an extra input current (an array that broadcasts to the layer's shape, e.g.
+    one value per channel) or None, and once more with that current added every step;
+    its spikes of the second run are what later layers see. The run stops after the last
+    IF layer: no outputs are produced.
+
+    Cost: every layer is computed once per run of the spiking layer it feeds, so about
+    twice one ``simulate`` (once where a layer's input fits one chunk), whatever the depth.
+    Memory: ``T x N`` bytes per neuron of the spike trains alive at once; ``sweep_samples``
+    says how many samples fit a budget.
+    """
+    run = _start(graph, x, timesteps, encoding, seed, None, "cpu")
+    with torch.no_grad():
+        _Sweep(run, timesteps).run_layers(correction)
+
+
+def sweep_samples(graph: Graph, timesteps: int, samples: int, budget: int = SWEEP_BYTES,
+                  encoding: str | None = None) -> int:
+    """The most samples (up to ``samples``, at least one) whose spike trains ``sweep`` keeps fit ``budget`` bytes."""
+    plan = _SweepPlan(graph, _static_layers(graph) if _encoding(graph, encoding) == "current" else set())
+    return max(1, min(samples, budget // (timesteps * max(1, plan.peak_neurons()))))
+
+
+def _start(graph: Graph, x, timesteps: int, encoding: str | None, seed: int, probe: Probe | None,
+           device: str) -> _Run:
+    """A run of ``graph`` on the batch ``x``: its arithmetic chosen, its constant currents computed."""
+    if not graph.fact("spiking"):
+        raise BadGraphError(f"graph {graph.name!r} is not spiking; run the spike pass first")
+    batch = ann.as_batch(graph, x)
+    dtype, checked = _arithmetic(graph, timesteps, batch)
+    return _Run(graph, batch.to(device, getattr(torch, graph.fact("dtype", "float32"))), dtype,
+                _encoding(graph, encoding), seed, probe, checked)
+
+
+def _encoding(graph: Graph, encoding: str | None) -> str:
+    return encoding or graph.fact("encoding", "current")
 
 
 def _chunks(timesteps: int, most: int) -> list[int]:
@@ -107,9 +150,8 @@ class _Run:
         self.graph, self.encoding, self.probe, self.checked = graph, encoding, probe, checked
         self.batch = batch.to(dtype)
         self.generator = torch.Generator(batch.device).manual_seed(seed)
-        self.v = {layer.name: _initial_membrane(layer, self.batch).expand(len(batch), *layer.shape).clone()
-                  for layer in graph if isinstance(layer, IF)}
-        self.spike_totals = {name: torch.zeros_like(v) for name, v in self.v.items()}
+        self.v: dict[str, torch.Tensor] = {}  # IF membranes, created when the layer first runs
+        self.spike_totals: dict[str, torch.Tensor] = {}
         self.counts: dict[str, torch.Tensor] = {}
         self.pooled: dict[str, torch.Tensor] = {}
         self.saturations: dict[str, int] = {}
@@ -123,7 +165,7 @@ class _Run:
         largest = max(math.prod(layer.shape) for layer in self.graph if layer.name not in self.static)
         return max(1, CHUNK_ELEMENTS // (len(self.batch) * largest))
 
-    def chunk(self, steps: int, until: str | None) -> torch.Tensor | None:
+    def chunk(self, steps: int) -> torch.Tensor:
         """Run ``steps`` steps through every layer; the output layer's input currents (steps, N, classes)."""
         values = dict(self.constant)
         if self.encoding == "rate":
@@ -137,8 +179,6 @@ class _Run:
             if isinstance(layer, Output):
                 return _over_time(inputs[0], layer.inputs[0] in self.static, steps)
             values[layer.name] = self._layer(layer, inputs, steps)
-            if layer.name == until:
-                return None
             for src in layer.inputs:  # free what no later layer reads
                 left[src] -= 1
                 if left[src] == 0 and src not in self.static:
@@ -147,15 +187,27 @@ class _Run:
 
     def _layer(self, layer: Layer, inputs: list[torch.Tensor], steps: int) -> torch.Tensor:
         if isinstance(layer, IF):
-            return self._fire(layer, inputs[0], layer.inputs[0] in self.static, steps)
-        if isinstance(layer, Pool) and layer.mode == "max":
-            return self._max_pool(layer, inputs[0])
+            return self.fire(layer, inputs[0], layer.inputs[0] in self.static, steps)
+        if _is_spiking_pool(layer):
+            return self.max_pool(layer, inputs[0])
+        return self.linear(layer, inputs, steps)
+
+    def linear(self, layer: Layer, inputs: list[torch.Tensor], steps: int) -> torch.Tensor:
+        """A stateless layer on a chunk: its ANN computation on ``steps x N`` samples at once."""
         flat = [_over_time(x, src in self.static, steps).flatten(0, 1) for x, src in zip(inputs, layer.inputs)]
         y = ann.apply_layer(layer, flat)
         return y.unflatten(0, (steps, len(self.batch)))
 
-    def _fire(self, layer: IF, current: torch.Tensor, constant: bool, steps: int) -> torch.Tensor:
+    def forget(self, name: str) -> None:
+        """Drop the state of layer ``name`` (membranes, counts, saturations): it starts afresh if run again."""
+        for state in (self.v, self.spike_totals, self.counts, self.pooled, self.saturations):
+            state.pop(name, None)
+
+    def fire(self, layer: IF, current: torch.Tensor, constant: bool, steps: int) -> torch.Tensor:
         """Step the membranes through the chunk in place; the spikes (steps, N, ...) as 0/1."""
+        if layer.name not in self.v:
+            self.v[layer.name] = _initial_membrane(layer, self.batch).expand(len(self.batch), *layer.shape).clone()
+            self.spike_totals[layer.name] = torch.zeros_like(self.v[layer.name])
         v, theta = self.v[layer.name], layer.threshold
         spikes = torch.empty((steps, *v.shape), dtype=v.dtype, device=v.device)
         for i in range(steps):
@@ -172,7 +224,7 @@ class _Run:
         self.spike_totals[layer.name] += spikes.sum(0)
         return spikes
 
-    def _max_pool(self, layer: Pool, spikes: torch.Tensor) -> torch.Tensor:
+    def max_pool(self, layer: Pool, spikes: torch.Tensor) -> torch.Tensor:
         """Spike when the window's largest cumulative count grows (it grows by at most 1 per step)."""
         steps, batch = spikes.shape[:2]
         before = self.counts.get(layer.name, torch.zeros_like(spikes[0]))
@@ -203,6 +255,144 @@ class _Run:
         if float(smallest) < low or float(largest) > high:
             self.saturations[name] = self.saturations.get(name, 0) + int(((v < low) | (v > high)).sum())
             v.clamp_(low, high)
+
+
+def _is_spiking_pool(layer: Layer) -> bool:
+    """Max pooling in a spiking graph pools spike counts: like an IF layer, it has state across steps."""
+    return isinstance(layer, Pool) and layer.mode == "max"
+
+
+class _SweepPlan:
+    """What a sweep runs in turn, what it computes for each, and what it keeps until when.
+
+    ``order``: the layers with state across steps (IF layers, spiking max pools), up to
+    the last IF layer; each runs through all steps before the next. ``segments``: for
+    each, the stateless layers its input is computed from, back to kept spike trains or
+    constant currents, in graph order. ``freed_after[i]``: the spike trains no layer after
+    ``order[i]`` reads (a rate-coded input's train is kept from the start).
+    """
+
+    def __init__(self, graph: Graph, static: set[str]):
+        stateful = [layer for layer in graph
+                    if layer.name not in static and (isinstance(layer, IF) or _is_spiking_pool(layer))]
+        last_if = max((i for i, layer in enumerate(stateful) if isinstance(layer, IF)), default=-1)
+        self.order = stateful[: last_if + 1]
+        self.sizes = {layer.name: math.prod(layer.shape) for layer in self.order}
+        self.initial = [] if graph.input.name in static else [graph.input.name]
+        self.sizes.update({name: math.prod(graph.input.shape) for name in self.initial})
+        position = {layer.name: i for i, layer in enumerate(graph)}
+        self.segments: dict[str, list[Layer]] = {}
+        last_reader = {name: 0 for name in self.initial}
+        for i, layer in enumerate(self.order):
+            needed, sources = _upstream(graph, layer, static | set(self.sizes))
+            self.segments[layer.name] = [graph[name] for name in sorted(needed, key=position.__getitem__)]
+            last_reader.update({src: i for src in sources if src in self.sizes})
+            last_reader.setdefault(layer.name, i)
+        self.freed_after: list[list[str]] = [[] for _ in self.order]
+        for name, i in last_reader.items():
+            self.freed_after[i].append(name)
+
+    def peak_neurons(self) -> int:
+        """The most neurons whose spike trains are kept at once (a layer's own while it runs)."""
+        kept = sum(self.sizes[name] for name in self.initial)
+        peak = kept
+        for layer, freed in zip(self.order, self.freed_after):
+            kept += self.sizes[layer.name]
+            peak = max(peak, kept)
+            kept -= sum(self.sizes[name] for name in freed)
+        return peak
+
+
+def _upstream(graph: Graph, layer: Layer, stops: set[str]) -> tuple[set[str], set[str]]:
+    """The layers that ``layer``'s inputs are computed from, back to (not through) ``stops``; and the stops reached."""
+    needed, reached, pending = set(), set(), list(layer.inputs)
+    while pending:
+        name = pending.pop()
+        if name in stops:
+            reached.add(name)
+        elif name not in needed:
+            needed.add(name)
+            pending.extend(graph[name].inputs)
+    return needed, reached
+
+
+class _Sweep:
+    """A layer-major run: the layers of a ``_SweepPlan`` in turn, each over all steps; spike trains kept as bools."""
+
+    def __init__(self, run: _Run, timesteps: int):
+        self.run, self.timesteps = run, timesteps
+        self.plan = _SweepPlan(run.graph, run.static)
+        self.chunks = _chunks(timesteps, run.steps_per_chunk())
+        self.kept: dict[str, torch.Tensor] = {}
+        if self.plan.initial:  # rate coding: the input's spikes for the whole run
+            probability = run.batch.clamp(0, 1).expand(timesteps, *run.batch.shape)
+            self.kept[run.graph.input.name] = torch.bernoulli(probability, generator=run.generator).bool()
+
+    def run_layers(self, correction: Correction) -> None:
+        for layer, freed in zip(self.plan.order, self.plan.freed_after):
+            if isinstance(layer, IF):
+                self._fire(layer, correction)
+            else:
+                self._pool(layer)
+            self.run.forget(layer.name)
+            for name in freed:
+                del self.kept[name]
+
+    def _fire(self, layer: IF, correction: Correction) -> None:
+        """Run ``layer`` once to measure its counts, then again with ``correction``'s extra current, kept."""
+        run, constant = self.run, layer.inputs[0] in self.run.static
+        measuring, keeping = self._passes(layer)
+        for current, steps in measuring:
+            run.fire(layer, current, constant, steps)
+        counts = run.spike_totals[layer.name].cpu().numpy()
+        run.forget(layer.name)
+        extra = correction(layer.name, counts)
+        shift = 0.0 if extra is None else torch.as_tensor(np.asarray(extra), dtype=run.batch.dtype)
+        self._keep(layer, keeping, lambda current, steps: run.fire(layer, current + shift, constant, steps))
+
+    def _pool(self, layer: Pool) -> None:
+        """Run a spiking max pool over the whole run, kept."""
+        self._keep(layer, self._currents(layer), lambda spikes, steps: self.run.max_pool(layer, spikes))
+
+    def _passes(self, layer: Layer) -> tuple[Iterable, Iterable]:
+        """``layer``'s input currents for its two runs: computed once when the run is one chunk, else twice."""
+        if len(self.chunks) == 1:
+            once = list(self._currents(layer))
+            return once, once
+        return self._currents(layer), self._currents(layer)
+
+    def _keep(self, layer: Layer, currents: Iterable, step: Callable) -> None:
+        """Run ``step(current, steps)`` over the chunks of ``currents`` and keep its spikes as ``layer``'s train."""
+        train = torch.empty((self.timesteps, len(self.run.batch), *layer.shape), dtype=torch.bool)
+        start = 0
+        for current, steps in currents:
+            train[start:start + steps] = step(current, steps)
+            start += steps
+        self.kept[layer.name] = train
+
+    def _currents(self, layer: Layer) -> Iterator[tuple[torch.Tensor, int]]:
+        """``layer``'s input, chunk by chunk: its segment computed from the kept trains. Yields (value, steps)."""
+        segment = self.plan.segments[layer.name]
+        last_use = {src: j for j, linear in enumerate(segment) for src in linear.inputs}
+        start = 0
+        for steps in self.chunks:
+            values: dict[str, torch.Tensor] = {}
+            for j, linear in enumerate(segment):
+                values[linear.name] = self.run.linear(
+                    linear, [self._value(src, start, steps, values) for src in linear.inputs], steps)
+                for src in linear.inputs:  # free what no later layer of the segment reads
+                    if last_use[src] == j and src != layer.inputs[0]:
+                        values.pop(src, None)
+            yield self._value(layer.inputs[0], start, steps, values), steps
+            start += steps
+
+    def _value(self, name: str, start: int, steps: int, computed: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Layer ``name`` over steps ``start .. start + steps``: a kept train, a constant, or computed in this chunk."""
+        if name in self.kept:
+            return self.kept[name][start:start + steps].to(self.run.batch.dtype)
+        if name in self.run.static:
+            return self.run.constant[name]
+        return computed[name]
 
 
 def _arithmetic(graph: Graph, timesteps: int, batch: torch.Tensor) -> tuple[torch.dtype, set[str]]:

@@ -4,6 +4,11 @@ A ``Graph`` is immutable. Passes build a new one (``Graph.from_layers`` sorts an
 and ``validate`` states every invariant the rest of snnconv relies on: one input, one
 output, edges that point backwards only, shapes that follow from the layers' parameters,
 finite parameters, and no layer whose result is never used.
+
+Everything here costs time linear in the number of layers, so that passes which look
+up readers or re-validate per layer stay linear in depth: readers are indexed once per
+graph, a graph is checked once (its layers and their arrays are read-only, so it cannot
+become invalid), and layers given in topological order are not sorted again.
 """
 
 from __future__ import annotations
@@ -43,14 +48,16 @@ class Graph:
             if layer.name in by_name:
                 raise BadGraphError(f"graph {name!r}: layer name {layer.name!r} is used twice; rename one")
             by_name[layer.name] = layer
-        dag = nx.DiGraph()
-        dag.add_nodes_from(by_name)
         for layer in layers:
             for src in layer.inputs:
                 if src not in by_name:
                     raise BadGraphError(f"layer {layer.name!r} ({layer.kind}): reads {src!r}, which is not a layer")
-                dag.add_edge(src, layer.name)
         position = {layer.name: i for i, layer in enumerate(layers)}
+        if all(position[src] < i for i, layer in enumerate(layers) for src in layer.inputs):
+            return cls(tuple(layers), name, facts).validate()  # already in order: the stable sort keeps it
+        dag = nx.DiGraph()
+        dag.add_nodes_from(by_name)
+        dag.add_edges_from((src, layer.name) for layer in layers for src in layer.inputs)
         try:
             order = list(nx.lexicographical_topological_sort(dag, key=position.__getitem__))
         except nx.NetworkXUnfeasible:
@@ -97,7 +104,15 @@ class Graph:
 
     def consumers(self, name: str) -> list[Layer]:
         """The layers that read ``name``, in topological order."""
-        return [layer for layer in self.layers if name in layer.inputs]
+        return list(self._readers.get(name, ()))
+
+    @functools.cached_property
+    def _readers(self) -> dict[str, list[Layer]]:
+        readers: dict[str, list[Layer]] = {}
+        for layer in self.layers:
+            for src in dict.fromkeys(layer.inputs):  # a layer reading ``src`` twice is one reader
+                readers.setdefault(src, []).append(layer)
+        return readers
 
     def to_networkx(self) -> nx.DiGraph:
         """The graph as a networkx DiGraph whose nodes carry the layers (``layer`` attribute)."""
@@ -108,7 +123,16 @@ class Graph:
         return dag
 
     def validate(self) -> Graph:
-        """Check every invariant and return ``self``; raise ``BadGraphError`` naming the layer."""
+        """Check every invariant and return ``self``; raise ``BadGraphError`` naming the layer.
+
+        The check runs once per graph: a graph that passed stays valid.
+        """
+        if not self.__dict__.get("_valid"):
+            self._check()
+            object.__setattr__(self, "_valid", True)  # frozen: set as the dataclass itself does
+        return self
+
+    def _check(self) -> None:
         if len(self.layers) < 2:
             raise BadGraphError(f"graph {self.name!r}: needs at least an input and an output layer")
         if not isinstance(self.layers[0], Input) or not isinstance(self.layers[-1], Output):
@@ -118,7 +142,6 @@ class Graph:
             self._check_layer(layer, seen)
             seen.add(layer.name)
         self._check_all_used()
-        return self
 
     def _check_layer(self, layer: Layer, seen: set[str]) -> None:
         where = f"layer {layer.name!r} ({layer.kind})"
