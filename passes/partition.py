@@ -7,10 +7,11 @@ found by bisection, against every limit of ``snnconv.limits``: compartments, inp
 (a convolution tile's receptive field with its halo, through any pooling before it),
 synapse memory as the target costs it, and output axons (what the tiles of the layers
 it feeds read of it: populations are tiled from the last to the first, so those tiles
-are known). Resources grow with the box, so the interior tile (the largest receptive
-field) is the one tested; every tile is then measured exactly. The tiling with the
-fewest tiles wins; among equals, the one with the fewest input axons in total (the
-least halo replication).
+are known). Inputs grow with the box, so the interior tile (the largest receptive
+field) is the one tested for them; output axons depend on where a tile sits, so the
+fullest tile of the grid is taken for them. Every tile is then measured exactly. The
+tiling with the fewest tiles wins; among equals, the one with the fewest input axons in
+total (the least halo replication).
 
 Where a chip's cores differ (Speck's memories), a population is tiled for each kind of
 core (``Limits.kinds``) and takes the tiling with the fewest tiles, sized for the kind
@@ -107,7 +108,7 @@ def _tile_population(population: Layer, projections: list[geometry.Projection], 
                      kernels: dict[str, int]) -> _Tiling:
     """The tiling with the fewest tiles over the kinds of core; refused if no kind holds one neuron."""
     tilings, refusal = [], None
-    output_axons = OutputAxons(readers)
+    output_axons = OutputAxons.of(geometry.population_box_shape(population), readers)
     for kind in bounds.kinds:
         try:
             tilings.append(_tile_for(population, projections, output_axons, bounds, kind, kernels))
@@ -160,18 +161,21 @@ class _Tiler:
         self.kernels = kernels
         self.shape = geometry.population_box_shape(population)
         self.compartments = limits.compartments(population, group)
-        self.output_axons = output_axons if group == 0 else _partial_sums  # an accumulating group sends partial sums
+        self.output_axons = output_axons if group == 0 else OutputAxons.partial_sums(self.shape)
 
     def fits_one_neuron(self) -> bool:
-        return limits.fits(self.use(self._interior(1, 1, 1)), self.kind)
+        return limits.fits(self.estimate((1, 1, 1)), self.kind)
 
     def piece(self, box: Box) -> _Piece:
         resources = self.bounds.tile_resources(box, self.projections, self.compartments, self.kernels)
         return _Piece(Tile(self.population.name, box, resources), Use.of(resources, self.output_axons(box)),
                       self.kind)
 
-    def use(self, box: Box) -> Use:
-        return self.piece(box).use
+    def estimate(self, tile: tuple[int, int, int]) -> Use:
+        """What the fullest tile of this shape uses: the interior one's inputs, the fullest one's output axons."""
+        resources = self.bounds.tile_resources(self._interior(*tile), self.projections, self.compartments,
+                                               self.kernels)
+        return Use.of(resources, self.output_axons.largest(tile))
 
     def best(self) -> _Tiling:
         candidates = []
@@ -181,7 +185,7 @@ class _Tiler:
                 ct = self._largest_channels(rows, cols)
                 if ct:
                     count = math.ceil(channels / ct) * math.ceil(height / rows) * math.ceil(width / cols)
-                    axons = count * self.use(self._interior(ct, rows, cols)).input_axons
+                    axons = count * self.estimate((ct, rows, cols)).input_axons
                     candidates.append((count, axons, (ct, rows, cols)))
         if not candidates:
             self._refuse()
@@ -201,14 +205,14 @@ class _Tiler:
         low, high = 0, int(min(self.shape[0], self.kind.neurons / (rows * cols * self.compartments)))
         while low < high:
             middle = (low + high + 1) // 2
-            if limits.fits(self.use(self._interior(middle, rows, cols)), self.kind):
+            if limits.fits(self.estimate((middle, rows, cols)), self.kind):
                 low = middle
             else:
                 high = middle - 1
         return low
 
     def _refuse(self):
-        reasons = limits.violations(self.use(self._interior(1, 1, 1)), self.kind)
+        reasons = limits.violations(self.estimate((1, 1, 1)), self.kind)
         advice = "a target with bigger cores" + ("" if self.bounds.accumulate else
                                                   " or one that accumulates across cores")
         if any(reason.startswith("output axons") for reason in reasons):
@@ -218,11 +222,6 @@ class _Tiler:
             f"layer {self.population.name!r} ({self.population.kind}, {len(self.projections)} synapse maps): one "
             f"neuron alone needs more than a core has ({needs}, on {self.bounds.target}); use {advice}, or reduce "
             f"this layer's fan-in (fewer input channels or a smaller kernel)")
-
-
-def _partial_sums(box: Box) -> int:
-    """An accumulating tile sends one partial sum per neuron, to the neuron's core."""
-    return math.prod(stop - start for start, stop in box)
 
 
 def _sizes(n: int) -> list[int]:

@@ -213,25 +213,47 @@ def compartments(layer: Layer, group: int) -> int:
 class OutputAxons:
     """The output axons of boxes of one population's neurons, from the tiles that read them (already tiled).
 
-    ``readers``: per outgoing synapse map, its index in its target's list and the target's
-    tiles. A box's count is, per reading tile, the product over the three axes of the
-    box's positions that the tile reads: cumulative sums make each a difference.
+    Per neuron, the tiles that read it, once per synapse map: ``sum_t a_c[t] x a_h[t] x a_w[t]``
+    over the reading tiles' masks (``mapping.read_masks``), tiles with the same rows and
+    columns summed first. A box's count is the sum over its neurons, from a summed-area
+    table; ``largest`` is the fullest box of a grid of tiles, which is where a tile sits
+    matters: a stride-2 reader reads alternate rows twice as often.
     """
 
-    def __init__(self, readers: list[tuple[geometry.Projection, int, list[Tile]]]):
-        self.cumulative = []
+    def __init__(self, counts: np.ndarray):
+        self.shape = counts.shape
+        self.table = np.pad(counts.astype(np.int64).cumsum(0).cumsum(1).cumsum(2), ((1, 0), (1, 0), (1, 0)))
+
+    @classmethod
+    def of(cls, shape: tuple[int, int, int], readers: list[tuple[geometry.Projection, int, list[Tile]]]) -> OutputAxons:
+        """``readers``: per outgoing synapse map, its index in its target's list and the target's tiles."""
+        counts = np.zeros(shape)
         for p, index, tiles in readers:
-            masks = read_masks(p, index, tiles)
-            self.cumulative.append([np.pad(np.cumsum(mask, axis=1), ((0, 0), (1, 0))) for mask in masks])
+            channels, rows, cols = read_masks(p, index, tiles)
+            spatial, which = np.unique(np.concatenate([rows, cols], axis=1), axis=0, return_inverse=True)
+            per_spatial = np.zeros((len(spatial), shape[0]))
+            np.add.at(per_spatial, which.reshape(-1), channels)
+            outer = spatial[:, :shape[1], None] & spatial[:, None, shape[1]:]
+            counts += (per_spatial.T @ outer.reshape(len(spatial), -1)).reshape(shape)  # exact: sums of 0/1 below 2^53
+        return cls(np.rint(counts))
+
+    @classmethod
+    def partial_sums(cls, shape: tuple[int, int, int]) -> OutputAxons:
+        """An accumulating input group's: one partial sum per neuron, to the neuron's core."""
+        return cls(np.ones(shape))
 
     def __call__(self, box: Box) -> int:
-        total = 0
-        for axes in self.cumulative:
-            counts = np.ones(len(axes[0]), np.int64)
-            for cumulative, (lo, hi) in zip(axes, box):
-                counts *= cumulative[:, hi] - cumulative[:, lo]
-            total += int(counts.sum())
-        return total
+        return int(self._sums([np.array(span) for span in box]).item())
+
+    def largest(self, tile: tuple[int, int, int]) -> int:
+        """The most output axons of a tile in the grid of ``tile``-shaped boxes (the last ones cut short)."""
+        edges = [np.minimum(np.arange(0, size + step, step), size) for size, step in zip(self.shape, tile)]
+        return int(self._sums(edges).max())
+
+    def _sums(self, edges: list[np.ndarray]) -> np.ndarray:
+        """Sums over the boxes between consecutive ``edges`` along each axis."""
+        corners = self.table[np.ix_(*edges)]
+        return np.diff(np.diff(np.diff(corners, axis=0), axis=1), axis=2)
 
 
 def core_uses(cores: tuple[Core, ...], edges: np.ndarray) -> list[Use]:
