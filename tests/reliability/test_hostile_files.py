@@ -46,7 +46,10 @@ try:
     outcome = {"error": None, "message": ""}
 except BaseException as exc:
     outcome = {"error": type(exc).__name__, "message": str(exc)}
-outcome["peak_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent at fork, so a child of a
+# large pytest process would report the parent's size; VmHWM belongs to this program's memory
+hwm = [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")]
+outcome["peak_bytes"] = int(hwm[0]) * 1024
 print(json.dumps(outcome))
 """
 
