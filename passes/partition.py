@@ -125,6 +125,8 @@ def _tile_for(population: Layer, projections: list[geometry.Projection], output_
     whole = _Tiler(population, projections, output_axons, bounds, kind, kernels)
     if whole.fits_one_neuron() or not bounds.accumulate or not projections:
         return whole.best()
+    if output_axons.largest((1, 1, 1)) > kind.output_axons:  # input groups split a neuron's inputs, not its outputs
+        raise whole.refusal()
     most = max(p.channels.shape[1] for p in projections)
     for groups in range(2, most + 1):
         ranges = [_split(p.channels.shape[1], groups) for p in projections]
@@ -140,8 +142,7 @@ def _tile_for(population: Layer, projections: list[geometry.Projection], output_
                                                                                inputs=inputs))
                            for piece in tiling.pieces]
             return _Tiling(shape, pieces)
-    whole.best()  # refuses with the per-neuron needs
-    raise AssertionError("unreachable")
+    raise whole.refusal()
 
 
 def _split(n: int, groups: int) -> list[tuple[int, int]]:
@@ -188,12 +189,12 @@ class _Tiler:
                     axons = count * self.estimate((ct, rows, cols)).input_axons
                     candidates.append((count, axons, (ct, rows, cols)))
         if not candidates:
-            self._refuse()
+            raise self.refusal()
         for _, _, shape in sorted(candidates):
             pieces = [self.piece(box) for box in _grid(self.shape, shape)]
             if all(limits.fits(piece.use, self.kind) for piece in pieces):
                 return _Tiling(shape, pieces)
-        self._refuse()
+        raise self.refusal()
 
     def _interior(self, ct: int, rows: int, cols: int) -> Box:
         _, height, width = self.shape
@@ -211,14 +212,15 @@ class _Tiler:
                 high = middle - 1
         return low
 
-    def _refuse(self):
+    def refusal(self) -> DoesNotFitError:
+        """What one neuron of this population needs beyond the core, and what to do."""
         reasons = limits.violations(self.estimate((1, 1, 1)), self.kind)
         advice = "a target with bigger cores" + ("" if self.bounds.accumulate else
                                                   " or one that accumulates across cores")
         if any(reason.startswith("output axons") for reason in reasons):
             advice += ", fewer tiles in the layers this one feeds"
         needs = "; ".join(reasons) or "no tiling found"
-        raise DoesNotFitError(
+        return DoesNotFitError(
             f"layer {self.population.name!r} ({self.population.kind}, {len(self.projections)} synapse maps): one "
             f"neuron alone needs more than a core has ({needs}, on {self.bounds.target}); use {advice}, or reduce "
             f"this layer's fan-in (fewer input channels or a smaller kernel)")
@@ -244,14 +246,13 @@ class _Open:
     populations: set[str]
 
     def takes(self, piece: _Piece) -> bool:
-        populations = self.populations | {piece.tile.population}
-        use = dataclasses.replace(self.use + piece.use, populations=len(populations))
-        return limits.fits(use, self.kind)
+        populations = len(self.populations) + (piece.tile.population not in self.populations)
+        return limits.fits(self.use.plus(piece.use, populations), self.kind)
 
     def add(self, piece: _Piece) -> None:
         self.tiles.append(piece.tile)
-        self.use = self.use + piece.use
         self.populations.add(piece.tile.population)
+        self.use = self.use.plus(piece.use, len(self.populations))
 
 
 def _pack(pieces: list[_Piece]) -> list[_Open]:

@@ -32,6 +32,7 @@ Every broken limit is one reason of one shape, ``"input axons (4,608) exceeded m
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -49,7 +50,7 @@ __all__ = ["Capacity", "Limits", "OutputAxons", "Use", "check_mapping", "compart
 
 @dataclass(frozen=True)
 class Use:
-    """What a core (or a tile of one) takes of each limited resource; ``+`` adds tiles' uses."""
+    """What a core (or a tile of one) takes of each limited resource."""
 
     neurons: int = 0  # compartments
     input_axons: int = 0
@@ -62,12 +63,11 @@ class Use:
     def of(cls, resources: Resources, output_axons: int = 0, populations: int = 1, sent_to: int = 0) -> Use:
         return cls(resources.neurons, resources.axons, output_axons, resources.memory_bits, populations, sent_to)
 
-    def __add__(self, other: Use) -> Use:
-        """Tiles' counts add up; populations and destinations are distinct counts that the caller sets."""
-        return dataclasses.replace(self, neurons=self.neurons + other.neurons,
-                                   input_axons=self.input_axons + other.input_axons,
-                                   output_axons=self.output_axons + other.output_axons,
-                                   memory_bits=self.memory_bits + other.memory_bits)
+    def plus(self, tile: Use, populations: int) -> Use:
+        """This core's use with a tile's added (counts add up), the core then holding ``populations`` layers."""
+        return Use(self.neurons + tile.neurons, self.input_axons + tile.input_axons,
+                   self.output_axons + tile.output_axons, self.memory_bits + tile.memory_bits, populations,
+                   self.destinations)
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,10 @@ RESOURCES = (("neurons", "compartments"), ("input_axons", "input axons"), ("outp
 
 
 def fits(use: Use, capacity: Capacity) -> bool:
-    return all(getattr(use, name) <= getattr(capacity, name) for name, _ in RESOURCES)
+    """No limit broken (``violations`` empty); spelled out, as packing asks it a million times."""
+    return (use.neurons <= capacity.neurons and use.input_axons <= capacity.input_axons
+            and use.output_axons <= capacity.output_axons and use.memory_bits <= capacity.memory_bits
+            and use.populations <= capacity.populations and use.destinations <= capacity.destinations)
 
 
 def violations(use: Use, capacity: Capacity) -> list[str]:
@@ -126,12 +129,12 @@ class Limits:
         return cls(target.name, capacities, tuple(places(chip.mesh, chip.cores)), core.accumulate,
                    target.precision.weight_bits or 32, core.synapse_cost, core.row_overhead_bits, core.word_bits)
 
-    @property
+    @functools.cached_property
     def uniform(self) -> bool:
         """All cores of a chip are alike: any core can take any other's contents."""
         return len(set(self.cores)) == 1
 
-    @property
+    @functools.cached_property
     def kinds(self) -> list[Capacity]:
         """The distinct capacities, the one that most cores can hold first (the smallest, where they nest).
 

@@ -129,11 +129,10 @@ def traffic(graph: Graph, cores: tuple[Core, ...], rates: dict[str, np.ndarray])
 
 def destinations(edges: np.ndarray, count: int) -> list[tuple[int, ...]]:
     """For each of ``count`` cores, the other cores it sends to (its routes), from ``traffic`` rows."""
-    found: list[set[int]] = [set() for _ in range(count)]
-    for source, destination in edges[:, :2].astype(int):
-        if source != destination:
-            found[source].add(int(destination))
-    return [tuple(sorted(cores)) for cores in found]
+    source, destination = edges[:, 0].astype(np.int64), edges[:, 1].astype(np.int64)
+    pairs = np.unique((source * count + destination)[source != destination])  # by source, then destination
+    starts = np.searchsorted(pairs // count, np.arange(count + 1))
+    return [tuple((pairs[starts[k]:starts[k + 1]] % count).tolist()) for k in range(count)]
 
 
 def read_masks(p: geometry.Projection, index: int, tiles: list[Tile]) -> list[np.ndarray]:
@@ -182,13 +181,15 @@ def _indicator(size: int, span: tuple[int, int]) -> np.ndarray:
 
 def _accumulation_traffic(tiles) -> np.ndarray:
     """Accumulating groups send each neuron's partial current to the neuron's own core every step."""
+    partial = [(tile, core) for tile, core in tiles if tile.group > 0]
+    if not partial:
+        return np.zeros((0, 3))
     somas = [(tile, core) for tile, core in tiles if tile.group == 0]
-    rows = []
-    for tile, core in tiles:
-        if tile.group == 0:
-            continue
-        for soma, soma_core in somas:
-            shared = math.prod(max(0, min(a[1], b[1]) - max(a[0], b[0])) for a, b in zip(tile.box, soma.box))
-            if shared:
-                rows.append((core, soma_core, float(shared)))
-    return np.array(rows) if rows else np.zeros((0, 3))
+    boxes = np.array([tile.box for tile, _ in partial])  # (tiles, axis, start/stop)
+    soma_boxes = np.array([tile.box for tile, _ in somas])
+    low = np.maximum(boxes[:, None, :, 0], soma_boxes[None, :, :, 0])
+    high = np.minimum(boxes[:, None, :, 1], soma_boxes[None, :, :, 1])
+    shared = np.clip(high - low, 0, None).prod(axis=2)  # neurons of each partial tile in each soma tile
+    p_index, s_index = np.nonzero(shared)
+    cores = np.array([core for _, core in partial])[p_index], np.array([core for _, core in somas])[s_index]
+    return np.stack([*cores, shared[p_index, s_index]], axis=1).astype(np.float64)
