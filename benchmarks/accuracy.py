@@ -9,6 +9,10 @@ benchmarks/results/accuracy.{json,md}.
 (``to_target``; Loihi also with reset to zero instead of its emulated subtractive
 reset) and the integer SNN simulated. Writes accuracy_targets.{json,md}.
 
+``--neurons``: each model compiled for loihi with every neuron model (``snnconv.neurons``):
+integrate-and-fire, and leaky IF at decays of 1/256, 1/64 and 1/16 per step (Loihi's
+decay_v 16, 64, 256), the integer SNN simulated. Writes accuracy_neurons.{json,md}.
+
 ``--ablation``: the same models without tuning or bias correction, over percentile,
 per-layer / per-channel scales and initial membranes (each compiled once, simulated once
 to T = 128 with checkpoints): how much each choice matters. Writes accuracy_ablation.*.
@@ -17,6 +21,7 @@ Run:
     python benchmarks/accuracy.py              # about 20 minutes on 2 cores
     python benchmarks/accuracy.py --targets    # about 20 minutes (T = 8, 16, 32, 64)
     python benchmarks/accuracy.py --ablation   # about 15 minutes
+    python benchmarks/accuracy.py --neurons    # about 15 minutes
 """
 
 from __future__ import annotations
@@ -32,12 +37,13 @@ import numpy as np
 import torch
 
 import snnconv
-from snnconv import targets
+from snnconv import ann, targets
 from snnconv.pipeline import convert, to_target
 from snnconv.snn import simulate
 
 TIMESTEPS = (4, 8, 16, 32, 64, 128)
-TARGET_TIMESTEPS = (8, 16, 32, 64)  # --targets: five targets and a reset variant per T
+TARGET_TIMESTEPS = (8, 16, 32, 64)  # --targets: five targets and a reset variant per T; --neurons
+NEURONS = [("if", 0), ("lif", 16), ("lif", 64), ("lif", 256)]  # --neurons: model and decay in 4096ths
 MODELS = ("mlp", "cnn", "resnet")
 ABLATION = [(p, pc, "half") for pc in (False, True) for p in (100.0, 99.999, 99.99, 99.9)] + [
     (p, True, "dither") for p in (99.99, 99.9)]
@@ -62,18 +68,18 @@ def measure_compiled_per_t(model: str, x, y, calibration) -> dict:
         snn[str(steps)] = float((simulate(conversion.graph, x, steps).predictions() == y).mean())
         chosen[str(steps)] = conversion.notes["tuning"]["chosen"]
     return {"model": model, "setting": "tuned + bias correction", "chosen": chosen,
-            "ann": float((snnconv.evaluate(graph, x).argmax(1) == y).mean()), "snn": snn,
+            "ann": float((ann.evaluate(graph, x).argmax(1) == y).mean()), "snn": snn,
             "seconds": round(time.perf_counter() - start, 1)}
 
 
 def measure_targets(model: str, x, y, calibration) -> list[dict]:
     """Per T: the float compilation, then the same quantized for every target (and Loihi with reset to zero)."""
     graph = load(model)
-    ann = float((snnconv.evaluate(graph, x).argmax(1) == y).mean())
+    ann_accuracy = float((ann.evaluate(graph, x).argmax(1) == y).mean())
     variants = [("float SNN", None, "emulate")] + [(name, name, "emulate") for name in targets.names()] + [
         (f"{name} (reset to zero)", name, "zero") for name in targets.names()
         if "subtract" not in targets.get(name).neuron.reset]
-    rows = {label: {"model": model, "setting": label, "ann": ann, "snn": {}, "saturations": {}}
+    rows = {label: {"model": model, "setting": label, "ann": ann_accuracy, "snn": {}, "saturations": {}}
             for label, _, _ in variants}
     for steps in TARGET_TIMESTEPS:
         conversion = convert(graph, calibration, timesteps=steps)
@@ -86,6 +92,21 @@ def measure_targets(model: str, x, y, calibration) -> list[dict]:
     return list(rows.values())
 
 
+def measure_neurons(model: str, x, y, calibration) -> list[dict]:
+    """Per T and neuron model: compiled (tuned, bias-corrected) for loihi, the integer SNN's accuracy."""
+    graph = load(model)
+    ann_accuracy = float((ann.evaluate(graph, x).argmax(1) == y).mean())
+    rows = {(neuron, decay): {"model": model, "setting": f"loihi, {neuron}" + (f" decay {decay}/4096" if decay else ""),
+                              "ann": ann_accuracy, "snn": {}} for neuron, decay in NEURONS}
+    for steps in TARGET_TIMESTEPS:
+        for (neuron, decay), row in rows.items():
+            conversion = convert(graph, calibration, timesteps=steps, neuron=neuron, decay=decay)
+            compiled = to_target(conversion, targets.get("loihi"), steps)
+            row["snn"][str(steps)] = float((simulate(compiled.graph, x, steps).predictions() == y).mean())
+        print(model, steps, {row["setting"]: row["snn"][str(steps)] for row in rows.values()}, flush=True)
+    return list(rows.values())
+
+
 def measure_untuned(model: str, x, y, calibration, percentile: float, per_channel: bool, v_init: str) -> dict:
     """One fixed setting, no tuning or correction: compiled once, read at every T."""
     graph = load(model)
@@ -93,7 +114,7 @@ def measure_untuned(model: str, x, y, calibration, percentile: float, per_channe
     spiking = convert(graph, calibration, percentile=percentile, per_channel=per_channel, v_init=v_init).graph
     result = simulate(spiking, x, max(TIMESTEPS), checkpoints=TIMESTEPS)
     setting = f"p{percentile:g} {'per channel' if per_channel else 'per layer'}, v_init {v_init}"
-    return {"model": model, "setting": setting, "ann": float((snnconv.evaluate(graph, x).argmax(1) == y).mean()),
+    return {"model": model, "setting": setting, "ann": float((ann.evaluate(graph, x).argmax(1) == y).mean()),
             "snn": {str(t): float((result.predictions(t) == y).mean()) for t in TIMESTEPS},
             "seconds": round(time.perf_counter() - start, 1)}
 
@@ -121,14 +142,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ablation", action="store_true", help="fixed settings without tuning or bias correction")
     parser.add_argument("--targets", action="store_true", help="integer SNN accuracy on every target")
+    parser.add_argument("--neurons", action="store_true", help="integer SNN accuracy with each neuron model (loihi)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     test, calib = bundled("mnist_test.npz"), bundled("mnist_calib.npz")
     x, y, calibration = test["x"], test["y"], calib["x"]
     rows = []
     for model in MODELS:
-        if args.targets:
-            rows += measure_targets(model, x, y, calibration)
+        if args.targets or args.neurons:
+            rows += (measure_targets if args.targets else measure_neurons)(model, x, y, calibration)
             continue
         runs = [lambda: measure_compiled_per_t(model, x, y, calibration)] if not args.ablation else [
             lambda s=setting: measure_untuned(model, x, y, calibration, *s) for setting in ABLATION]
@@ -138,7 +160,8 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     meta = {"snnconv": snnconv.__version__, "torch": torch.__version__, "machine": platform.machine(),
             "test_digits": int(len(y)), "calibration_digits": int(len(calibration))}
-    name = "accuracy_ablation" if args.ablation else "accuracy_targets" if args.targets else "accuracy"
+    name = ("accuracy_ablation" if args.ablation else "accuracy_targets" if args.targets
+            else "accuracy_neurons" if args.neurons else "accuracy")
     (RESULTS / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     (RESULTS / f"{name}.md").write_text(markdown(rows))
     print(f"wrote {RESULTS / (name + '.md')}")

@@ -5,7 +5,7 @@ same 500 calibration digits (models/mnist_calib.npz) and is scored on the same 1
 digits (models/mnist_test.npz) at T = 4 .. 128, with constant-current input (the analog
 image every step), subtractive-reset IF neurons and the summed output layer as the readout.
 The peers get a torch ``nn.Module`` built from snnconv's IR of the ANN (checked against
-``snnconv.evaluate`` to 1e-4 first); snnconv compiles from the ONNX file itself, per T.
+``snnconv.ann.evaluate`` to 1e-4 first); snnconv compiles from the ONNX file itself, per T.
 
 - SpikingJelly: ``ann2snn.Converter(RateCodingRecipe(DataLoader(calibration), ...))``, run in
   single-step mode, with its settings swept (``SJ_SETTINGS``).
@@ -194,14 +194,14 @@ def _module(layer: L.Layer) -> nn.Module:
 
 
 def check_module(net: IRNet, graph: snnconv.Graph, x: np.ndarray, what: str, tol: float = 1e-4) -> float:
-    """Largest |torch - snnconv.evaluate| of the logits (the output layer's input); raises above ``tol``."""
+    """Largest |torch - snnconv.ann| of the logits (the output layer's input); raises above ``tol``."""
     with torch.no_grad():
         got = net(torch.from_numpy(x)).numpy()
     logits = graph.output.inputs[0]
     want = ann.activations(graph, x, [logits])[logits]
     error = float(np.abs(got - want).max())
     if error > tol:
-        raise AssertionError(f"{what}: torch module differs from snnconv.evaluate by {error:.2e} (> {tol})")
+        raise AssertionError(f"{what}: torch module differs from snnconv.ann by {error:.2e} (> {tol})")
     return error
 
 
@@ -401,10 +401,10 @@ def sweep_peer(peer: str, settings: list[tuple], make, run, screen: tuple, test:
 def measure(model: str, x: np.ndarray, y: np.ndarray, calibration: np.ndarray, skip_snnconv: bool) -> dict:
     path = str(resources.files("snnconv.models").joinpath(f"mnist_{model}.onnx"))
     graph = snnconv.load_onnx(path)
-    row: dict = {"model": model, "ann": float((snnconv.evaluate(graph, x).argmax(1) == y).mean())}
+    row: dict = {"model": model, "ann": float((ann.evaluate(graph, x).argmax(1) == y).mean())}
     steps = max(TIMESTEPS)
     has_max_pool = any(isinstance(layer, L.Pool) and layer.mode == "max" for layer in graph)
-    screen = (calibration[:SCREEN_DIGITS], snnconv.evaluate(graph, calibration[:SCREEN_DIGITS]).argmax(1))
+    screen = (calibration[:SCREEN_DIGITS], ann.evaluate(graph, calibration[:SCREEN_DIGITS]).argmax(1))
 
     net, folded = IRNet(graph), IRNet(graph, fold_bn=True)
     row["module_check"] = {"as_is": check_module(net, graph, x, f"{model} module"),

@@ -41,8 +41,6 @@ class LegalizeReset:
 
     def run(self, graph: Graph) -> PassResult:
         neuron = self.target.neuron
-        if neuron.spikes_per_step < 1:
-            raise BadTargetError(f"target {self.target.name!r}: spikes_per_step must be at least 1")
         if "subtract" in neuron.reset:
             return PassResult(graph, False, {"reset": "subtract (native)"})
         if "zero" not in neuron.reset:

@@ -1,6 +1,7 @@
 """Spike: turn the normalized ReLU network into integrate-and-fire neurons.
 
-- Every ReLU becomes an ``IF`` population: threshold 1 (the scale normalization gave the
+- Every ReLU becomes a spiking population (``IF``) of the neuron model asked for
+  (``snnconv.neurons``: integrate-and-fire by default, or leaky with ``decay``): threshold 1 (the scale normalization gave the
   weights), reset by subtraction (the residue carries over, so the spike count tracks
   the integrated input to within one spike), membrane starting at half the threshold
   (rounds the rate to nearest instead of down, halving the mean error at small T).
@@ -25,6 +26,7 @@ import dataclasses
 
 import numpy as np
 
+from snnconv import neurons
 from snnconv.errors import BadGraphError
 from snnconv.ir import IF, Graph, Pool, ReLU
 from snnconv.ir.rewrite import PassResult
@@ -40,7 +42,8 @@ GOLDEN = (5 ** 0.5 - 1) / 2
 class Spike:
     name = "spike"
 
-    def __init__(self, max_pool: str = "spiking", encoding: str = "current", v_init: str = "half"):
+    def __init__(self, max_pool: str = "spiking", encoding: str = "current", v_init: str = "half",
+                 model: str = "if", decay: int = 0):
         for name, value, allowed in (("max_pool", max_pool, MAX_POOL_MODES), ("encoding", encoding, ENCODINGS),
                                      ("v_init", v_init, V_INITS)):
             if value not in allowed:
@@ -48,6 +51,7 @@ class Spike:
         self.max_pool = max_pool
         self.encoding = encoding
         self.v_init = v_init
+        self.model, self.decay = model, decay
 
     def run(self, graph: Graph) -> PassResult:
         if not graph.fact("normalized"):
@@ -57,15 +61,16 @@ class Spike:
         for layer in graph:
             if isinstance(layer, ReLU):
                 dither = self.v_init == "dither" and layer.name in constant
-                layer = IF(name=layer.name, inputs=layer.inputs, shape=layer.shape, threshold=1.0,
-                           reset="subtract", v_init=_dithered(layer.shape) if dither else 0.5)
+                layer = IF(name=layer.name, inputs=layer.inputs, shape=layer.shape, model=self.model, threshold=1.0,
+                           reset="subtract", v_init=_dithered(layer.shape) if dither else 0.5, decay=self.decay)
+                neurons.of(layer)
                 converted += 1
             elif isinstance(layer, Pool) and layer.mode == "max" and self.max_pool == "average":
                 layer = dataclasses.replace(layer, mode="avg", count_include_pad=False)
                 averaged += 1
             layers.append(layer)
         notes = {"if_layers": converted, "max_pools_averaged": averaged, "encoding": self.encoding,
-                 "v_init": self.v_init}
+                 "v_init": self.v_init, "neuron": self.model, "decay": self.decay}
         return PassResult(graph.rebuilt(layers, spiking=True, encoding=self.encoding), True, notes)
 
 

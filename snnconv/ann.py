@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from snnconv import neurons
 from snnconv.errors import BadDataError
 from snnconv.ir import Graph, Layer
 from snnconv.ir import layers as L
@@ -154,8 +155,8 @@ def _relu(layer: L.ReLU, xs: list[Tensor]) -> Tensor:
 
 
 def _integrate_and_fire(layer: L.IF, xs: list[Tensor]) -> Tensor:
-    """The rate an IF population approaches for a constant input: ``clip(x / theta, 0, 1)``."""
-    return torch.clamp(xs[0] / layer.threshold, min=0.0, max=1.0)
+    """The rate a spiking population approaches for a constant input (IF: ``clip(x / theta, 0, 1)``)."""
+    return neurons.of(layer).rate(layer, xs[0])
 
 
 def _overhang(layer: L.Pool, size: int, axis: int) -> int:

@@ -44,8 +44,8 @@ from typing import BinaryIO
 import numpy as np
 from numpy.lib import format as npy_format
 
-from snnconv import files, geometry
-from snnconv.errors import BadArtifactError
+from snnconv import files, geometry, neurons
+from snnconv.errors import BadArtifactError, BadGraphError
 from snnconv.ir import IF, LAYER_KINDS, Affine, Conv, Dense, Graph, Layer, Output, Round
 from snnconv.mapping import Core, Mapping, Resources, Tile
 from snnconv.options import MAX_TIMESTEPS  # the cap of the API and the CLI holds for an artifact's T too
@@ -67,7 +67,7 @@ MAX_PROGRAM_BYTES = 1 << 29  # the arrays in the program, where integers become 
 MAX_DEPTH = 32  # nesting of the manifest: snnconv writes 8 (mapping, cores, tiles, box, ranges, ...)
 MAX_INT = 1 << 31  # integers in the program and the core table are counts and sizes far below this
 FACT_CHOICES = {"dtype": ("float32", "float64"), "encoding": ("current", "rate")}
-FIELD_CHOICES = {"reset": ("subtract", "zero"), "mode": ("avg", "sum", "max"),
+FIELD_CHOICES = {"reset": ("subtract", "zero"), "model": neurons.names(), "mode": ("avg", "sum", "max"),
                  "activation": (None, "softmax", "log_softmax")}
 INT_RANGES = {"stride": (1, MAX_INT), "kernel": (1, MAX_INT), "dilation": (1, MAX_INT), "groups": (1, MAX_INT),
               "compartments": (1, MAX_INT), "bits": (1, 65), "state_bits": (1, 65), "exponent": (-1074, 1024)}
@@ -584,8 +584,12 @@ def check_precision(graph: Graph, target: Target, where: str) -> None:
     - thresholds ``m * 2^threshold_shift`` with ``1 <= m < 2^threshold_bits``;
     - membranes of ``state_bits``, the chip's, for neurons and the output integrator.
 
-    A target at float precision takes any program.
+    A target at float precision takes any integers; every target must run each population's
+    neuron model (``snnconv.neurons``) with the parameters given.
     """
+    for layer in graph:
+        if isinstance(layer, IF):
+            _check_neuron(layer, target, where)
     precision = target.precision
     if precision.is_float:
         return
@@ -600,6 +604,16 @@ def check_precision(graph: Graph, target: Target, where: str) -> None:
         if isinstance(layer, (IF, Output)) and layer.state_bits != precision.state_bits:
             _refuse(where, layer, "state_bits", layer.state_bits, f"{precision.state_bits}-bit membranes",
                     target.name)
+
+
+def _check_neuron(layer: IF, target: Target, where: str) -> None:
+    try:
+        reason = neurons.of(layer).unsupported(target)
+    except BadGraphError as exc:
+        raise BadArtifactError(f"{where}: {exc}; the file was altered: compile the model again") from None
+    if reason is not None:
+        raise BadArtifactError(f"{where}: layer {layer.name!r}: {reason}; the file was altered or compiled for "
+                               f"another target: compile the model again for {target.name}")
 
 
 def _check_synapses(layer: Layer, precision: Precision, chip: str, where: str) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from snnconv import files, options
+from snnconv import files, neurons, options
 from snnconv.errors import BadDataError, BadOptionError, SnnconvError
 from snnconv.progress import Progress, reporting, silence
 from snnconv.version import __version__
@@ -61,7 +61,7 @@ def _cmd_targets(args: argparse.Namespace) -> None:
         return
     chips = [targets.get(name) for name in targets.names()]
     _show(args, [chip.to_dict() for chip in chips], lambda: render_table(
-        ["target", "neurons/core", "cores/chip", "weights", "state", "reset", "pJ/synop", "about"],
+        ["target", "neurons/core", "cores/chip", "weights", "state", "reset", "neurons", "pJ/synop", "about"],
         [_target_row(chip) for chip in chips])
         + "\n\n`snnconv targets --toml NAME` prints a target as TOML: edit it and pass the file as --target.")
 
@@ -70,11 +70,12 @@ def _target_row(chip) -> list[str]:
     p = chip.precision
     weights = "float" if p.is_float else f"{p.weight_bits}-bit" + (
         f" x 2^[{p.weight_exponent[0]},{p.weight_exponent[1]}]" if p.weight_exponent[1] > p.weight_exponent[0] else "")
-    neurons = chip.core.neurons
-    neurons = f"{min(neurons):,}-{max(neurons):,}" if isinstance(neurons, tuple) else _limit(neurons)
+    per_core = chip.core.neurons
+    per_core = f"{min(per_core):,}-{max(per_core):,}" if isinstance(per_core, tuple) else _limit(per_core)
+    models = ", ".join(name for name, model in neurons.MODELS.items() if model.unsupported(chip) is None)
     reset = "subtract" if "subtract" in chip.neuron.reset else f"zero (subtract: x{chip.neuron.subtract_compartments})"
-    return [chip.name, neurons, _limit(chip.chip.cores), weights, "float" if p.is_float else f"{p.state_bits}-bit",
-            reset, f"{chip.costs.synop_pj:g}", chip.description]
+    return [chip.name, per_core, _limit(chip.chip.cores), weights, "float" if p.is_float else f"{p.state_bits}-bit",
+            reset, models, f"{chip.costs.synop_pj:g}", chip.description]
 
 
 def _limit(value) -> str:
@@ -114,7 +115,8 @@ def _cmd_compile(args: argparse.Namespace) -> None:
     calibration = load_npz(args.calibration)[0] if args.calibration else None
     with reporting("compiling"):
         net = snnconv.compile(args.model, args.target, calibration, input_shape=args.input_shape,
-                              timesteps=args.timesteps, chips=args.chips, percentile=args.percentile, reset=args.reset)
+                              timesteps=args.timesteps, chips=args.chips, percentile=args.percentile, reset=args.reset,
+                              neuron=args.neuron, decay=args.decay)
     path = net.save(args.output)
     written = {"artifact": str(path)}
     if args.nir:
@@ -193,7 +195,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     calibration = load_npz(args.calibration)[0] if args.calibration else None
     evaluation = snnconv.evaluate(args.model, (x, y), target=args.target, timesteps=args.timesteps,
                                   calibration=calibration, input_shape=args.input_shape, reset=args.reset,
-                                  batch_size=args.batch_size)
+                                  neuron=args.neuron, decay=args.decay, batch_size=args.batch_size)
     _show(args, evaluation.to_dict(), evaluation.render)
 
 
@@ -246,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="normalization percentile, or auto (default: tuned for T)")
     compile_.add_argument("--reset", choices=("emulate", "zero"), default="emulate",
                           help="on chips without subtractive reset: emulate it (2 compartments) or reset to zero")
+    _neuron_options(compile_)
     compile_.add_argument("--input-shape", type=_shape, metavar="C,H,W", help="one sample's shape, if dynamic")
     compile_.add_argument("-o", "--output", required=True, metavar="OUT.snn", help="where to write the artifact")
     compile_.add_argument("--nir", metavar="FILE.nir", help="also export the network to NIR (see the README)")
@@ -277,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the T to score (default 8,16,32); compiled for the largest")
     evaluate.add_argument("--calibration", metavar="DATA.npz", help="calibration samples (default: the first 500 of --data)")
     evaluate.add_argument("--reset", choices=("emulate", "zero"), default="emulate", help=argparse.SUPPRESS)
+    _neuron_options(evaluate)
     evaluate.add_argument("--input-shape", type=_shape, metavar="C,H,W", help="one sample's shape, if dynamic")
     evaluate.add_argument("--batch-size", type=_positive, default=256)
     evaluate.add_argument("--json", action="store_true", help="print the table as JSON")
@@ -298,6 +302,13 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"error: {self.prog}: {_one_line(message)} (see {self.prog} --help)\n")
+
+
+def _neuron_options(command: argparse.ArgumentParser) -> None:
+    models = ", ".join(f"{name} ({model.description})" for name, model in neurons.MODELS.items())
+    command.add_argument("--neuron", choices=neurons.names(), default="if", help=f"the neuron model: {models}")
+    command.add_argument("--decay", metavar="FRACTION", help="with --neuron lif: membrane decay per step "
+                         "(default 1/256 = 0.0039; kept to 4096ths)")
 
 
 def _one_line(text) -> str:

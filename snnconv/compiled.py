@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from snnconv import ann_cost, artifact, limits, options, targets
+from snnconv import ann_cost, artifact, limits, neurons, options, targets
 from snnconv.data import as_array
 from snnconv.errors import BadArtifactError, BadOptionError
 from snnconv.ir import Graph
@@ -100,13 +100,21 @@ class CompiledNetwork:
 
 def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=None, *, example=None,
             input_shape: tuple[int, ...] | None = None, timesteps: int = DEFAULT_TIMESTEPS, chips: int | None = None,
-            percentile: float | str = "auto", reset: str = "emulate", encoding: str = "current") -> CompiledNetwork:
-    """Compile ``model`` for ``target`` with ``calibration`` data (an array, a tensor or batches)."""
+            percentile: float | str = "auto", reset: str = "emulate", encoding: str = "current",
+            neuron: str = "if", decay: float | None = None) -> CompiledNetwork:
+    """Compile ``model`` for ``target`` with ``calibration`` data (an array, a tensor or batches).
+
+    ``neuron`` is the neuron model (``snnconv.neurons``: "if", or "lif" where the target has a
+    leak, with ``decay`` per step, 1/256 by default).
+    """
     chip = targets.get(target)  # a bad target fails before the pipeline (and torch) loads
     timesteps, percentile = options.timesteps(timesteps), options.percentile(percentile)
     chips = None if chips is None else options.positive(chips, "chips")
     reset, encoding = options.choice(reset, "reset", RESETS), options.choice(encoding, "encoding", ENCODINGS)
     input_shape = None if input_shape is None else options.shape(input_shape)
+    decay_v = options.decay(decay, options.choice(neuron, "neuron", neurons.names()))
+    if (reason := neurons.get(neuron).unsupported(chip)) is not None:
+        raise BadOptionError(f"neuron {neuron!r}: {reason}; use neuron 'if' or another target")
     from snnconv.pipeline import convert, to_cores
 
     graph, onnx_model = _load(model, example, input_shape)
@@ -114,11 +122,11 @@ def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=No
     if calibration is not None and not hasattr(calibration, "shape") and iter(calibration) is calibration:
         calibration = _Recording(calibration, TRAFFIC_SAMPLES)  # a one-shot stream: keep what placement reads again
     conversion = convert(graph, calibration, target=chip, reset=reset, percentile=percentile, encoding=encoding,
-                         timesteps=timesteps)
+                         timesteps=timesteps, neuron=neuron, decay=decay_v)
     rates_from = calibration.kept() if isinstance(calibration, _Recording) else calibration
     mapped = to_cores(conversion, chip, chips, rates_from)
     settings = {"model": _name(model, graph), "timesteps": timesteps, "chips": chips, "percentile": percentile,
-                "reset": reset, "encoding": encoding}
+                "reset": reset, "encoding": encoding, "neuron": neuron, "decay": decay_v}
     return _emitted(CompiledNetwork(mapped.graph, chip, settings, mapped.notes, cost))
 
 

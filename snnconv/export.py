@@ -20,7 +20,9 @@ maps to NIR nodes by one function in ``_EXPORTERS``:
 - add -> no node: NIR sums all edges into a node, so the addends feed the readers;
 - concat -> per input a 1x1 ``Conv2d`` (``Affine`` for vectors) placing its channels at
   their offset, summed at the readers like an add;
-- IF -> ``IF`` with ``r = 1``, ``v_threshold = theta``, ``v_reset = 0``;
+- a spiking population -> its neuron model's node (``snnconv.neurons``): IF -> ``IF`` with
+  ``r = 1``, ``v_threshold = theta``, ``v_reset = 0``; leaky IF -> ``LIF`` with
+  ``tau = r = 4096 / decay``;
 - round (the host's integer encoding of an input current) -> no node;
 - output -> ``Output`` of the last layer's current.
 
@@ -43,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from snnconv import files
+from snnconv import files, neurons
 from snnconv.errors import MissingDependencyError, UnsupportedOpError
 from snnconv.geometry import host_computed
 from snnconv.ir import IF, Add, Affine, Concat, Conv, Dense, Flatten, Graph, Input, Layer, Output, Pad, Pool, Round
@@ -356,23 +358,24 @@ def _concat(layer: Concat, ctx: _Context) -> list[str]:
 
 
 def _if(layer: IF, ctx: _Context) -> list[str]:
-    shape = layer.shape
-    v_init = np.asarray(layer.v_init, np.float64) * layer.threshold
-    if layer.state_bits is not None:
-        v_init = np.round(v_init)
-    metadata = {"reset": layer.reset, "fires_at": "v >= v_threshold", "v_init": _scalar_or_array(v_init),
-                "compartments": layer.compartments}
+    model = neurons.of(layer)
+    v_init = model.initial(layer)
+    metadata = {"model": layer.model, "reset": layer.reset, "fires_at": "v >= v_threshold",
+                "v_init": _scalar_or_array(v_init), "compartments": layer.compartments}
+    if layer.decay:
+        metadata["decay"] = layer.decay
     resets = "subtracts the threshold" if layer.reset == "subtract" else "sets v = 0"
-    ctx.note(f"NIR's IF fires when v > v_threshold and sets v = v_reset; the chip fires when v >= v_threshold "
+    ctx.note(f"NIR's neurons fire when v > v_threshold and set v = v_reset; the chip fires when v >= v_threshold "
              f"and {resets} (metadata 'fires_at', 'reset')", layer)
     if np.any(v_init):
-        ctx.note("NIR's IF starts at v = 0; the chip's membrane starts at v_init (metadata 'v_init')", layer)
+        ctx.note("NIR's neurons start at v = 0; the chip's membrane starts at v_init (metadata 'v_init')", layer)
     if layer.state_bits is not None:
         metadata["state_bits"] = layer.state_bits
         ctx.note(f"the chip's membranes saturate at {layer.state_bits} signed bits, NIR's are unbounded "
                  f"(metadata 'state_bits')", layer)
-    node = ctx.nir.IF(r=np.ones(shape, np.float32), v_threshold=np.full(shape, layer.threshold, np.float32),
-                      v_reset=np.zeros(shape, np.float32), metadata=metadata)
+    node, notes = model.nir(layer, ctx.nir, np.full(layer.shape, layer.threshold, np.float32), metadata)
+    for note in notes:
+        ctx.note(note, layer)
     return [ctx.add(layer, node, list(layer.inputs))]
 
 

@@ -13,7 +13,8 @@ from collections.abc import Iterable
 
 from snnconv.errors import BadOptionError
 
-__all__ = ["MAX_TIMESTEPS", "choice", "device", "percentile", "positive", "shape", "timesteps", "timesteps_list"]
+__all__ = ["MAX_TIMESTEPS", "choice", "decay", "device", "percentile", "positive", "shape", "timesteps",
+           "timesteps_list"]
 
 # Rate-coded conversions reach their ANN's accuracy within a few hundred steps (Rueckauer et
 # al. 2017 report convergence by ~1,000 on ImageNet); 16,384 leaves room for the slowest and
@@ -69,6 +70,28 @@ def percentile(value, name: str = "percentile") -> float | str:
     if isinstance(value, bool) or not 0 < number <= 100:
         raise BadOptionError(f"{name}: {value!r} is not a percentile in (0, 100] or 'auto'")
     return number
+
+
+def decay(value, neuron: str, name: str = "decay") -> int:
+    """A leaky neuron's membrane decay per step, a fraction in (0, 1), as an integer in 4096ths (Loihi's decay_v).
+
+    None is 1/256 for ``neuron`` "lif" and no decay for the others; a decay for a neuron
+    without leak is refused.
+    """
+    if neuron != "lif":
+        if value is not None:
+            raise BadOptionError(f"{name}: {value!r} is given but neuron {neuron!r} has no leak; use neuron 'lif'")
+        return 0
+    if value is None:
+        return 16
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    steps = round(number * 4096) if math.isfinite(number) else 0
+    if isinstance(value, bool) or not 1 <= steps <= 4095:
+        raise BadOptionError(f"{name}: {value!r} is not a decay per step in [1/4096, 4095/4096]")
+    return steps
 
 
 def choice(value, name: str, allowed: tuple[str, ...]) -> str:

@@ -9,16 +9,18 @@ bounds every partial sum met while computing the layer, which is what decides wh
 float32 arithmetic is exact (all below 2^24) or float64 is needed (below 2^53).
 
 A population's membrane over ``T`` steps, with per-step input current in ``[lo, hi]``,
-threshold ``theta`` and initial value ``v0``, stays within
+is bounded by its neuron model (``snnconv.neurons``; for IF, with threshold ``theta``
+and initial value ``v0``:
 
     upper: max(theta - 1 + hi, v0 + hi + (T - 1) * max(0, hi - theta))   (subtract reset)
            max(theta - 1, v0) + hi                                       (reset to zero)
     lower: min(0, v0) + T * min(0, lo)
 
-(one spike per step removes at most ``theta``; below the threshold nothing is removed).
-The output integrator stays within ``T * [lo, hi]``. Where a bound leaves the signed
-``state_bits`` range the chip saturates; the analysis says so, and the simulator counts
-how often it happens.
+since one spike per step removes at most ``theta`` and nothing below the threshold is
+removed), and so is the largest number its step computes (``work``: a leaky neuron's
+decay multiplies the membrane by up to 4096 before shifting). The output integrator
+stays within ``T * [lo, hi]``. Where a bound leaves the signed ``state_bits`` range the
+chip saturates; the analysis says so, and the simulator counts how often it happens.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from snnconv import ann
+from snnconv import ann, neurons
 from snnconv.errors import BadGraphError
 from snnconv.ir import IF, Affine, Conv, Dense, Graph, Input, Layer, Output, Pool, Round
 
@@ -58,6 +60,7 @@ class LayerBounds:
     membrane: tuple[float, float]  # membrane (output: integral) min and max over the run
     state_range: tuple[float, float] | None  # what the chip can hold; None: unbounded
     bits_needed: int  # signed bits that hold every bound above
+    work: float = 0.0  # the largest |value| the neuron model's step computes (beyond membrane + input)
 
     @property
     def may_saturate(self) -> bool:
@@ -99,23 +102,19 @@ def analyze(graph: Graph, timesteps: int, input_range: tuple[float, float] = (0.
         bits = layer.state_bits
         state = None if bits is None else (-(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1)
         largest = max(abs(membrane[0]), abs(membrane[1]), float(interval.magnitude.max()))
+        held = largest if state is None else min(largest, -state[0])
+        work = neurons.of(layer).work(layer, held) if isinstance(layer, IF) else 0.0
         result.append(LayerBounds(layer.name, (lo, hi), float(interval.magnitude.max()), membrane, state,
-                                  int(np.ceil(np.log2(largest + 1))) + 1))
+                                  int(np.ceil(np.log2(largest + 1))) + 1, work))
     return result
 
 
 def _membrane(layer: IF | Output, current: Interval, timesteps: int) -> tuple[float, float]:
     if isinstance(layer, Output):
         return float(timesteps * current.lo.clamp(max=0).min()), float(timesteps * current.hi.clamp(min=0).max())
-    theta = layer.threshold
-    v0 = torch.as_tensor(np.asarray(layer.v_init, np.float64) * theta)
-    v0 = torch.round(v0) if layer.state_bits is not None else v0
-    hi, lo = current.hi, current.lo
-    if layer.reset == "subtract":
-        upper = torch.maximum(theta - 1 + hi, v0 + hi + (timesteps - 1) * (hi - theta).clamp(min=0))
-    else:
-        upper = torch.clamp(v0, min=theta - 1) + hi
-    lower = v0.clamp(max=0) + timesteps * lo.clamp(max=0)
+    model = neurons.of(layer)
+    v0 = torch.as_tensor(model.initial(layer))
+    lower, upper = model.membrane_bounds(layer, current.lo, current.hi, v0, timesteps)
     return float(lower.min()), float(upper.max())
 
 
@@ -157,7 +156,8 @@ def _absolute(layer: Layer, bias: bool = True) -> Layer:
 
 
 def exact_dtype(bounds: list[LayerBounds]) -> str:
-    """float32 when every partial sum, and every membrane plus its input, stays below 2^24, else float64.
+    """float32 when every partial sum, every membrane plus its input and every neuron step's work stays below
+    2^24, else float64.
 
     Membranes saturate at the state range, so that range caps their contribution.
     """
@@ -166,7 +166,7 @@ def exact_dtype(bounds: list[LayerBounds]) -> str:
         membrane = max(abs(b.membrane[0]), abs(b.membrane[1]))
         if b.state_range is not None:
             membrane = min(membrane, -b.state_range[0])
-        largest = max(largest, membrane + b.partial_sum)
+        largest = max(largest, membrane + b.partial_sum, b.work)
     if largest >= EXACT_FLOAT64:
         raise BadGraphError(f"partial sums reach {largest:.3g}: beyond exact float64 arithmetic (2^53)")
     return "float32" if largest < EXACT_FLOAT32 else "float64"

@@ -59,7 +59,7 @@ class Conversion:
 def convert(graph: Graph, calibration=None, *, target: Target | None = None, reset: str = "emulate",
             percentile: float | str = "auto", per_channel: bool = DEFAULT_PER_CHANNEL, max_pool: str = "spiking",
             encoding: str = "current", v_init: str = "auto", timesteps: int | None = None,
-            correct_bias: bool = True) -> Conversion:
+            correct_bias: bool = True, neuron: str = "if", decay: int = 0) -> Conversion:
     """Canonicalize, fold BN, normalize with ``calibration``, convert to IF neurons, and fit ``target``.
 
     ``percentile`` and ``v_init`` may be "auto": every combination is compiled and the
@@ -68,9 +68,11 @@ def convert(graph: Graph, calibration=None, *, target: Target | None = None, res
     Both need ``timesteps`` and calibration data that can be read twice; without them
     the defaults are used. With a ``target``, the result is at the chip's precision
     (``reset``: how a chip without subtractive reset gets one, see ``legalize_reset``).
+    ``neuron`` names the neuron model (``snnconv.neurons``), ``decay`` a leaky one's decay
+    in 4096ths per step.
     """
     conversion = _spiking(graph, calibration, percentile, per_channel, max_pool, encoding, v_init, timesteps,
-                          correct_bias)
+                          correct_bias, {"model": neuron, "decay": decay})
     return conversion if target is None else to_target(conversion, target, timesteps, reset)
 
 
@@ -108,7 +110,7 @@ def _rates(graph: Graph, calibration) -> dict[str, np.ndarray]:
 
 
 def _spiking(graph: Graph, calibration, percentile, per_channel, max_pool, encoding, v_init, timesteps,
-             correct_bias) -> Conversion:
+             correct_bias, neuron: dict) -> Conversion:
     notes: dict[str, dict] = {}
     for step in (Canonicalize(), FoldBatchNorm()):
         graph = _run(step, graph, notes)
@@ -121,7 +123,7 @@ def _spiking(graph: Graph, calibration, percentile, per_channel, max_pool, encod
         normalized = _run(Normalize(calibration, percentile=p, per_channel=per_channel), graph, trial_notes)
         for scheme in schemes:
             scheme_notes = dict(trial_notes)
-            trials[(p, scheme)] = (_run(Spike(max_pool, encoding, scheme), normalized, scheme_notes), scheme_notes)
+            trials[(p, scheme)] = (_run(Spike(max_pool, encoding, scheme, **neuron), normalized, scheme_notes), scheme_notes)
     if not tunable:
         return Conversion(*next(iter(trials.values())))
     samples = np.concatenate(list(_first_samples(calibration, TUNING_SAMPLES)))

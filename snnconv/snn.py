@@ -6,7 +6,8 @@ Runs the graph for ``T`` timesteps on a batch, in float32 torch. Semantics per s
   spikes with probability ``clip(x, 0, 1)`` (``"rate"``);
 - linear layers (conv, dense, pooling, add, concat, flatten, pad, affine): their ANN
   computation applied to this step's input spikes or currents, biases added every step;
-- IF layers: ``v += I``; spike where ``v >= theta``; ``v -= theta`` (or ``v = 0``);
+- spiking populations: their neuron model's step (``snnconv.neurons``: for IF,
+  ``v += I``; spike where ``v >= theta``; ``v -= theta`` or ``v = 0``);
 - spiking max pooling: the pooled neuron spikes when the largest cumulative spike count
   in its window grows, so its count always equals that largest count;
 - output: integrates its input current; prediction = argmax of the integral.
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from snnconv import ann, overflow
+from snnconv import ann, neurons, overflow
 from snnconv.errors import BadDataError, BadGraphError
 from snnconv.ir import IF, Graph, Input, Layer, Output, Pool
 
@@ -208,19 +209,15 @@ class _Run:
         if layer.name not in self.v:
             self.v[layer.name] = _initial_membrane(layer, self.batch).expand(len(self.batch), *layer.shape).clone()
             self.spike_totals[layer.name] = torch.zeros_like(self.v[layer.name])
-        v, theta = self.v[layer.name], layer.threshold
+        v, model = self.v[layer.name], neurons.of(layer)
         spikes = torch.empty((steps, *v.shape), dtype=v.dtype, device=v.device)
         for i in range(steps):
             step_current = current if constant else current[i]
-            v.add_(step_current)
+            model.integrate(layer, v, step_current)
             self._saturate(layer.name, layer.state_bits, v)
             if self.probe is not None:
                 self.probe(layer.name, step_current, v.clone())
-            torch.ge(v, theta, out=spikes[i])
-            if layer.reset == "subtract":
-                v.sub_(spikes[i], alpha=theta)
-            else:
-                v.mul_(1.0 - spikes[i])
+            model.fire(layer, v, spikes[i])
         self.spike_totals[layer.name] += spikes.sum(0)
         return spikes
 
@@ -424,9 +421,8 @@ def _over_time(x: torch.Tensor, constant: bool, steps: int) -> torch.Tensor:
 
 
 def _initial_membrane(layer: IF, like: torch.Tensor) -> torch.Tensor:
-    """``v_init * threshold``, rounded to an integer for a layer at a chip's precision."""
-    v = torch.tensor(np.asarray(layer.v_init, np.float64) * layer.threshold)
-    return (torch.round(v) if layer.state_bits is not None else v).to(like.device, like.dtype)
+    """The model's membrane at step 0 (``v_init * threshold``, an integer at a chip's precision)."""
+    return torch.tensor(neurons.of(layer).initial(layer)).to(like.device, like.dtype)
 
 
 def _static_layers(graph: Graph) -> set[str]:

@@ -25,7 +25,7 @@ TARGET = Target(
         "core": "ideal: no limits (inf); row_overhead_bits 0 and word_bits 1 so a synapse costs only its weight",
         "chip": "ideal: one unlimited core on one chip",
         "precision": "ideal: weight_bits 0 means float; the integer fields are required by the format and ignored",
-        "neuron": "ideal: both resets, one spike per step, leak off",
+        "neuron": "ideal: both resets, one spike per step, leaky neurons available",
         "costs": "ideal: no costs",
     },
 )

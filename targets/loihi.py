@@ -43,6 +43,8 @@ TARGET = Target(
         "precision.threshold": "nengo-loihi discretize.py: vth = mantissa (17 bits) << 6",
         "precision.state": "nengo-loihi / lava: 24-bit signed membrane voltage",
         "precision.bias": "nengo-loihi discretize.py: 13-bit signed bias mantissa, 3-bit exponent",
+        "neuron.leak": "Davies et al. 2018: v decays by decay_v / 4096 per step (12 bits); lava's bit-accurate "
+                       "model truncates the product toward zero",
         "neuron.reset": "Loihi resets to zero; subtractive reset via 2 compartments (NxTF, Rueckauer et al. 2022)",
         "costs": "Davies et al. 2018 Table 2 (pre-silicon, 0.75 V): synaptic op 23.6 pJ / 3.5 ns, neuron update "
                  "81 pJ / 8.4 ns; hop: mean of E-W 3.0 and N-S 4.0 pJ, 4.1 and 6.5 ns",

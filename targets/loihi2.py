@@ -49,6 +49,7 @@ TARGET = Target(
         "precision.threshold": "lava proc/lif bit-accurate model: vth mantissa (17 bits) << 6",
         "precision.state": "lava proc/lif bit-accurate model: 24-bit signed u and v",
         "precision.bias": "lava proc/lif bit-accurate model: 13-bit signed bias mantissa, 3-bit exponent",
+        "neuron.leak": "lava proc/lif bit-accurate model: dv, 12 bits, as Loihi 1",
         "neuron.reset": "Intel Loihi 2 technology brief: microcoded neuron models, so reset by subtraction runs in "
                         "one compartment; reset to zero also available",
         "neuron.spikes_per_step": "one spike per step; Loihi 2's graded spikes (up to 32-bit payload) are not used",

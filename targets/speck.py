@@ -27,7 +27,7 @@ TARGET = Target(
     chip=Chip(cores=9, mesh=(3, 3), chips=1),
     precision=Precision(weight_bits=WEIGHT_BITS, weight_exponent=(0, 0), exponent_group="layer", threshold_bits=15,
                         threshold_shift=0, state_bits=16, bias_bits=8, bias_exponent=(0, 0)),
-    neuron=Neuron(reset=("subtract", "zero"), subtract_compartments=1, spikes_per_step=1, leak=True),
+    neuron=Neuron(reset=("subtract", "zero"), subtract_compartments=1, spikes_per_step=1, leak=False),
     costs=Costs(synop_pj=10.0, neuron_update_pj=0.0, spike_hop_pj=5.0, chip_hop_pj=100.0, synop_ns=5.0,
                 neuron_update_ns=0.0, spike_hop_ns=10.0, static_mw=0.42),
     sources={
@@ -57,7 +57,7 @@ TARGET = Target(
                           "exponent; on chip it is added on the leak clock (leak_enable), not per step",
         "neuron.reset": "sinabs dynapcnn: return_to_zero false (MembraneSubtract, the default) or true",
         "neuron.spikes_per_step": "TARGETS.md: one spike per event per step",
-        "neuron.leak": "sinabs dynapcnn: IAF neurons; leak_enable only when a bias is set",
+        "neuron.leak": "sinabs dynapcnn: IAF neurons; its leak (leak_enable) adds a bias on a leak clock, no per-step decay of the membrane",
         "costs": "assumed: no per-operation figures published; synaptic event 10 pJ / 5 ns and hop 5 pJ / 10 ns "
                  "are order-of-magnitude guesses for a small digital event-driven chip",
         "costs.neuron_update_pj": "assumed: event-driven, a neuron is touched only by synaptic events (counted as "

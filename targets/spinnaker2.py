@@ -53,6 +53,7 @@ TARGET = Target(
         "precision.threshold": "assumed: any 30-bit threshold, leaving the membrane one bit of headroom above it",
         "precision.state": "sPyNNaker: 32-bit fixed-point (s16.15 accum) membrane",
         "precision.bias": "sPyNNaker: i_offset is a 32-bit fixed-point accum",
+        "neuron.leak": "neurons are software: a leaky model is an exponential decay per step (sPyNNaker's LIF)",
         "neuron.reset": "neurons are software on an ARM core: reset by subtraction or to zero",
         "neuron.spikes_per_step": "sPyNNaker: one spike per neuron per timestep",
         "costs": "assumed: no verified per-operation figures; synaptic event 10 pJ, the order quoted for SpiNNaker 2 "

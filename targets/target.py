@@ -93,7 +93,7 @@ class Neuron:
     reset: tuple[str, ...]  # reset modes the chip has: "subtract", "zero"
     subtract_compartments: int  # compartments per neuron to emulate subtractive reset (1 = native)
     spikes_per_step: int  # spikes a neuron can emit per timestep
-    leak: bool  # the chip can switch its leak off (an IF neuron); otherwise it is modeled
+    leak: bool  # the chip can decay membranes each step (Loihi's decay_v): runs neuron model "lif"
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ of the synapses between them (measured by pushing one-hot spikes through the pro
 layers, ``mapping_checker.connectivity``). A neuron's constant current (its bias) lives
 with its group-0 tile. Every step, layer by layer in program order: each core adds, for
 every source neuron that spiked, its row of weights to its neurons' currents; partial
-currents of input groups join their neuron's; membranes saturate at the state bits;
+currents of input groups join their neuron's (a leaky neuron's membrane decays first, as
+Lava's bit-accurate Loihi model does); membranes saturate at the state bits;
 spikes and resets follow. Host-computed input currents come from the program's host
 layers, as the chip model computes them.
 """
@@ -86,7 +87,7 @@ class Reference:
                     continue
                 current = self._current(layer, spikes, constant, batch)
                 if isinstance(layer, IF):
-                    v = _saturate(state[layer.name] + current, layer.state_bits)
+                    v = _saturate(_decayed(layer, state[layer.name]) + current, layer.state_bits)
                     record.setdefault(layer.name, []).append(v.copy())
                     fired = (v >= layer.threshold).astype(np.int64)
                     state[layer.name] = v - fired * int(layer.threshold) if layer.reset == "subtract" else v * (1 - fired)
@@ -110,6 +111,16 @@ def _exact_product(spikes: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """``spikes @ weights`` in int64, computed by float64 BLAS: exact, spikes being 0/1 and every column's
     absolute sum below 2^52 (checked when the table is built)."""
     return np.rint(spikes.astype(np.float64) @ weights).astype(np.int64)
+
+
+def _decayed(layer: IF, v: np.ndarray) -> np.ndarray:
+    """A leaky neuron's membrane after one step's decay, as Lava's bit-accurate Loihi model computes it:
+    ``sign(v * (4096 - decay)) * (|v * (4096 - decay)| >> 12)``; an IF neuron's unchanged."""
+    if layer.model == "if":
+        return v
+    assert layer.model == "lif", layer.model
+    product = v * (4096 - layer.decay)
+    return np.sign(product) * np.right_shift(np.abs(product), 12)
 
 
 def _saturate(v: np.ndarray, bits: int | None) -> np.ndarray:

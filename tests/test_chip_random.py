@@ -13,7 +13,9 @@ Inputs are drawn in the calibration range and far beyond it (scaled up to 1e5 ti
 negative); runs last 8 or 64 steps. Host-computed input currents are clipped to the bias
 format, so membranes reach the state bits in the long runs: about a third of the examples
 saturate on loihi and loihi2, a few on speck. The output integrator is sized for 1, 8 or 32
-steps; reset to zero (``reset="zero"``) is drawn where the target needs it (loihi).
+steps; reset to zero (``reset="zero"``) is drawn where the target needs it (loihi). The
+neuron model is drawn too: integrate-and-fire, or leaky with a decay from 1 to 4095
+4096ths per step where the target has a leak (``snnconv.neurons.leaky``).
 
 ``SNNCONV_HYPOTHESIS_EXAMPLES`` raises the number of examples per target (25 by default).
 """
@@ -63,11 +65,15 @@ def inputs(draw, shape: tuple[int, ...]) -> np.ndarray:
     return np.stack([scale * rng.random(shape) for scale in scales]).astype(np.float32)
 
 
-def _mapped(graph: Graph, calibration: np.ndarray, target: str, reset: str, integrator_steps: int) -> Graph:
-    """``graph`` at ``target``'s precision (output integrator sized for ``integrator_steps``), on small cores;
-    on the target's own cores where the small ones cannot hold a layer."""
+def _mapped(graph: Graph, calibration: np.ndarray, target: str, reset: str, integrator_steps: int,
+            decay: int = 0) -> Graph:
+    """``graph`` at ``target``'s precision (output integrator sized for ``integrator_steps``; leaky neurons where
+    ``decay``), on small cores; on the target's own cores where the small ones cannot hold a layer."""
     chip = small_cores(target)
-    quantized = to_target(convert(graph, calibration), chip, integrator_steps, reset)
+    neuron = "lif" if decay and chip.neuron.leak else "if"
+    event(f"neuron {neuron}")
+    spiking = convert(graph, calibration, neuron=neuron, decay=decay if neuron == "lif" else 0)
+    quantized = to_target(spiking, chip, integrator_steps, reset)
     try:
         mapped = to_cores(quantized, chip, chips=10_000)
         event("small cores")
@@ -110,11 +116,12 @@ def _reference_spike_counts(graph: Graph, membranes: dict[str, list[np.ndarray]]
 @pytest.mark.parametrize("target", INTEGER_TARGETS)
 @SETTINGS
 @given(case=networks(), data=st.data(), reset=st.sampled_from(["emulate", "zero"]),
-       integrator_steps=st.sampled_from([1, 8, 32]), timesteps=st.sampled_from([8, 64]))
+       integrator_steps=st.sampled_from([1, 8, 32]), timesteps=st.sampled_from([8, 64]),
+       decay=st.sampled_from([0, 0, 1, 64, 4095]))
 def test_chip_model_equals_the_literal_reference_on_random_networks(target, case, data, reset, integrator_steps,
-                                                                     timesteps):
+                                                                     timesteps, decay):
     graph, calibration = case
-    compiled = _mapped(graph, calibration, target, reset, integrator_steps)
+    compiled = _mapped(graph, calibration, target, reset, integrator_steps, decay)
     x = data.draw(inputs(graph.input.shape), label="x")
 
     result, fast = _chip_model(_through_artifact(compiled), x, timesteps)

@@ -265,13 +265,14 @@ class ReLU(Layer):
 
 @dataclass(frozen=True, eq=False, kw_only=True)
 class IF(Layer):
-    """Integrate-and-fire neurons, the spiking replacement of a ReLU.
+    """A spiking population, the replacement of a ReLU; ``model`` names its neuron model.
 
-    Each timestep: ``v += input current``; where ``v >= threshold`` the neuron spikes and
-    ``v -= threshold`` (reset ``"subtract"``) or ``v = 0`` (reset ``"zero"``). The
-    membrane starts at ``v_init * threshold`` (one value, or one per neuron). Driven by a
-    constant current ``I``, the spike rate approaches ``clip(I / threshold, 0, 1)``: the
-    ReLU, scaled and capped.
+    The models live in ``snnconv.neurons``. Integrate-and-fire (``"if"``), each timestep:
+    ``v += input current``; where ``v >= threshold`` the neuron spikes and ``v -= threshold``
+    (reset ``"subtract"``) or ``v = 0`` (reset ``"zero"``). Driven by a constant current
+    ``I``, the spike rate approaches ``clip(I / threshold, 0, 1)``: the ReLU, scaled and
+    capped. The leaky model (``"lif"``) first decays the membrane by ``decay / 4096``.
+    The membrane starts at ``v_init * threshold`` (one value, or one per neuron).
 
     At a chip's precision (after ``quantize``) the threshold and currents are integers,
     the initial membrane is ``round(v_init * threshold)`` and the membrane saturates at
@@ -279,11 +280,13 @@ class IF(Layer):
     """
 
     kind: ClassVar[str] = "if"
+    model: str = "if"  # the neuron model in snnconv.neurons that steps it
     threshold: float = 1.0
     reset: str = "subtract"  # "subtract" or "zero"
     v_init: float | np.ndarray = 0.5  # initial membrane as a fraction of the threshold
     state_bits: int | None = None  # signed, saturating membrane bits; None: unbounded float
     compartments: int = 1  # chip compartments per neuron (2 where subtractive reset is emulated)
+    decay: int = 0  # membrane decay per step in 1/4096 (Loihi's decay_v); model "lif" only
 
     def infer_shape(self, in_shapes: list[Shape]) -> Shape:
         _expect_inputs(in_shapes, 1)
@@ -295,6 +298,8 @@ class IF(Layer):
             raise ShapeError(f"threshold {self.threshold} must be positive")
         if self.compartments < 1:
             raise ShapeError(f"compartments {self.compartments} must be positive")
+        if not (isinstance(self.model, str) and isinstance(self.decay, int) and self.decay >= 0):
+            raise ShapeError(f"model {self.model!r} and decay {self.decay!r}: a name and a non-negative integer")
         return in_shapes[0]
 
 

@@ -2,9 +2,10 @@
 target TOML files.
 
 Each example mutates a valid input (bytes flipped, cut or inserted; or a structured change:
-an ONNX node dropped, rewired or retyped, an attribute, a dimension or a dtype changed; an
-artifact's zip members or manifest values changed; a TOML field deleted or given another
-type, sign or size) and reads it with the public API, then uses what loaded (evaluates the
+an ONNX node dropped, rewired or retyped, an attribute, a dimension or a dtype changed, a
+tensor's data moved to an external file anywhere, a huge ConstantOfShape fed in; an
+artifact's zip members or manifest values changed, its T, neuron models or unused arrays;
+a TOML field deleted or given another type, sign or size) and reads it with the public API, then uses what loaded (evaluates the
 model, runs the network for one sample). Every outcome must be a success or a one-line
 ``SnnconvError``: any other exception, a hang (``WATCHDOG_S``) or an allocation beyond
 ``MEMORY_HEADROOM`` (a ``MemoryError`` here instead of the machine running out) fails.
@@ -208,13 +209,46 @@ def _replace_initializer(draw, model: onnx.ModelProto) -> None:
         tensor.CopyFrom(onnx.numpy_helper.from_array(np.asarray(array).astype(dtype), tensor.name))
 
 
+EXTERNAL_PLACES = ["../outside.bin", "/etc/hostname", "canary.bin", "sub/../../x.bin", "/dev/zero", "", "."]
+
+
+def _external_data(draw, model: onnx.ModelProto) -> None:
+    """An initializer's (or a Constant's) data said to lie in a file: outside the folder, absent, special."""
+    tensors = list(model.graph.initializer) + [a.t for n in model.graph.node for a in n.attribute if a.HasField("t")]
+    if not tensors:
+        return
+    tensor = tensors[draw(st.integers(0, len(tensors) - 1))]
+    tensor.ClearField("raw_data")
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    del tensor.external_data[:]
+    for key, value in (("location", draw(st.sampled_from(EXTERNAL_PLACES))),
+                       ("offset", str(draw(INTS))), ("length", str(draw(INTS)))):
+        if draw(st.integers(0, 3)):
+            tensor.external_data.add(key=key, value=value)
+
+
+def _huge_constant(draw, model: onnx.ModelProto) -> None:
+    """A ConstantOfShape of up to 2^40 elements read by some node."""
+    nodes = model.graph.node
+    if not len(nodes):
+        return
+    dims = draw(st.lists(st.sampled_from([1, 3, 1 << 10, 1 << 14, 1 << 20]), min_size=1, max_size=3))
+    shape = onnx.helper.make_tensor("fuzz_shape", onnx.TensorProto.INT64, [len(dims)], dims)
+    model.graph.initializer.append(shape)
+    nodes.insert(0, onnx.helper.make_node("ConstantOfShape", ["fuzz_shape"], ["fuzz_big"]))
+    reader = nodes[draw(st.integers(1, len(nodes) - 1))] if len(nodes) > 1 else None
+    if reader is not None and len(reader.input):
+        reader.input[draw(st.integers(0, len(reader.input) - 1))] = "fuzz_big"
+
+
 def _mutate_model(draw, model: onnx.ModelProto) -> None:
     """One structured change to ``model``, in place."""
     nodes = model.graph.node
     node = nodes[draw(st.integers(0, len(nodes) - 1))] if len(nodes) else None
     change = draw(st.sampled_from(["drop node", "drop input", "rewire", "rename output", "attribute", "op type",
                                    "dim", "initializer", "initializer dtype", "input dtype", "opset", "swap",
-                                   "domain", "ir version", "drop initializer"]))
+                                   "domain", "ir version", "drop initializer", "external data",
+                                   "huge constant"]))
     event(f"mutation: {change}")
     if change == "drop node" and node is not None:
         nodes.remove(node)
@@ -252,6 +286,10 @@ def _mutate_model(draw, model: onnx.ModelProto) -> None:
         model.ir_version = draw(st.sampled_from([0, 1, 3, 7, 10, 99]))
     elif change == "drop initializer" and model.graph.initializer:
         del model.graph.initializer[draw(st.integers(0, len(model.graph.initializer) - 1))]
+    elif change == "external data":
+        _external_data(draw, model)
+    elif change == "huge constant":
+        _huge_constant(draw, model)
 
 
 @st.composite
@@ -345,11 +383,22 @@ def mutated_artifacts(draw, good: bytes) -> bytes:
     members = dict(_members(good))
     manifest = json.loads(members["manifest.json"])
     arrays = sorted(manifest["checksums"])
-    kind = draw(st.sampled_from(["manifest", "manifest", "array", "member bytes", "drop member", "zip bytes"]))
+    kind = draw(st.sampled_from(["manifest", "manifest", "array", "member bytes", "drop member", "zip bytes",
+                                 "timesteps", "neuron", "unused array"]))
     event(f"mutation: {kind}")
     if kind == "manifest":
         for _ in range(draw(st.integers(1, 3))):
             _mutate_manifest(draw, manifest)
+    elif kind == "timesteps":
+        manifest["options"]["timesteps"] = draw(st.sampled_from([0, -1, 16_384, 16_385, 2**31, 10**12, 1.5, "32"]))
+    elif kind == "neuron":
+        population = draw(st.sampled_from([entry for entry in manifest["program"] if entry["kind"] == "if"]))
+        population["model"] = draw(st.sampled_from(["if", "lif", "izhikevich", "", None]))
+        population["decay"] = draw(st.sampled_from([0, 1, 4095, 4096, -1, 2**40, 0.5]))
+    elif kind == "unused array":
+        name = f"arrays/unused{draw(st.integers(0, 9))}.npy"
+        members[name] = _npy(np.zeros(draw(st.sampled_from([1, 1 << 16, 1 << 22])), np.float32))
+        manifest["checksums"][name] = hashlib.sha256(members[name]).hexdigest()
     elif kind == "array":
         name = draw(st.sampled_from(arrays))
         shape = draw(st.lists(st.integers(0, 5), max_size=4))
