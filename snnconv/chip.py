@@ -40,7 +40,7 @@ from snnconv import ann, geometry, metrics
 from snnconv.data import check_labels
 from snnconv.errors import BadDataError, SnnconvError
 from snnconv.ir import IF, Graph
-from snnconv.mapping import Mapping, traffic
+from snnconv.mapping import Mapping, weighted_traffic
 from snnconv.snn import CHUNK_ELEMENTS, simulate
 from snnconv.targets.target import Target
 
@@ -103,19 +103,17 @@ def statistics(graph: Graph, target: Target, counts: dict[str, np.ndarray], time
     """Per-core activity for one inference from per-neuron spike counts, and energy and time."""
     mapping: Mapping = graph.fact("mapping")
     n_cores = len(mapping.cores)
-    spikes, synops, updates = np.zeros(n_cores), np.zeros(n_cores), np.zeros(n_cores)
-    incoming = geometry.projections(graph)
+    spikes, synops = np.zeros(n_cores), np.zeros(n_cores)
+    updates = graph.derived("neuron updates per step", lambda: _updates_per_step(graph, mapping)) * timesteps
+    for source, plan in graph.derived("synaptic op plans", lambda: _synaptic_op_plans(graph, mapping)).items():
+        if source in counts:
+            np.add.at(synops, plan.cores, plan.operations(_box_of(counts[source], graph[source].shape)))
     for core in mapping.cores:
         for tile in core.tiles:
-            layer = graph[tile.population]
-            (c0, c1), (r0, r1), (x0, x1) = tile.box
-            compartments = layer.compartments if isinstance(layer, IF) and tile.group == 0 else 1
-            updates[core.index] += tile.size * compartments * timesteps
             if tile.group == 0 and tile.population in counts:
-                spikes[core.index] += _box_of(counts[tile.population], layer.shape)[c0:c1, r0:r1, x0:x1].sum()
-            for index, p in enumerate(incoming[tile.population]):
-                if p.source in counts:
-                    synops[core.index] += _synaptic_ops(p, tile, index, counts[p.source], graph)
+                (c0, c1), (r0, r1), (x0, x1) = tile.box
+                box = _box_of(counts[tile.population], graph[tile.population].shape)
+                spikes[core.index] += box[c0:c1, r0:r1, x0:x1].sum()
     hops, across = _messages(graph, mapping, counts)
     costs = target.costs
     step_time = float(np.max(synops / timesteps * costs.synop_ns + updates / timesteps * costs.neuron_update_ns,
@@ -138,30 +136,73 @@ def _box_of(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.asarray(values).reshape(box)
 
 
-def _synaptic_ops(p: geometry.Projection, tile, index: int, source_counts: np.ndarray, graph: Graph) -> float:
-    """Spikes of each source neuron times the synapses it has into this tile (Kronecker factors)."""
-    (c0, c1), (r0, r1), (x0, x1) = tile.box
-    per_channel = p.channels[c0:c1].sum(axis=0).astype(np.float64)
-    if tile.groups > 1:
-        _, lo, hi = tile.inputs[index]
-        keep = np.zeros_like(per_channel)
-        keep[lo:hi] = 1
-        per_channel *= keep
-    per_row, per_col = p.rows[r0:r1].sum(axis=0), p.cols[x0:x1].sum(axis=0)
-    counts = _box_of(source_counts, graph[p.source].shape)
-    return float(np.einsum("c,y,x,cyx->", per_channel, per_row, per_col, counts))
+def _updates_per_step(graph: Graph, mapping: Mapping) -> np.ndarray:
+    """Compartments each core updates every step (a neuron's group-0 tile holds all of its compartments)."""
+    updates = np.zeros(len(mapping.cores))
+    for core in mapping.cores:
+        for tile in core.tiles:
+            layer = graph[tile.population]
+            updates[core.index] += tile.size * (layer.compartments if isinstance(layer, IF) and tile.group == 0 else 1)
+    return updates
+
+
+@dataclass
+class _SynapticOpPlan:
+    """The synapses every source neuron has into each tile reading it, as Kronecker factors stacked per tile.
+
+    A tile's synaptic operations are ``sum over (c, y, x) of channels[c] rows[y] cols[x]
+    counts[c, y, x]``, for every tile at once: one matrix product and two reductions.
+    """
+
+    cores: np.ndarray  # (tiles,) the core of each tile
+    channels: np.ndarray  # (tiles, source C)
+    rows: np.ndarray  # (tiles, source H)
+    cols: np.ndarray  # (tiles, source W)
+
+    def operations(self, counts: np.ndarray) -> np.ndarray:
+        c, h, w = counts.shape
+        per_position = (self.channels @ counts.reshape(c, h * w)).reshape(-1, h, w)
+        return np.einsum("tyx,ty,tx->t", per_position, self.rows, self.cols)
+
+
+def _synaptic_op_plans(graph: Graph, mapping: Mapping) -> dict[str, _SynapticOpPlan]:
+    incoming = geometry.projections(graph)
+    factors: dict[str, list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]] = {}
+    for core in mapping.cores:
+        for tile in core.tiles:
+            (c0, c1), (r0, r1), (x0, x1) = tile.box
+            for index, p in enumerate(incoming[tile.population]):
+                per_channel = p.channels[c0:c1].sum(axis=0).astype(np.float64)
+                if tile.groups > 1:  # this input group reads one range of the source's channels
+                    _, lo, hi = tile.inputs[index]
+                    per_channel[:lo], per_channel[hi:] = 0, 0
+                factors.setdefault(p.source, []).append(
+                    (core.index, per_channel, p.rows[r0:r1].sum(axis=0), p.cols[x0:x1].sum(axis=0)))
+    return {source: _SynapticOpPlan(np.array([f[0] for f in rows]), *(np.stack([f[i] for f in rows]).astype(np.float64)
+                                                                      for i in (1, 2, 3)))
+            for source, rows in factors.items()}
 
 
 def _messages(graph: Graph, mapping: Mapping, counts: dict[str, np.ndarray]) -> tuple[float, float]:
     """Hop-weighted messages on chip and messages across chips, at the measured per-channel rates (a core's
-    messages to itself take no hop)."""
-    rates = {name: _box_of(c, graph[name].shape).mean(axis=(1, 2)) for name, c in counts.items()}
-    edges = traffic(graph, mapping.cores, rates)
-    if not len(edges):
-        return 0.0, 0.0
+    messages to itself take no hop; a population without counts fires every step)."""
+    total = []
+    for plan, constant in graph.derived("message plans", lambda: _message_plans(graph, mapping)):
+        rates = {name: _box_of(counts[name], graph[name].shape).mean(axis=(1, 2)) if name in counts
+                 else np.ones(len(vector)) for name, vector in plan.items()}
+        total.append(constant + sum(float(rates[name] @ vector) for name, vector in plan.items()))
+    return total[0], total[1]
+
+
+def _message_plans(graph: Graph, mapping: Mapping) -> list[tuple[dict[str, np.ndarray], float]]:
+    """``weighted_traffic`` for hops within a chip and for crossings between chips."""
     chip = np.array([c.chip for c in mapping.cores])
     position = np.array([c.position for c in mapping.cores])
-    src, dst, messages = edges[:, 0].astype(int), edges[:, 1].astype(int), edges[:, 2]
-    across = chip[src] != chip[dst]
-    hops = np.abs(position[src] - position[dst]).sum(axis=1)
-    return float((messages[~across] * hops[~across]).sum()), float(messages[across].sum())
+
+    def hops(src, dst):
+        return np.where(chip[src] == chip[dst], np.abs(position[src] - position[dst]).sum(axis=-1), 0)
+
+    def crossings(src, dst):
+        return (chip[src] != chip[dst]).astype(np.float64)
+
+    return [weighted_traffic(graph, mapping.cores, weight) for weight in (hops, crossings)]

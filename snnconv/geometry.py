@@ -88,7 +88,14 @@ def population_box_shape(layer: Layer) -> tuple[int, int, int]:
 
 
 def projections(graph: Graph) -> dict[str, list[Projection]]:
-    """Every population's incoming synapse maps (host-computed inputs have none: they arrive as biases)."""
+    """Every population's incoming synapse maps (host-computed inputs have none: they arrive as biases).
+
+    Computed once per graph; callers read, never change, what they get.
+    """
+    return graph.derived("projections", lambda: _projections(graph))
+
+
+def _projections(graph: Graph) -> dict[str, list[Projection]]:
     _refuse_long_axes(graph)
     host = host_computed(graph)
     result: dict[str, list[Projection]] = {layer.name: [] for layer in graph if is_population(layer)}
@@ -104,15 +111,19 @@ def projections(graph: Graph) -> dict[str, list[Projection]]:
     return result
 
 
-def host_computed(graph: Graph) -> set[str]:
+def host_computed(graph: Graph) -> frozenset[str]:
     """Layers that depend on a constant-current input only: the host computes them once (none for rate input)."""
+    return graph.derived("host_computed", lambda: _host_computed(graph))
+
+
+def _host_computed(graph: Graph) -> frozenset[str]:
     if graph.fact("encoding", "current") != "current":
-        return set()
+        return frozenset()
     host = {graph.input.name}
     for layer in graph.layers[1:]:
         if not is_population(layer) and layer.inputs and all(src in host for src in layer.inputs):
             host.add(layer.name)
-    return host
+    return frozenset(host)
 
 
 def _refuse_long_axes(graph: Graph) -> None:

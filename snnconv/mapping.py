@@ -113,10 +113,7 @@ def traffic(graph: Graph, cores: tuple[Core, ...], rates: dict[str, np.ndarray])
     (input group 0); every other input group sends one partial sum per neuron per step to
     the neuron's core. The input layer's spikes come from the host: they are not counted.
     """
-    held: dict[str, list[tuple[Tile, int]]] = {}
-    for core in cores:
-        for tile in core.tiles:
-            held.setdefault(tile.population, []).append((tile, core.index))
+    held = _held(cores)
     blocks = []
     for target, maps in geometry.projections(graph).items():
         for index, p in enumerate(maps):
@@ -125,6 +122,38 @@ def traffic(graph: Graph, cores: tuple[Core, ...], rates: dict[str, np.ndarray])
         blocks.append(_accumulation_traffic(held[target]))
     rows = [block for block in blocks if len(block)]
     return np.concatenate(rows) if rows else np.zeros((0, 3))
+
+
+def weighted_traffic(graph: Graph, cores: tuple[Core, ...], weight) -> tuple[dict[str, np.ndarray], float]:
+    """``traffic`` summed with a weight per (source core, destination core), as a linear function of the rates.
+
+    ``weight(source cores, destination cores)`` gives each pair's weight (e.g. its hops).
+    Returns, per source population, the weighted messages per unit rate of each of its
+    channels, and the weighted partial-sum messages, which do not depend on rates: the
+    total for ``rates`` is ``sum over sources of rates[source] @ per_channel[source]``
+    plus that constant.
+    """
+    held = _held(cores)
+    per_channel: dict[str, np.ndarray] = {}
+    constant = 0.0
+    for target, maps in geometry.projections(graph).items():
+        for index, p in enumerate(maps):
+            senders = [(tile, core) for tile, core in held.get(p.source, []) if tile.group == 0]
+            if senders:
+                vector = _projection_weights(p, index, senders, held[target], weight)
+                per_channel[p.source] = per_channel.get(p.source, 0) + vector
+        partial = _accumulation_traffic(held[target])
+        if len(partial):
+            constant += float((partial[:, 2] * weight(partial[:, 0].astype(int), partial[:, 1].astype(int))).sum())
+    return per_channel, constant
+
+
+def _held(cores: tuple[Core, ...]) -> dict[str, list[tuple[Tile, int]]]:
+    held: dict[str, list[tuple[Tile, int]]] = {}
+    for core in cores:
+        for tile in core.tiles:
+            held.setdefault(tile.population, []).append((tile, core.index))
+    return held
 
 
 def destinations(edges: np.ndarray, count: int) -> list[tuple[int, ...]]:
@@ -161,9 +190,7 @@ def _projection_traffic(p: geometry.Projection, index: int, sources, targets, ra
     if not sources:  # the input layer (rate-coded input arrives from the host)
         return np.zeros((0, 3))
     channel_rate = np.ones(p.channels.shape[1]) if rate is None else np.asarray(rate, np.float64)
-    reads = [mask.astype(np.float64) for mask in read_masks(p, index, [tile for tile, _ in targets])]
-    has = [np.stack([_indicator(size, tile.box[k]) for tile, _ in sources]) for k, size in
-           enumerate((p.channels.shape[1], p.rows.shape[1], p.cols.shape[1]))]
+    reads, has = _reads_and_holds(p, index, sources, targets)
     overlap = (reads[0] * channel_rate) @ has[0].T
     for k in (1, 2):
         overlap = overlap * (reads[k] @ has[k].T)
@@ -171,6 +198,22 @@ def _projection_traffic(p: geometry.Projection, index: int, sources, targets, ra
     source_cores = np.array([core for _, core in sources])[s_index]
     target_cores = np.array([core for _, core in targets])[t_index]
     return np.stack([source_cores, target_cores, overlap[t_index, s_index]], axis=1)
+
+
+def _projection_weights(p: geometry.Projection, index: int, sources, targets, weight) -> np.ndarray:
+    """Per source channel: the weighted messages one unit of its rate sends (``weighted_traffic``)."""
+    reads, has = _reads_and_holds(p, index, sources, targets)
+    positions = (reads[1] @ has[1].T) * (reads[2] @ has[2].T)  # (target tile, source tile): rows x columns shared
+    pairs = weight(np.array([core for _, core in sources])[None, :], np.array([core for _, core in targets])[:, None])
+    return ((positions * pairs) @ has[0] * reads[0]).sum(axis=0)
+
+
+def _reads_and_holds(p: geometry.Projection, index: int, sources, targets) -> tuple[list, list]:
+    """Per axis: which source positions each target tile reads, and which each source tile holds (0/1 floats)."""
+    reads = [mask.astype(np.float64) for mask in read_masks(p, index, [tile for tile, _ in targets])]
+    has = [np.stack([_indicator(size, tile.box[k]) for tile, _ in sources]) for k, size in
+           enumerate((p.channels.shape[1], p.rows.shape[1], p.cols.shape[1]))]
+    return reads, has
 
 
 def _indicator(size: int, span: tuple[int, int]) -> np.ndarray:

@@ -57,33 +57,49 @@ _PRECISION_BITS = {"weight": "weight_bits", "scale": "weight_bits", "bias": "bia
 
 def neurobench(graph: Graph, target: Target, counts: dict[str, np.ndarray], timesteps: int,
                input_macs: float) -> dict:
-    """The metrics for one inference from mean spike ``counts`` per neuron and mean ``effective_macs``."""
+    """The metrics for one inference from mean spike ``counts`` per neuron and mean ``effective_macs``.
+
+    What depends only on the network (dense operations, connection sparsity, footprint) is
+    computed once per graph (``Graph.derived``).
+    """
     host = geometry.host_computed(graph)
-    every_step = {layer.name: np.full(layer.shape, float(timesteps)) for layer in geometry.populations(graph)}
     return {"synaptic_operations": {"effective_macs": float(input_macs),
                                     "effective_acs": _synaptic_ops(graph, host, counts),
-                                    "dense": _dense_macs(graph, host) + _synaptic_ops(graph, host, every_step, True)},
+                                    "dense": graph.derived(("dense ops", timesteps),
+                                                           lambda: _dense_ops(graph, host, timesteps))},
             "activation_sparsity": _activation_sparsity(graph, counts, timesteps),
-            "connection_sparsity": _connection_sparsity(graph),
-            "footprint_bytes": _footprint_bytes(graph, target, host)}
+            "connection_sparsity": graph.derived("connection sparsity", lambda: _connection_sparsity(graph)),
+            "footprint_bytes": graph.derived(("footprint", target.precision),
+                                             lambda: _footprint_bytes(graph, target, host))}
+
+
+def _dense_ops(graph: Graph, host: frozenset[str], timesteps: int) -> float:
+    """The operations if every input were nonzero and every neuron spiked at every step."""
+    every_step = {layer.name: np.full(layer.shape, float(timesteps)) for layer in geometry.populations(graph)}
+    return _dense_macs(graph, host) + _synaptic_ops(graph, host, every_step, True)
 
 
 def effective_macs(graph: Graph, x) -> float:
     """NeuroBench's effective MACs of the host-computed layers on the batch ``x``, summed over its samples."""
-    host = geometry.host_computed(graph)
-    weighted = [layer.name for layer in graph if layer.name in host and isinstance(layer, (Conv, Dense))]
-    dag = graph.to_networkx()
-    needed = set().union(*(nx.ancestors(dag, name) for name in weighted))  # what the weighted layers read
+    weighted, needed = graph.derived("host weighted layers", lambda: _host_weighted(graph))
     values = {graph.input.name: ann.as_batch(graph, x)}
     total = 0.0
     with torch.no_grad():
         for layer in graph:
             if layer.name in weighted:
                 nonzero = [(values[src] != 0).to(torch.float32) for src in layer.inputs]
-                total += float(ann.apply_layer(_binary(layer), nonzero).double().sum())
+                total += float(ann.apply_layer(_binary(graph, layer), nonzero).double().sum())
             if layer.name in needed and not isinstance(layer, Input):
                 values[layer.name] = ann.apply_layer(layer, [values[src] for src in layer.inputs])
     return total
+
+
+def _host_weighted(graph: Graph) -> tuple[list[str], set[str]]:
+    """The host-computed conv and dense layers, and every layer they read from."""
+    host = geometry.host_computed(graph)
+    weighted = [layer.name for layer in graph if layer.name in host and isinstance(layer, (Conv, Dense))]
+    dag = graph.to_networkx()
+    return weighted, set().union(*(nx.ancestors(dag, name) for name in weighted))
 
 
 def _dense_macs(graph: Graph, host: set[str]) -> float:
@@ -93,7 +109,7 @@ def _dense_macs(graph: Graph, host: set[str]) -> float:
         for layer in graph:
             if layer.name in host and isinstance(layer, (Conv, Dense)):
                 ones = torch.ones((1, *graph.input_shapes(layer)[0]), dtype=torch.float64)
-                total += float(ann.apply_layer(_binary(layer, ones=True), [ones]).sum())
+                total += float(ann.apply_layer(_binary(graph, layer, ones=True), [ones]).sum())
     return total
 
 
@@ -110,13 +126,13 @@ def _synaptic_ops(graph: Graph, host: set[str], counts: dict[str, np.ndarray], o
         for layer in graph:
             inputs = [values[src] for src in layer.inputs]
             if geometry.is_population(layer):
-                arriving = ann.apply_layer(_binary(layer), inputs) if isinstance(layer, Pool) else inputs[0]
+                arriving = ann.apply_layer(_binary(graph, layer), inputs) if isinstance(layer, Pool) else inputs[0]
                 total += float(arriving.sum())
                 values[layer.name] = _as_tensor(counts.get(layer.name), layer.shape)
             elif isinstance(layer, Input) or layer.name in host:
                 values[layer.name] = _as_tensor(None, layer.shape)
             else:
-                values[layer.name] = ann.apply_layer(_binary(layer, ones), inputs)
+                values[layer.name] = ann.apply_layer(_binary(graph, layer, ones), inputs)
     return total
 
 
@@ -126,11 +142,16 @@ def _as_tensor(count: np.ndarray | None, shape: tuple[int, ...]) -> torch.Tensor
     return torch.from_numpy(values).unsqueeze(0)
 
 
-def _binary(layer: Layer, ones: bool = False) -> Layer:
+def _binary(graph: Graph, layer: Layer, ones: bool = False) -> Layer:
     """The layer with weights ``[w != 0]`` (or all one) and no bias: its output counts synaptic operations.
 
-    Pooling windows become sums, so a window's routes are counted, not averaged.
+    Pooling windows become sums, so a window's routes are counted, not averaged. One per
+    layer of ``graph``, so its tensors are converted once (``ann``'s cache is per layer).
     """
+    return graph.derived(("binary", layer.name, ones), lambda: _binary_layer(layer, ones))
+
+
+def _binary_layer(layer: Layer, ones: bool) -> Layer:
     if isinstance(layer, (Conv, Dense)):
         weight = np.ones_like(layer.weight) if ones else (layer.weight != 0).astype(np.float64)
         return dataclasses.replace(layer, weight=weight, bias=np.zeros_like(layer.bias))

@@ -399,11 +399,27 @@ def _arithmetic(graph: Graph, timesteps: int, batch: torch.Tensor) -> tuple[torc
     the range taken holds this batch's values and rate-coded spikes (0 and 1) alike. The
     compiler proved its dtype for the calibration range; inputs far outside it may need
     float64. Layers that provably cannot saturate are not checked every step.
+
+    The range is widened to [0, 1] and then out to powers of two, and the answer kept per
+    graph, T and range (``Graph.derived``): repeated runs on data like the last pay once.
     """
     dtype = getattr(torch, graph.fact("dtype", "float32"))
     if not any(getattr(layer, "state_bits", None) is not None for layer in graph):
         return dtype, set()
-    low, high = min(float(batch.min()), 0.0), max(float(batch.max()), 1.0)
+    low, high = _power_of_two(min(float(batch.min()), 0.0)), _power_of_two(max(float(batch.max()), 1.0))
+    return graph.derived(("arithmetic", timesteps, low, high),
+                         lambda: _exact_arithmetic(graph, timesteps, low, high, dtype))
+
+
+def _power_of_two(value: float) -> float:
+    """``value`` rounded away from zero to a signed power of two (0 stays 0; inf and nan stay)."""
+    if value == 0 or not math.isfinite(value):
+        return value
+    return math.copysign(2.0 ** math.ceil(math.log2(abs(value))), value)
+
+
+def _exact_arithmetic(graph: Graph, timesteps: int, low: float, high: float,
+                      dtype: torch.dtype) -> tuple[torch.dtype, set[str]]:
     bounds = overflow.analyze(graph, timesteps, (low, high))
     try:
         exact = getattr(torch, overflow.exact_dtype(bounds))

@@ -14,8 +14,9 @@ become invalid), and layers given in topological order are not sorted again.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import networkx as nx
 import numpy as np
@@ -24,6 +25,8 @@ from snnconv.errors import BadGraphError
 from snnconv.ir.layers import Input, Layer, Output, ShapeError
 
 __all__ = ["Graph"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, eq=False)
@@ -113,6 +116,18 @@ class Graph:
             for src in dict.fromkeys(layer.inputs):  # a layer reading ``src`` twice is one reader
                 readers.setdefault(src, []).append(layer)
         return readers
+
+    def derived(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, once per graph and ``key``: what depends only on this (immutable) graph.
+
+        Running a loaded network many times reuses, rather than recomputes, what every run
+        needs: its synapse geometry, overflow bounds, metric constants. The values live as
+        long as the graph.
+        """
+        memo = self.__dict__.setdefault("_derived", {})
+        if key not in memo:
+            memo[key] = compute()
+        return memo[key]
 
     def to_networkx(self) -> nx.DiGraph:
         """The graph as a networkx DiGraph whose nodes carry the layers (``layer`` attribute)."""

@@ -7,6 +7,8 @@ model's float semantics, its ANN equivalent and what the compiler does with it.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from importlib import resources
 
 import numpy as np
@@ -180,3 +182,16 @@ def test_neuron_options_are_checked_before_compiling(options, fragment):
 def test_the_registry_lists_every_model_once_with_a_description():
     assert neurons.names() == ("if", "lif")
     assert all(model.description and neurons.get(name) is model for name, model in neurons.MODELS.items())
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--neuron", "lif", "--target", "speck"], "target 'speck' has no per-step membrane decay"),
+    (["--decay", "0.1"], "neuron 'if' has no leak"),
+    (["--neuron", "lif", "--decay", "two"], "'two' is not a decay per step"),
+])
+def test_the_command_line_refuses_a_neuron_the_target_cannot_run_in_one_line(args, fragment, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "snnconv.cli", "compile", str(MODELS.joinpath("mnist_mlp.onnx")),
+                             "-o", str(tmp_path / "x.snn"), *args], capture_output=True, text=True, timeout=300,
+                            cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and fragment in result.stderr, result.stderr
+    assert not (tmp_path / "x.snn").exists()
