@@ -73,19 +73,32 @@ class LogHistogram:
         return np.where(total > 0, np.minimum(upper, self.max), 0.0)
 
 
+@dataclasses.dataclass
+class Calibration:
+    """What one pass over the calibration data measured: per anchor layer its activation histogram."""
+
+    histograms: dict[str, LogHistogram]
+    samples: int
+    input_range: tuple[float, float]
+
+
 class Normalize:
     """Options: ``calibration`` (array, tensor or iterable of batches; None for the
-    weight-based fallback), ``percentile`` (100 = max), ``per_channel``."""
+    weight-based fallback), ``percentile`` (100 = max), ``per_channel``; ``measured``: the
+    histograms ``measure`` took of this graph and calibration, so that several
+    percentiles cost one pass over the data."""
 
     name = "normalize"
 
-    def __init__(self, calibration=None, percentile: float = 99.99, per_channel: bool = False, batch_size: int = 256):
+    def __init__(self, calibration=None, percentile: float = 99.99, per_channel: bool = False, batch_size: int = 256,
+                 measured: Calibration | None = None):
         if not 0 < percentile <= 100:
             raise ValueError(f"percentile must be in (0, 100], got {percentile}")
         self.calibration = calibration
         self.percentile = percentile
         self.per_channel = per_channel
         self.batch_size = batch_size
+        self.measured = measured
 
     def run(self, graph: Graph) -> PassResult:
         if graph.fact("normalized"):
@@ -108,7 +121,24 @@ class Normalize:
             facts["input_range"] = input_range
         return PassResult(graph.rebuilt(layers, **facts), True, notes)
 
+    def measure(self, graph: Graph) -> Calibration:
+        """The calibration data's activation histograms on ``graph``: one pass, which every percentile reuses
+        (give it as ``measured`` to a ``Normalize`` of the same graph, calibration and ``per_channel``)."""
+        return self._histograms(graph, set(_anchor_of_each_weighted_layer(graph).values()))
+
     def _calibrated_scales(self, graph: Graph, anchors: set[str]):
+        calibration = self.measured if self.measured is not None else self._histograms(graph, anchors)
+        lam_of, clipped = {}, {}
+        for name, histogram in calibration.histograms.items():
+            lam = histogram.percentile(self.percentile)
+            lam_of[name] = _cap(graph[name], lam)
+            seen = histogram.counts.sum()
+            above = sum(int(histogram.counts[c][_bin_above(histogram, lam_of[name][c]):].sum())
+                        for c in range(len(lam)))
+            clipped[name] = above / seen if seen else 0.0
+        return lam_of, calibration.samples, clipped, calibration.input_range
+
+    def _histograms(self, graph: Graph, anchors: set[str]) -> Calibration:
         histograms: dict[str, LogHistogram] = {}
         samples, low, high = 0, np.inf, -np.inf
         logits = graph.output.inputs[0]
@@ -126,15 +156,7 @@ class Normalize:
                 if name not in histograms:
                     histograms[name] = LogHistogram(per_channel.shape[0])
                 histograms[name].add(per_channel)
-        lam_of, clipped = {}, {}
-        for name, histogram in histograms.items():
-            lam = histogram.percentile(self.percentile)
-            lam_of[name] = _cap(graph[name], lam)
-            seen = histogram.counts.sum()
-            above = sum(int(histogram.counts[c][_bin_above(histogram, lam_of[name][c]):].sum())
-                        for c in range(len(lam)))
-            clipped[name] = above / seen if seen else 0.0
-        return lam_of, samples, clipped, (low, high)
+        return Calibration(histograms, samples, (low, high))
 
 
 def _bin_above(histogram: LogHistogram, value: float) -> int:

@@ -116,7 +116,7 @@ def _cmd_compile(args: argparse.Namespace) -> None:
     with reporting("compiling"):
         net = snnconv.compile(args.model, args.target, calibration, input_shape=args.input_shape,
                               timesteps=args.timesteps, chips=args.chips, percentile=args.percentile, reset=args.reset,
-                              neuron=args.neuron, decay=args.decay)
+                              neuron=args.neuron, decay=args.decay, tune=args.tune)
     path = net.save(args.output)
     written = {"artifact": str(path)}
     if args.nir:
@@ -249,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--reset", choices=("emulate", "zero"), default="emulate",
                           help="on chips without subtractive reset: emulate it (2 compartments) or reset to zero")
     _neuron_options(compile_)
+    compile_.add_argument("--tune", choices=("off", "fast", "full"), default="fast",
+                          help="percentile and initial-membrane tuning: candidates simulated on 128 calibration "
+                               "samples (fast, default), on 512 (full), or the defaults (off)")
     compile_.add_argument("--input-shape", type=_shape, metavar="C,H,W", help="one sample's shape, if dynamic")
     compile_.add_argument("-o", "--output", required=True, metavar="OUT.snn", help="where to write the artifact")
     compile_.add_argument("--nir", metavar="FILE.nir", help="also export the network to NIR (see the README)")

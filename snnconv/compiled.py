@@ -32,6 +32,7 @@ __all__ = ["CompiledNetwork", "compile", "load"]
 DEFAULT_TIMESTEPS = 32
 RESETS = ("emulate", "zero")  # how a chip without subtractive reset gets one (passes/legalize_reset)
 ENCODINGS = ("current", "rate")  # how the first layer receives the input (snnconv.snn)
+TUNE_MODES = ("off", "fast", "full")  # how much tuning simulates (snnconv.pipeline.convert)
 TRAFFIC_SAMPLES = 256  # calibration samples placement estimates traffic from
 
 
@@ -101,11 +102,12 @@ class CompiledNetwork:
 def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=None, *, example=None,
             input_shape: tuple[int, ...] | None = None, timesteps: int = DEFAULT_TIMESTEPS, chips: int | None = None,
             percentile: float | str = "auto", reset: str = "emulate", encoding: str = "current",
-            neuron: str = "if", decay: float | None = None) -> CompiledNetwork:
+            neuron: str = "if", decay: float | None = None, tune: str = "fast") -> CompiledNetwork:
     """Compile ``model`` for ``target`` with ``calibration`` data (an array, a tensor or batches).
 
     ``neuron`` is the neuron model (``snnconv.neurons``: "if", or "lif" where the target has a
-    leak, with ``decay`` per step, 1/256 by default).
+    leak, with ``decay`` per step, 1/256 by default). ``tune`` ("off", "fast", "full") is how
+    much calibration data percentile and initial-membrane tuning simulates (see ``convert``).
     """
     chip = targets.get(target)  # a bad target fails before the pipeline (and torch) loads
     timesteps, percentile = options.timesteps(timesteps), options.percentile(percentile)
@@ -113,6 +115,7 @@ def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=No
     reset, encoding = options.choice(reset, "reset", RESETS), options.choice(encoding, "encoding", ENCODINGS)
     input_shape = None if input_shape is None else options.shape(input_shape)
     decay_v = options.decay(decay, options.choice(neuron, "neuron", neurons.names()))
+    tune = options.choice(tune, "tune", TUNE_MODES)
     if (reason := neurons.get(neuron).unsupported(chip)) is not None:
         raise BadOptionError(f"neuron {neuron!r}: {reason}; use neuron 'if' or another target")
     from snnconv.pipeline import convert, to_cores
@@ -122,11 +125,11 @@ def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=No
     if calibration is not None and not hasattr(calibration, "shape") and iter(calibration) is calibration:
         calibration = _Recording(calibration, TRAFFIC_SAMPLES)  # a one-shot stream: keep what placement reads again
     conversion = convert(graph, calibration, target=chip, reset=reset, percentile=percentile, encoding=encoding,
-                         timesteps=timesteps, neuron=neuron, decay=decay_v)
+                         timesteps=timesteps, neuron=neuron, decay=decay_v, tune=tune)
     rates_from = calibration.kept() if isinstance(calibration, _Recording) else calibration
     mapped = to_cores(conversion, chip, chips, rates_from)
     settings = {"model": _name(model, graph), "timesteps": timesteps, "chips": chips, "percentile": percentile,
-                "reset": reset, "encoding": encoding, "neuron": neuron, "decay": decay_v}
+                "reset": reset, "encoding": encoding, "neuron": neuron, "decay": decay_v, "tune": tune}
     return _emitted(CompiledNetwork(mapped.graph, chip, settings, mapped.notes, cost))
 
 

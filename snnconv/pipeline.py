@@ -15,6 +15,7 @@ legal for the chip, and quantized to the chip's integer formats.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,7 +45,8 @@ __all__ = ["convert", "to_target", "to_cores", "Conversion", "DEFAULT_PERCENTILE
 DEFAULT_PERCENTILE = 99.99
 DEFAULT_PER_CHANNEL = True
 PERCENTILES = (99.9, 99.99, 99.999)  # what percentile="auto" tries
-TUNING_SAMPLES = 512  # calibration samples simulated for tuning and bias correction
+TUNING_SAMPLES = 512  # calibration samples simulated for bias correction, and for tuning with tune="full"
+TUNE_SAMPLES = {"fast": 128, "full": TUNING_SAMPLES}  # samples each tuning candidate is simulated on
 DEFAULT_TIMESTEPS = 32  # what the output integrator is sized for when no T is given
 
 
@@ -59,7 +61,7 @@ class Conversion:
 def convert(graph: Graph, calibration=None, *, target: Target | None = None, reset: str = "emulate",
             percentile: float | str = "auto", per_channel: bool = DEFAULT_PER_CHANNEL, max_pool: str = "spiking",
             encoding: str = "current", v_init: str = "auto", timesteps: int | None = None,
-            correct_bias: bool = True, neuron: str = "if", decay: int = 0) -> Conversion:
+            correct_bias: bool = True, neuron: str = "if", decay: int = 0, tune: str = "fast") -> Conversion:
     """Canonicalize, fold BN, normalize with ``calibration``, convert to IF neurons, and fit ``target``.
 
     ``percentile`` and ``v_init`` may be "auto": every combination is compiled and the
@@ -69,10 +71,13 @@ def convert(graph: Graph, calibration=None, *, target: Target | None = None, res
     the defaults are used. With a ``target``, the result is at the chip's precision
     (``reset``: how a chip without subtractive reset gets one, see ``legalize_reset``).
     ``neuron`` names the neuron model (``snnconv.neurons``), ``decay`` a leaky one's decay
-    in 4096ths per step.
+    in 4096ths per step. ``tune``: "fast" simulates each candidate on 128 calibration
+    samples, "full" on 512, "off" takes the defaults (bias correction still runs); one
+    pass over the calibration data serves every percentile, and a candidate that agrees
+    with the ANN on every sample ends the search.
     """
     conversion = _spiking(graph, calibration, percentile, per_channel, max_pool, encoding, v_init, timesteps,
-                          correct_bias, {"model": neuron, "decay": decay})
+                          correct_bias, {"model": neuron, "decay": decay}, tune)
     return conversion if target is None else to_target(conversion, target, timesteps, reset)
 
 
@@ -110,28 +115,39 @@ def _rates(graph: Graph, calibration) -> dict[str, np.ndarray]:
 
 
 def _spiking(graph: Graph, calibration, percentile, per_channel, max_pool, encoding, v_init, timesteps,
-             correct_bias, neuron: dict) -> Conversion:
+             correct_bias, neuron: dict, tune: str) -> Conversion:
     notes: dict[str, dict] = {}
     for step in (Canonicalize(), FoldBatchNorm()):
         graph = _run(step, graph, notes)
-    tunable = _tunable(calibration, timesteps, encoding)
+    simulable = _tunable(calibration, timesteps, encoding)
+    tunable = simulable and tune != "off"
     percentiles = [percentile] if percentile != "auto" else list(PERCENTILES) if tunable else [DEFAULT_PERCENTILE]
     schemes = [v_init] if v_init != "auto" else list(V_INITS) if tunable else ["half"]
+    measured = None
+    if calibration is not None and len(percentiles) > 1:
+        progress.stage("calibration: activation histograms")
+        measured = Normalize(calibration, per_channel=per_channel).measure(graph)
     trials: dict[tuple, tuple[Graph, dict]] = {}
     for p in percentiles:
         trial_notes = dict(notes)
-        normalized = _run(Normalize(calibration, percentile=p, per_channel=per_channel), graph, trial_notes)
+        normalized = _run(Normalize(calibration, percentile=p, per_channel=per_channel, measured=measured), graph,
+                          trial_notes)
         for scheme in schemes:
             scheme_notes = dict(trial_notes)
-            trials[(p, scheme)] = (_run(Spike(max_pool, encoding, scheme, **neuron), normalized, scheme_notes), scheme_notes)
-    if not tunable:
+            spiking = _run(Spike(max_pool, encoding, scheme, **neuron), normalized, scheme_notes)
+            trials[(p, scheme)] = (spiking, scheme_notes)
+    if not simulable:
         return Conversion(*next(iter(trials.values())))
     samples = np.concatenate(list(_first_samples(calibration, TUNING_SAMPLES)))
-    agreement = _agreement(graph, {key: g for key, (g, _) in trials.items()}, samples, timesteps)
+    started = time.perf_counter()
+    agreement = _agreement(graph, {key: g for key, (g, _) in trials.items()}, samples[:TUNE_SAMPLES.get(tune, 0)],
+                           timesteps)
     best = max(agreement, key=agreement.get)
     spiking, notes = trials[best]
-    notes["tuning"] = {"timesteps": timesteps, "chosen": {"percentile": best[0], "v_init": best[1]},
-                       "agreement": {f"p{p:g} {s}": a for (p, s), a in agreement.items()}}
+    notes["tuning"] = {"mode": tune, "timesteps": timesteps, "samples": min(len(samples), TUNE_SAMPLES.get(tune, 0)),
+                       "chosen": {"percentile": best[0], "v_init": best[1]},
+                       "agreement": {f"p{p:g} {s}": a for (p, s), a in agreement.items()},
+                       "candidates": len(trials), "seconds": round(time.perf_counter() - started, 2)}
     if correct_bias:
         spiking = _run(CorrectBias(samples, timesteps), spiking, notes)
     return Conversion(spiking, notes)
@@ -156,13 +172,18 @@ def _tunable(calibration, timesteps: int | None, encoding: str) -> bool:
 
 def _agreement(ann_graph: Graph, trials: dict[tuple, Graph], samples: np.ndarray,
                timesteps: int) -> dict[tuple, float]:
-    """Fraction of tuning samples where each SNN's prediction equals the ANN's (one trial: not simulated)."""
-    if len(trials) == 1:
+    """Fraction of tuning samples where each SNN's prediction equals the ANN's, in order, until one agrees on
+    all of them (nothing can beat it); the rest are not simulated. One trial: none is."""
+    if len(trials) == 1 or not len(samples):
         return {next(iter(trials)): float("nan")}
     progress.stage(f"tuning: {len(trials)} candidates simulated on {len(samples)} samples at T = {timesteps}")
     target = ann.evaluate(ann_graph, samples).argmax(axis=1)
-    return {key: float((simulate(g, samples, timesteps).predictions() == target).mean())
-            for key, g in trials.items()}
+    agreement = {}
+    for key, graph in trials.items():
+        agreement[key] = float((simulate(graph, samples, timesteps).predictions() == target).mean())
+        if agreement[key] == 1.0:
+            break
+    return agreement
 
 
 def _first_samples(calibration, count: int):

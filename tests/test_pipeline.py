@@ -9,6 +9,8 @@ import pytest
 
 import snnconv
 from snnconv.errors import BadDataError
+from snnconv import pipeline
+from snnconv.passes.normalize import Normalize
 from snnconv.pipeline import DEFAULT_PERCENTILE, PERCENTILES, convert
 
 MODELS = resources.files("snnconv.models")
@@ -19,7 +21,9 @@ MLP = str(MODELS.joinpath("mnist_mlp.onnx"))
 def test_tuning_tries_every_combination_and_keeps_the_best_agreement():
     conversion = convert(snnconv.load_onnx(MLP), CALIB, timesteps=8)
     tuning = conversion.notes["tuning"]
-    assert len(tuning["agreement"]) == len(PERCENTILES) * 2
+    scores = list(tuning["agreement"].values())
+    assert len(scores) == len(PERCENTILES) * 2 or scores[-1] == 1.0  # the search ends at full agreement
+    assert tuning["mode"] == "fast" and tuning["samples"] == 128 and tuning["candidates"] == len(PERCENTILES) * 2
     chosen = f"p{tuning['chosen']['percentile']:g} {tuning['chosen']['v_init']}"
     assert tuning["agreement"][chosen] == max(tuning["agreement"].values())
     assert list(conversion.notes) == ["canonicalize", "fold_batchnorm", "normalize", "spike", "tuning", "correct_bias"]
@@ -32,6 +36,44 @@ def test_without_timesteps_or_with_a_one_shot_iterator_the_defaults_are_used():
         assert "tuning" not in conversion.notes and "correct_bias" not in conversion.notes
         assert conversion.notes["normalize"]["percentile"] == DEFAULT_PERCENTILE
         assert conversion.notes["spike"]["v_init"] == "half"
+
+
+def test_tuning_off_takes_the_defaults_and_still_corrects_the_bias():
+    conversion = convert(snnconv.load_onnx(MLP), CALIB, timesteps=8, tune="off")
+    assert conversion.notes["normalize"]["percentile"] == DEFAULT_PERCENTILE
+    assert conversion.notes["spike"]["v_init"] == "half"
+    assert conversion.notes["tuning"]["mode"] == "off" and conversion.notes["tuning"]["candidates"] == 1
+    assert "correct_bias" in conversion.notes
+
+
+def test_a_candidate_agreeing_on_every_sample_ends_the_search(monkeypatch):
+    """Nothing can beat full agreement: the candidates after it are not simulated."""
+    simulated = []
+
+    class Agrees:
+        def __init__(self, graph, samples):
+            self.target = pipeline.ann.evaluate(graph, samples).argmax(axis=1)
+
+        def predictions(self):
+            return self.target
+
+    graph = snnconv.load_onnx(MLP)
+    monkeypatch.setattr(pipeline, "simulate", lambda g, x, t: simulated.append(g) or Agrees(graph, x))
+    tuning = convert(graph, CALIB, timesteps=8, correct_bias=False).notes["tuning"]
+    assert len(simulated) == 1 and list(tuning["agreement"].values()) == [1.0]
+
+
+def test_one_calibration_pass_serves_every_percentile():
+    """Scales from the shared histograms equal those of a pass of their own."""
+    ann_graph = snnconv.load_onnx(MLP)
+    measured = Normalize(CALIB, per_channel=True).measure(ann_graph)
+    for p in PERCENTILES:
+        shared = Normalize(CALIB, percentile=p, per_channel=True, measured=measured).run(ann_graph)
+        own = Normalize(CALIB, percentile=p, per_channel=True).run(ann_graph)
+        assert shared.notes == own.notes
+        for a, b in zip(shared.graph, own.graph):
+            for name, array in a.arrays().items():
+                np.testing.assert_array_equal(array, b.arrays()[name])
 
 
 def test_errors_name_the_passes_already_run():
