@@ -88,6 +88,14 @@ def _box_indices(shape: tuple[int, ...], box) -> np.ndarray:
     return grid[c0:c1, r0:r1, x0:x1].reshape(-1)
 
 
+def group_rows(graph: Graph, tile, source: str, count: int) -> np.ndarray:
+    """The neurons of ``source`` (of ``count``) that ``tile``'s input group reads: all, or its channel range."""
+    for name, lo, hi in tile.inputs:
+        if name == source:
+            return _source_channel_rows(graph, source, lo, hi)
+    return np.arange(count)
+
+
 def _source_channel_rows(graph: Graph, source: str, lo: int, hi: int) -> np.ndarray:
     shape = graph[source].shape
     full = tuple(shape) if len(shape) == 3 else (math.prod(shape), 1, 1)
@@ -116,10 +124,7 @@ def check(graph: Graph, target) -> dict:
             for (src, dst), counts in links.items():
                 if dst != tile.population:
                     continue
-                rows = np.arange(counts.shape[0])
-                for name, lo, hi in tile.inputs:
-                    if name == src:
-                        rows = _source_channel_rows(graph, src, lo, hi)
+                rows = group_rows(graph, tile, src, counts.shape[0])
                 block = counts[np.ix_(rows, neurons)]
                 per_axon = block.sum(axis=1)
                 used = rows[per_axon > 0]
@@ -198,10 +203,7 @@ def _sent(graph: Graph, links: dict) -> dict[int, dict[int, int]]:
             for (src, dst), counts in links.items():
                 if dst != tile.population or src not in holders:
                     continue
-                rows = np.arange(counts.shape[0])
-                for name, lo, hi in tile.inputs:
-                    if name == src:
-                        rows = _source_channel_rows(graph, src, lo, hi)
+                rows = group_rows(graph, tile, src, counts.shape[0])
                 read = rows[counts[np.ix_(rows, neurons)].sum(axis=1) > 0]
                 for held, source_core in holders[src]:
                     reached.setdefault((source_core, c.index, src), set()).update(np.intersect1d(held, read).tolist())

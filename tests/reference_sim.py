@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 import torch
-from mapping_checker import _box_indices, _population, _source_channel_rows, connectivity
+from mapping_checker import _box_indices, _population, connectivity, group_rows
 
 from snnconv import ann
 from snnconv.ir import IF, Graph, Input, Output, Pool
@@ -56,10 +56,7 @@ class Reference:
                 for (src, dst), w in self.weights.items():
                     if dst != tile.population:
                         continue
-                    rows = np.arange(w.shape[0])
-                    for name, lo, hi in tile.inputs:
-                        if name == src:
-                            rows = _source_channel_rows(self.graph, src, lo, hi)
+                    rows = group_rows(self.graph, tile, src, w.shape[0])
                     block = w[np.ix_(rows, neurons)]
                     assert np.abs(block).sum(axis=0).max(initial=0) < 2**52, "sums beyond exact float64"
                     tables.setdefault(dst, []).append((src, rows, neurons, block.astype(np.float64)))

@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 import pytest
-from mapping_checker import _box_indices, _source_channel_rows, connectivity
+from mapping_checker import _box_indices, connectivity, group_rows
 from test_chip import TEST, mapped
 
 from snnconv import chip, targets
@@ -39,10 +39,7 @@ def literal(graph, counts: dict[str, np.ndarray], timesteps: int) -> tuple[np.nd
             for (source, target), synapses in links.items():
                 if target != tile.population or source not in counts:
                     continue
-                rows = np.arange(synapses.shape[0])
-                for name, lo, hi in tile.inputs:
-                    if name == source:
-                        rows = _source_channel_rows(graph, source, lo, hi)
+                rows = group_rows(graph, tile, source, synapses.shape[0])
                 reached = synapses[np.ix_(rows, neurons)]
                 synops[core.index] += counts[source].reshape(-1)[rows] @ reached.sum(axis=1)
                 rate = _channel_rates(graph, source, counts[source])[rows]
