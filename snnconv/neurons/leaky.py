@@ -57,9 +57,9 @@ class LeakyIntegrateAndFire(NeuronModel):
     def rate(self, layer, x):
         a = 1.0 - layer.decay / DECAY_ONE
         floor = layer.threshold * (1.0 - a)
-        alive = x > floor
-        ratio = (1.0 - floor / x.where(alive, x.new_ones(()) * 2 * floor)).clamp(min=1e-30)
-        steps = ratio.log() / math.log(a)
+        alive = x > floor  # below the floor the leak takes all the input: no spikes
+        safe = x.where(alive, x.new_full((), 2 * floor))  # any value above the floor where the rate is discarded
+        steps = (1.0 - floor / safe).log() / math.log(a)
         return (1.0 / steps).clamp(0.0, 1.0).where(alive, x.new_zeros(()))
 
     def work(self, layer, membrane: float) -> float:
