@@ -29,10 +29,11 @@ BATCH_ELEMENTS = 1 << 26  # the largest layer tensor ``evaluate`` builds at once
 Tensor = torch.Tensor
 
 
-def evaluate(graph: Graph, x: np.ndarray | Tensor) -> np.ndarray:
-    """The network's output for samples ``x`` of shape (N, *input shape), in batches of bounded memory."""
+def evaluate(graph: Graph, x: np.ndarray | Tensor, layer: str | None = None) -> np.ndarray:
+    """The network's output (or ``layer``'s) for samples ``x`` of shape (N, *input shape), in batches of bounded
+    memory."""
     step = samples_per_batch(graph, BATCH_ELEMENTS)
-    name = graph.output.name
+    name = layer or graph.output.name
     parts = [activations(graph, x[start:start + step], [name])[name] for start in range(0, max(len(x), 1), step)]
     return np.concatenate(parts) if len(parts) != 1 else parts[0]
 

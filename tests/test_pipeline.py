@@ -46,21 +46,22 @@ def test_tuning_off_takes_the_defaults_and_still_corrects_the_bias():
     assert "correct_bias" in conversion.notes
 
 
-def test_a_candidate_agreeing_on_every_sample_ends_the_search(monkeypatch):
-    """Nothing can beat full agreement: the candidates after it are not simulated."""
-    simulated = []
+def test_candidates_that_agree_equally_are_told_apart_by_their_output_error(monkeypatch):
+    """Every candidate predicts like the ANN; the one whose outputs are nearest the logits wins."""
+    offsets = iter([0.3, 0.1, 0.2, 0.4, 0.5, 0.6])  # per candidate, in order: the second is nearest
 
-    class Agrees:
-        def __init__(self, graph, samples):
-            self.target = pipeline.ann.evaluate(graph, samples).argmax(axis=1)
-
-        def predictions(self):
-            return self.target
+    class Near:  # a simulation whose outputs are the ANN's logits, shifted by a constant
+        def __init__(self, graph, samples, timesteps):
+            logits = pipeline.ann.evaluate(graph, samples, graph.output.inputs[0])
+            self.outputs = {timesteps: logits + next(offsets)}
 
     graph = snnconv.load_onnx(MLP)
-    monkeypatch.setattr(pipeline, "simulate", lambda g, x, t: simulated.append(g) or Agrees(graph, x))
+    monkeypatch.setattr(pipeline, "simulate", lambda g, x, t: Near(graph, x, t))
     tuning = convert(graph, CALIB, timesteps=8, correct_bias=False).notes["tuning"]
-    assert len(simulated) == 1 and list(tuning["agreement"].values()) == [1.0]
+    assert set(tuning["agreement"].values()) == {1.0}
+    errors = tuning["output_error"]
+    chosen = f"p{tuning['chosen']['percentile']:g} {tuning['chosen']['v_init']}"
+    assert errors[chosen] == min(errors.values()) and list(errors).index(chosen) == 1
 
 
 def test_one_calibration_pass_serves_every_percentile():
