@@ -140,11 +140,11 @@ def _spiking(graph: Graph, calibration, percentile, per_channel, max_pool, encod
         return Conversion(*next(iter(trials.values())))
     samples = np.concatenate(list(_first_samples(calibration, TUNING_SAMPLES)))
     started = time.perf_counter()
-    scores = _agreement(graph, {key: g for key, (g, _) in trials.items()}, samples[:TUNE_SAMPLES.get(tune, 0)],
-                        timesteps)
+    tuning = samples[:TUNE_SAMPLES.get(tune, 0)] if len(trials) > 1 else samples[:0]
+    scores = _agreement(graph, {key: g for key, (g, _) in trials.items()}, tuning, timesteps)
     best = max(scores, key=scores.get)
     spiking, notes = trials[best]
-    notes["tuning"] = {"mode": tune, "timesteps": timesteps, "samples": min(len(samples), TUNE_SAMPLES.get(tune, 0)),
+    notes["tuning"] = {"mode": tune, "timesteps": timesteps, "samples": len(tuning),
                        "chosen": {"percentile": best[0], "v_init": best[1]},
                        "agreement": {f"p{p:g} {s}": a for (p, s), (a, _) in scores.items()},
                        "output_error": {f"p{p:g} {s}": -e for (p, s), (_, e) in scores.items()},
