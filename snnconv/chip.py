@@ -46,6 +46,8 @@ from snnconv.targets.target import Target
 
 __all__ = ["RunResult", "run"]
 
+BLOCK_ELEMENTS = 1 << 22  # per-position sums held at once while counting synaptic operations (32 MB)
+
 log = logging.getLogger(__name__)
 
 
@@ -151,7 +153,8 @@ class _SynapticOpPlan:
     """The synapses every source neuron has into each tile reading it, as Kronecker factors stacked per tile.
 
     A tile's synaptic operations are ``sum over (c, y, x) of channels[c] rows[y] cols[x]
-    counts[c, y, x]``, for every tile at once: one matrix product and two reductions.
+    counts[c, y, x]``, for many tiles at once: one matrix product and two reductions, over
+    blocks of tiles whose per-position sums stay under ``BLOCK_ELEMENTS``.
     """
 
     cores: np.ndarray  # (tiles,) the core of each tile
@@ -161,8 +164,10 @@ class _SynapticOpPlan:
 
     def operations(self, counts: np.ndarray) -> np.ndarray:
         c, h, w = counts.shape
-        per_position = (self.channels @ counts.reshape(c, h * w)).reshape(-1, h, w)
-        return np.einsum("tyx,ty,tx->t", per_position, self.rows, self.cols)
+        flat, step = counts.reshape(c, h * w), max(1, BLOCK_ELEMENTS // (h * w))
+        blocks = [np.einsum("tyx,ty,tx->t", (self.channels[i:i + step] @ flat).reshape(-1, h, w),
+                            self.rows[i:i + step], self.cols[i:i + step]) for i in range(0, len(self.cores), step)]
+        return np.concatenate(blocks)
 
 
 def _synaptic_op_plans(graph: Graph, mapping: Mapping) -> dict[str, _SynapticOpPlan]:

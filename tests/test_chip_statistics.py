@@ -91,3 +91,13 @@ def test_statistics_of_a_second_run_reuse_the_first_runs_plans():
     plans = graph.derived("synaptic op plans", lambda: None)
     chip.statistics(graph, targets.get("loihi"), counts, 8)
     assert plans is not None and graph.derived("synaptic op plans", lambda: None) is plans
+
+
+def test_synaptic_operations_in_blocks_of_tiles_equal_one_contraction(monkeypatch):
+    """Counting in blocks (bounded memory for networks of thousands of tiles) changes nothing."""
+    rng = np.random.default_rng(0)
+    plan = chip._SynapticOpPlan(np.arange(50), rng.random((50, 8)), rng.random((50, 30)), rng.random((50, 20)))
+    counts = rng.random((8, 30, 20))
+    whole = np.einsum("tc,ty,tx,cyx->t", plan.channels, plan.rows, plan.cols, counts)
+    monkeypatch.setattr(chip, "BLOCK_ELEMENTS", 3 * 30 * 20)  # three tiles per block
+    np.testing.assert_allclose(plan.operations(counts), whole, rtol=1e-12)
