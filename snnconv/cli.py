@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -297,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     chips.add_argument("--json", action="store_true", help="print every field as JSON (unlimited: null)")
     chips.add_argument("--toml", metavar="NAME", help="print one target as a TOML file to start your own from")
     chips.set_defaults(run=_cmd_targets)
+    for command in commands.choices.values():  # ``snnconv compile -q`` as well as ``snnconv -q compile``
+        command.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                             help="no progress bars (they only show on a terminal)")
     return parser
 
 
@@ -350,6 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     with _warnings_after_success() as held:
         try:
             args.run(args)
+        except BrokenPipeError:  # the reader of our output left (``snnconv report --json | head``): not an error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+            return 141  # 128 + SIGPIPE, what a shell reports for a command whose reader went away
         except (SnnconvError, OSError) as exc:  # OSError: a full disk or a denied permission while writing
             if args.debug:
                 raise

@@ -218,3 +218,20 @@ def test_compile_nir_into_a_missing_folder_is_one_line_and_exit_code_2(tmp_path)
 def test_demo_takes_no_input_and_refuses_one_with_exit_code_2():
     result = snnconv_cli("demo", "models/mnist_cnn.onnx")
     assert result.returncode == 2 and "unrecognized arguments" in result.stderr
+
+
+def test_a_reader_that_leaves_early_is_not_an_error():
+    """``snnconv targets --json | head``: the pipe closes before snnconv writes; no error line, exit 141."""
+    child = subprocess.Popen([sys.executable, "-m", "snnconv.cli", "targets", "--json"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, cwd=tempfile.gettempdir())
+    child.stdout.close()  # the reader is gone before the command prints
+    _, stderr = child.communicate(timeout=300)
+    assert child.returncode == 141 and "error" not in stderr.lower(), stderr
+
+
+@pytest.mark.parametrize("argv, quiet", [(["targets"], False), (["-q", "targets"], True), (["targets", "-q"], True),
+                                         (["compile", "m.onnx", "-o", "x.snn", "--quiet"], True)])
+def test_quiet_goes_before_or_after_the_command(argv, quiet):
+    from snnconv.cli import build_parser
+
+    assert build_parser().parse_args(argv).quiet is quiet

@@ -12,6 +12,7 @@ import io
 import logging
 import warnings
 
+import numpy as np
 import onnx
 import torch
 
@@ -23,11 +24,17 @@ EXPORTERS = ("dynamo", "legacy")
 
 
 def export_module(module: torch.nn.Module, example_input: torch.Tensor, exporter: str = "dynamo") -> onnx.ModelProto:
-    """Export ``module`` in eval mode, tracing it on ``example_input`` (batch first)."""
+    """Export ``module`` in eval mode, tracing it on ``example_input`` (batch first; a numpy array is taken as a
+    tensor)."""
     if exporter not in EXPORTERS:
         raise ValueError(f"exporter must be one of {EXPORTERS}, got {exporter!r}")
+    if isinstance(example_input, np.ndarray):
+        example_input = torch.from_numpy(example_input)
     if not isinstance(example_input, torch.Tensor) or example_input.ndim < 2:
         raise BadModelError("example_input must be a tensor of shape (batch, ...) that the module accepts")
+    if example_input.dtype != torch.float32:
+        raise BadModelError(f"example_input has dtype {example_input.dtype}; snnconv converts float32 networks: "
+                            "pass a float32 example (example.float()) and a module in float32 (module.float())")
     was_training = module.training
     module.eval()
     try:

@@ -220,3 +220,12 @@ def test_ceil_mode_pool_whose_last_window_would_start_in_the_padding(exporter):
     graph = snnconv.load_torch(module, _inputs((2, 5, 5), EXAMPLE_BATCH, seed=0), exporter=exporter)
     x = _inputs((2, 5, 5), 3, seed=1)
     np.testing.assert_allclose(snnconv.ann.evaluate(graph, x.numpy()), _torch_output(module, x), rtol=0, atol=TOLERANCE)
+
+
+def test_a_numpy_example_is_taken_as_a_tensor_and_a_float64_one_is_refused_in_one_line():
+    module = nn.Sequential(nn.Flatten(), nn.Linear(12, 4), nn.ReLU(), nn.Linear(4, 3))
+    graph = snnconv.load_torch(module, np.zeros((1, 12), np.float32))
+    assert graph.input.shape == (12,)
+    for example in (np.zeros((1, 12)), torch.zeros(1, 12, dtype=torch.float64)):
+        with pytest.raises(snnconv.errors.BadModelError, match=r"dtype .*float64.*pass a float32 example"):
+            snnconv.load_torch(module, example)
