@@ -44,10 +44,28 @@ def test_every_t_is_read_from_one_run_and_equals_a_run_of_that_length():
     assert sorted(evaluation().snn) == [8, 16, 32]
 
 
+def test_output_fidelity_is_measured_against_onnxruntime_s_logits():
+    """Relative RMS error and mean cosine of the SNN's outputs (a separate run per T) against the ANN's logits,
+    computed here with onnxruntime and numpy's own formulas."""
+    import onnx
+
+    net = snnconv.compile(MLP, "loihi", CALIB, timesteps=32)
+    x = TEST["x"][:200]
+    logits = onnxruntime_output(onnx.load(MLP), x).reshape(len(x), -1)  # the MLP ends in its last Gemm
+    for t in (8, 16, 32):
+        outputs = simulate(net.graph, x, t).outputs[t].reshape(len(x), -1)
+        rms = np.sqrt(np.mean((outputs - logits) ** 2)) / np.sqrt(np.mean(logits ** 2))
+        cosine = np.mean([a @ b / (np.linalg.norm(a) * np.linalg.norm(b)) for a, b in zip(outputs, logits)])
+        assert evaluation().rms_error[t] == pytest.approx(rms, rel=1e-4)
+        assert evaluation().cosine[t] == pytest.approx(cosine, rel=1e-6)
+    assert evaluation().rms_error[32] < evaluation().rms_error[8] and evaluation().cosine[32] > 0.9
+
+
 def test_table_and_dict_name_the_target_and_every_t():
     text, table = evaluation().render(), evaluation().to_dict()
     assert "loihi" in text and text.count("%") >= 7
     assert [row["timesteps"] for row in table["snn"]] == [8, 16, 32] and table["samples"] == 200
+    assert {"relative_rms_error", "cosine_similarity"} <= set(table["snn"][0]) and "output cosine" in text
 
 
 @pytest.mark.parametrize("data, labels, needle", [
