@@ -68,7 +68,7 @@ MAX_DEPTH = 32  # nesting of the manifest: snnconv writes 8 (mapping, cores, til
 MAX_INT = 1 << 31  # integers in the program and the core table are counts and sizes far below this
 FACT_CHOICES = {"dtype": ("float32", "float64"), "encoding": ("current", "rate")}
 FIELD_CHOICES = {"reset": ("subtract", "zero"), "model": neurons.names(), "mode": ("avg", "sum", "max"),
-                 "activation": (None, "softmax", "log_softmax")}
+                 "activation": (None, "softmax", "log_softmax", "sigmoid")}
 INT_RANGES = {"stride": (1, MAX_INT), "kernel": (1, MAX_INT), "dilation": (1, MAX_INT), "groups": (1, MAX_INT),
               "compartments": (1, MAX_INT), "bits": (1, 65), "state_bits": (1, 65), "exponent": (-1074, 1024)}
 

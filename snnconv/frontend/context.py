@@ -131,8 +131,8 @@ class Context:
         if tensor in self.output_activations:
             activation, _ = self.output_activations[tensor]
             raise reader.unsupported(
-                f"reads {tensor!r}, the result of a {activation}; snnconv supports Softmax/LogSoftmax "
-                "only as the model's last op"
+                f"reads {tensor!r}, the result of a {activation}; snnconv supports Softmax, LogSoftmax and "
+                "Sigmoid only as the model's last op: inside the network, replace it by ReLU"
             )
         if tensor not in self.values:
             origin = self.producers.get(tensor, "no node (not a graph input or initializer)")

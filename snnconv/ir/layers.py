@@ -408,21 +408,22 @@ class Pad(Layer):
 class Output(Layer):
     """The network's result (one per graph).
 
-    ``activation`` records a Softmax or LogSoftmax over the features that the source model
-    applied last; it does not change the argmax, so the spiking network leaves it out,
+    ``activation`` records a Softmax or LogSoftmax over the features, or a Sigmoid per
+    element, that the source model applied last; it does not change the argmax, so the
+    spiking network leaves it out,
     and the float evaluator applies it to match the source model. ``scale`` is what the
     layers before it were divided by (normalization): the source model's output is
     ``activation(scale * x)``.
     """
 
     kind: ClassVar[str] = "output"
-    activation: str | None = None  # None, "softmax" or "log_softmax"
+    activation: str | None = None  # None, "softmax", "log_softmax" or "sigmoid"
     scale: float = 1.0
     state_bits: int | None = None  # signed, saturating bits of the integrating membrane; None: float
 
     def infer_shape(self, in_shapes: list[Shape]) -> Shape:
         _expect_inputs(in_shapes, 1)
-        if self.activation not in (None, "softmax", "log_softmax"):
+        if self.activation not in (None, "softmax", "log_softmax", "sigmoid"):
             raise ShapeError(f"unknown activation {self.activation!r}")
         return in_shapes[0]
 

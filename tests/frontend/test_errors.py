@@ -72,8 +72,10 @@ def _batchnorm_training():
 UNSUPPORTED_OPS = {
     "lrn": (make_model([H("LRN", ["x"], ["y"], name="norm_lrn", size=3)], (1, 3, 4, 4)),
             "norm_lrn", "LRN", OPSET, r"replace it", True),
-    "sigmoid": (make_model([H("Sigmoid", ["x"], ["y"], name="gate_sigmoid")], (1, 5)),
-                "gate_sigmoid", "Sigmoid", OPSET, r"replace it", True),
+    "sigmoid_inside": (make_model([H("Sigmoid", ["x"], ["s"], name="gate_sigmoid"),
+                                   H("Relu", ["s"], ["y"], name="after_gate")], (1, 5)),
+                       "after_gate", "Relu", OPSET, r"only as the model's last op: inside the network, replace it",
+                       False),
     "tanh": (make_model([H("Tanh", ["x"], ["y"], name="squash_tanh")], (1, 5)),
              "squash_tanh", "Tanh", OPSET, r"replace it", True),
     "leaky_relu": (make_model([H("LeakyRelu", ["x"], ["y"], name="leaky", alpha=0.1)], (1, 5)),

@@ -97,6 +97,10 @@ CASES = {
         {"s": np.array([-1, 18], np.int64)}, opset=11, output_rank=2),
     "dropout_opset12_ratio_input": make_model([H("Dropout", ["x", "ratio"], ["y"])], (2, 4),
                                               {"ratio": np.float32(0.3)}, opset=12),
+    "multi_label_sigmoid_head": make_model(
+        [H("Conv", ["x", "W"], ["c"], pads=[1, 1, 1, 1]), H("Relu", ["c"], ["r"]), H("Flatten", ["r"], ["f"]),
+         H("Gemm", ["f", "G"], ["g"], transB=1), H("Sigmoid", ["g"], ["y"])],
+        (2, 3, 4, 4), {"W": w(4, 3, 3, 3), "G": w(5, 64)}, output_rank=2),
 }
 
 
@@ -106,6 +110,15 @@ def test_op_matches_onnxruntime(name, matches_onnxruntime):
     shape = [2 if d.dim_param else d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     x = R.standard_normal(shape).astype(np.float32)
     matches_onnxruntime(model, x)
+
+
+def test_a_sigmoid_head_is_recorded_on_the_output_and_survives_compiling(tmp_path):
+    """The chip integrates the values before the sigmoid; the artifact keeps the head for the host."""
+    graph = snnconv.load_onnx(CASES["multi_label_sigmoid_head"])
+    assert graph.output.activation == "sigmoid"
+    calibration = R.standard_normal((16, 3, 4, 4)).astype(np.float32)
+    net = snnconv.compile(CASES["multi_label_sigmoid_head"], "loihi", calibration, timesteps=8)
+    assert snnconv.load(net.save(tmp_path / "head.snn")).graph.output.activation == "sigmoid"
 
 
 def test_softmax_is_recorded_on_the_output_layer():

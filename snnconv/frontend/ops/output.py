@@ -1,4 +1,10 @@
-"""Softmax and LogSoftmax, recorded on the output layer (they do not change the argmax)."""
+"""Softmax, LogSoftmax and Sigmoid as the model's last op, recorded on the output layer.
+
+None changes which output is largest (a sigmoid is increasing per element), so the
+spiking network integrates the values before it and the host applies the function to
+the result (``snnconv.ann``): multi-label heads with a sigmoid convert like classifiers.
+Anywhere else in the network they are refused (``Context.layer_of``).
+"""
 
 from __future__ import annotations
 
@@ -22,3 +28,9 @@ def softmax(node: Node, ctx: Context) -> None:
 @converter("LogSoftmax", 1, 11, 13)
 def log_softmax(node: Node, ctx: Context) -> None:
     _mark(node, ctx, "log_softmax")
+
+
+@converter("Sigmoid", 1, 6, 13)
+def sigmoid(node: Node, ctx: Context) -> None:
+    """Per element, any rank: no axis to check."""
+    ctx.mark_output_activation(node, "sigmoid")
