@@ -406,14 +406,19 @@ def _arithmetic(graph: Graph, timesteps: int, batch: torch.Tensor) -> tuple[torc
     dtype = getattr(torch, graph.fact("dtype", "float32"))
     if not any(getattr(layer, "state_bits", None) is not None for layer in graph):
         return dtype, set()
-    low, high = _power_of_two(min(float(batch.min()), 0.0)), _power_of_two(max(float(batch.max()), 1.0))
+    smallest, largest = (float(v) for v in torch.aminmax(batch))
+    if not (math.isfinite(smallest) and math.isfinite(largest)):
+        bad = int((~torch.isfinite(batch)).sum())
+        raise BadDataError(f"inputs hold {bad:,} values that are NaN or infinite; a chip takes finite currents: "
+                           "clean or clip the data as the ANN expects it")
+    low, high = _power_of_two(min(smallest, 0.0)), _power_of_two(max(largest, 1.0))
     return graph.derived(("arithmetic", timesteps, low, high),
                          lambda: _exact_arithmetic(graph, timesteps, low, high, dtype))
 
 
 def _power_of_two(value: float) -> float:
-    """``value`` rounded away from zero to a signed power of two (0 stays 0; inf and nan stay)."""
-    if value == 0 or not math.isfinite(value):
+    """``value`` rounded away from zero to a signed power of two (0 stays 0)."""
+    if value == 0:
         return value
     return math.copysign(2.0 ** math.ceil(math.log2(abs(value))), value)
 

@@ -189,6 +189,14 @@ def test_labels_outside_the_classes_are_refused_before_the_run(labels, folder, c
     one_error_line(code, capsys.readouterr().err, "the network has 10 outputs")
 
 
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_inputs_are_refused_by_the_chip_model(value, artifact_path, lenet_calibration):
+    x = lenet_calibration[:2].copy()
+    x[1, 0, 0, 0] = value
+    with pytest.raises(BadDataError, match="1 values that are NaN or infinite"):
+        snnconv.load(artifact_path).run(x, timesteps=2)
+
+
 def test_labels_outside_the_classes_are_refused_by_the_api(artifact_path, lenet_calibration):
     net = snnconv.load(artifact_path)
     result = net.run(lenet_calibration[:4], timesteps=2)
