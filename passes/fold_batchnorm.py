@@ -2,17 +2,39 @@
 
 A BatchNorm is the affine map ``y = s * x + t`` with ``s = gamma / sqrt(var + eps)`` and
 ``t = beta - mean * s``. Each affine map (from BatchNorm or from Sub/Mul/Div/Add by
-constants) is folded, exactly in float arithmetic, by the first rule that applies:
+constants) is folded, exactly in float arithmetic, by the first rule that applies; ``s``
+must be one value per channel, ``t`` may vary within a channel where a rule says so.
 
-- backward, into the conv/dense that produces its input (and feeds nothing else), when
-  ``s`` and ``t`` are per output channel: ``W' = s[o] * W``, ``b' = s * b + t``;
-- forward, into every conv/dense that reads it (through a Flatten for dense layers):
-  ``W'[o, c] = W[o, c] * s[c]`` and ``b' = b + W (*) t``, the second term computed by
-  running the layer on the constant map ``t`` with the layer's own zero padding, so a
-  shift near a padded border stays exact (the bias becomes per neuron if it varies).
+Backward, into what produces its input, when that producer feeds nothing else:
 
-An affine map that fits neither (e.g. a BatchNorm between an Add and its ReLU whose
-branches cannot absorb it) is kept as an ``Affine`` layer and listed in the notes.
+- a conv/dense: ``W'[o] = s[o] * W[o]``, ``b' = s * b + t`` (per neuron if ``t`` varies);
+- another affine: ``s2 (s1 x + t1) + t2 = (s2 s1) x + (s2 t1 + t2)``;
+- an Add (pre-activation ResNet order, BN after the sum): ``s (a + b) + t =
+  (s a + t) + (s b)``, one affine per branch, ``t`` on the first;
+- a Concat (DenseNet order): the affine splits by channel ranges, one piece per
+  concatenated branch, ``concat(a, b)`` scaled by ``(s_a, s_b)`` being
+  ``concat(s_a a + t_a, s_b b + t_b)``.
+
+The pieces of an Add or Concat are folded backward in turn (through nested Adds and
+Concats); the split is kept only if every piece folds, else nothing changes.
+
+Forward, into every reader (each reader takes the whole map, or nothing changes):
+
+- a conv: ``W'[o, c] = W[o, c] * s[c]`` and ``b' = b + W (*) t``, the second term computed
+  by running the layer on the constant map ``t`` with the layer's own zero padding, so a
+  shift near a padded border stays exact (the bias becomes per neuron if it varies);
+- a dense: ``W' = W diag(s)``, ``b' = b + W t``;
+- through a Flatten: ``flatten(s x + t) = flatten(s) flatten(x) + flatten(t)``;
+- through average or sum pooling (BatchNorm after ReLU, before the pool):
+  ``pool(s x + t) = s pool(x) + pool(t)``, a per-channel linear map, with ``pool(t)``
+  computed on the constant map ``t`` (padding, ``count_include_pad`` and ``ceil_mode``
+  make it vary at the borders);
+- through max pooling only where ``s >= 0`` in every channel and ``t`` is per channel:
+  ``max(s x + t) = s max(x) + t`` (a negative scale would turn the max into a min).
+
+After Flatten or pooling the moved affine folds forward again (a pool, then a conv).
+An affine map that fits no rule (e.g. a BatchNorm between an Add and its ReLU whose
+branches also feed other layers) is kept as an ``Affine`` layer and listed in the notes.
 """
 
 from __future__ import annotations
@@ -20,9 +42,11 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import torch
 
-from snnconv.ir import Affine, BatchNorm, Conv, Dense, Flatten, Graph, Layer
-from snnconv.ir.rewrite import PassResult, bypass
+from snnconv import ann
+from snnconv.ir import Add, Affine, BatchNorm, Concat, Conv, Dense, Flatten, Graph, Layer, Pool
+from snnconv.ir.rewrite import PassResult, bypass, rewire
 
 __all__ = ["FoldBatchNorm"]
 
@@ -33,14 +57,17 @@ class FoldBatchNorm:
     def run(self, graph: Graph) -> PassResult:
         layers = [_as_affine(layer) if isinstance(layer, BatchNorm) else layer for layer in graph]
         changed = any(isinstance(layer, BatchNorm) for layer in graph)
-        folded, kept = [], []
-        for affine in [layer for layer in layers if isinstance(layer, Affine)]:
-            rewritten = _fold_backward(layers, affine) or _fold_forward(layers, affine)
-            if rewritten is None:
-                kept.append(affine.name)
-            else:
-                layers, changed = rewritten, True
-                folded.append(affine.name)
+        folded = []
+        progress = True
+        while progress:  # a fold can make another affine foldable (two affines in a row)
+            progress = False
+            for name in [layer.name for layer in layers if isinstance(layer, Affine)]:
+                affine = _named(layers, name)
+                rewritten = _fold_backward(layers, affine) or _fold_forward(layers, affine)
+                if rewritten is not None:
+                    layers, changed, progress = rewritten, True, True
+                    folded.append(name)
+        kept = [layer.name for layer in layers if isinstance(layer, Affine)]
         result = graph.rebuilt(layers) if changed else graph
         return PassResult(result, changed, {"folded": folded, "kept_affine": kept})
 
@@ -61,49 +88,139 @@ def _channel_vector(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | N
     return full[:, 0].astype(np.float64)
 
 
+def _named(layers: list[Layer], name: str) -> Layer:
+    return next(layer for layer in layers if layer.name == name)
+
+
 def _readers(layers: list[Layer], name: str) -> list[Layer]:
     return [layer for layer in layers if name in layer.inputs]
 
 
+def _fresh_name(layers: list[Layer], base: str) -> str:
+    taken = {layer.name for layer in layers}
+    name, count = base, 1
+    while name in taken:
+        name, count = f"{base}.{count}", count + 1
+    return name
+
+
 def _fold_backward(layers: list[Layer], affine: Affine) -> list[Layer] | None:
-    producer = next(layer for layer in layers if layer.name == affine.inputs[0])
-    if not isinstance(producer, (Conv, Dense)) or len(_readers(layers, producer.name)) != 1:
+    producer = _named(layers, affine.inputs[0])
+    if len(_readers(layers, producer.name)) != 1:
         return None
-    scale, shift = _channel_vector(affine.scale, affine.shape), _channel_vector(affine.shift, affine.shape)
-    if scale is None or shift is None:
+    if isinstance(producer, (Conv, Dense)):
+        return _scale_weighted(layers, producer, affine)
+    if isinstance(producer, Affine):
+        merged = dataclasses.replace(producer, scale=affine.scale * producer.scale,
+                                     shift=affine.scale * producer.shift + affine.shift)
+        return bypass([merged if layer is producer else layer for layer in layers], affine.name)
+    if isinstance(producer, (Add, Concat)):
+        return _split(layers, producer, affine)
+    return None
+
+
+def _scale_weighted(layers: list[Layer], producer: Conv | Dense, affine: Affine) -> list[Layer] | None:
+    """``s (W x + b) + t``: scale the rows of ``W``, and ``b' = s b + t``."""
+    scale = _channel_vector(affine.scale, affine.shape)
+    if scale is None:
+        return None
+    shift = _channel_vector(affine.shift, affine.shape)
+    if shift is None and not isinstance(producer, Conv):
         return None
     weight = producer.weight * scale.reshape(-1, *([1] * (producer.weight.ndim - 1)))
-    bias_shape = (-1,) + (1,) * (producer.bias.ndim - 1)
-    bias = producer.bias * scale.reshape(bias_shape) + shift.reshape(bias_shape)
+    if shift is not None and producer.bias.ndim == 1:
+        bias = producer.bias * scale + shift
+    else:  # a per-neuron bias (O, OH, OW): one of the two varies over positions
+        per_channel = scale.reshape(-1, 1, 1)
+        full_shift = np.broadcast_to(affine.shift, affine.shape)
+        bias = np.broadcast_to(producer.bias.reshape(producer.bias.shape[0], -1, 1)
+                               if producer.bias.ndim == 1 else producer.bias, affine.shape) * per_channel + full_shift
     folded = dataclasses.replace(producer, weight=weight.astype(np.float32), bias=bias.astype(np.float32))
     return bypass([folded if layer is producer else layer for layer in layers], affine.name)
 
 
-def _fold_forward(layers: list[Layer], affine: Affine) -> list[Layer] | None:
-    """Fold into every reader; all readers must be conv/dense (or Flatten -> dense only)."""
-    readers = _readers(layers, affine.name)
-    plans = []
-    for reader in readers:
-        if isinstance(reader, Flatten):
-            dense_readers = _readers(layers, reader.name)
-            if not dense_readers or not all(isinstance(d, Dense) for d in dense_readers):
-                return None
-            scale = np.broadcast_to(affine.scale, affine.shape).reshape(-1)
-            shift = np.broadcast_to(affine.shift, affine.shape).reshape(-1)
-            plans += [(d, _dense_absorb(d, scale, shift)) for d in dense_readers]
-        elif isinstance(reader, Dense):
-            plans.append((reader, _dense_absorb(reader, affine.scale, affine.shift)))
-        elif isinstance(reader, Conv):
-            absorbed = _conv_absorb(reader, affine)
-            if absorbed is None:
-                return None
-            plans.append((reader, absorbed))
+def _split(layers: list[Layer], junction: Add | Concat, affine: Affine) -> list[Layer] | None:
+    """One affine per branch of ``junction``, each folded backward; None unless all fold."""
+    scale = np.broadcast_to(affine.scale, affine.shape)
+    shift = np.broadcast_to(affine.shift, affine.shape)
+    pieces, start = [], 0
+    for index, src in enumerate(junction.inputs):
+        shape = _named(layers, src).shape
+        if isinstance(junction, Concat):
+            part = slice(start, start + shape[0])
+            piece_scale, piece_shift = scale[part], shift[part]
+            start += shape[0]
         else:
+            piece_scale, piece_shift = scale, shift if index == 0 else np.zeros_like(shift)
+        name = _fresh_name(layers + pieces, f"{affine.name}/{index}")
+        pieces.append(Affine(name=name, inputs=(src,), shape=shape, scale=piece_scale, shift=piece_shift))
+    rejoined = dataclasses.replace(junction, inputs=tuple(piece.name for piece in pieces))
+    layers = bypass([rejoined if layer is junction else layer for layer in layers] + pieces, affine.name)
+    for piece in pieces:
+        layers = _fold_backward(layers, piece)
+        if layers is None:
             return None
-    if not plans:
+    return layers
+
+
+def _fold_forward(layers: list[Layer], affine: Affine) -> list[Layer] | None:
+    """Fold into every reader of ``affine``; None unless all take it."""
+    names = [layer.name for layer in _readers(layers, affine.name)]
+    if not names:
         return None
-    replacement = {id(old): new for old, new in plans}
-    return bypass([replacement.get(id(layer), layer) for layer in layers], affine.name)
+    for name in names:
+        layers = _absorb(layers, affine, _named(layers, name))
+        if layers is None:
+            return None
+    return [layer for layer in layers if layer is not affine]
+
+
+def _absorb(layers: list[Layer], affine: Affine, reader: Layer) -> list[Layer] | None:
+    """``reader`` reads the affine's input instead, with the map folded into it or moved past it."""
+    if len(reader.inputs) != 1:
+        return None
+    if isinstance(reader, Dense):
+        absorbed = _dense_absorb(reader, affine.scale, affine.shift)
+    elif isinstance(reader, Conv):
+        absorbed = _conv_absorb(reader, affine)
+    elif isinstance(reader, Flatten):
+        flat_scale, flat_shift = (np.broadcast_to(a, affine.shape).reshape(-1) for a in (affine.scale, affine.shift))
+        return _move_past(layers, affine, reader, flat_scale, flat_shift)
+    elif isinstance(reader, Pool):
+        return _move_past_pool(layers, affine, reader)
+    else:
+        return None
+    if absorbed is None:
+        return None
+    absorbed = dataclasses.replace(absorbed, inputs=affine.inputs)
+    return [absorbed if layer is reader else layer for layer in layers]
+
+
+def _move_past(layers: list[Layer], affine: Affine, reader: Layer, scale: np.ndarray,
+               shift: np.ndarray) -> list[Layer] | None:
+    """``reader`` reads the affine's input; a new affine ``(scale, shift)`` follows it and folds forward."""
+    moved = dataclasses.replace(reader, inputs=affine.inputs)
+    after = Affine(name=_fresh_name(layers, f"{affine.name}/{reader.name}"), inputs=(reader.name,),
+                   shape=reader.shape, scale=scale, shift=shift)
+    layers = rewire([moved if layer is reader else layer for layer in layers], reader.name, after.name)
+    return _fold_forward(layers + [after], after)
+
+
+def _move_past_pool(layers: list[Layer], affine: Affine, pool: Pool) -> list[Layer] | None:
+    """``pool(s x + t) = s pool(x) + pool(t)`` (max pooling: ``s >= 0`` and ``t`` per channel)."""
+    scale = _channel_vector(affine.scale, affine.shape)
+    if scale is None:
+        return None
+    if pool.mode == "max" and (np.any(scale < 0) or _channel_vector(affine.shift, affine.shape) is None):
+        return None
+    shift_map = np.broadcast_to(affine.shift, affine.shape).astype(np.float64)
+    pooled = _apply(pool, shift_map)
+    return _move_past(layers, affine, pool, scale.reshape(-1, 1, 1), pooled)
+
+
+def _apply(layer: Layer, value: np.ndarray) -> np.ndarray:
+    """``layer`` (ANN semantics) on one fixed input map, in float64."""
+    return ann.apply_layer(layer, [torch.from_numpy(np.array(value, np.float64)[None])])[0].numpy()
 
 
 def _dense_absorb(dense: Dense, scale: np.ndarray, shift: np.ndarray) -> Dense:
@@ -130,27 +247,8 @@ def _conv_absorb(conv: Conv, affine: Affine) -> Conv | None:
     bias = conv.bias.astype(np.float64)
     if bias.ndim == 1:
         bias = bias[:, None, None]
-    bias = bias + _conv_of_constant(conv, shift_map)
+    bias = bias + _apply(dataclasses.replace(conv, bias=np.zeros(conv.weight.shape[0])), shift_map)
     flat = bias.reshape(bias.shape[0], -1)
     if np.all(flat == flat[:, :1]):
         bias = flat[:, 0]
     return dataclasses.replace(conv, weight=weight.astype(np.float32), bias=bias.astype(np.float32))
-
-
-def _conv_of_constant(conv: Conv, value: np.ndarray) -> np.ndarray:
-    """The convolution (no bias) of one fixed input map, in float64 with numpy."""
-    top, left, bottom, right = conv.pads
-    padded = np.pad(value, ((0, 0), (top, bottom), (left, right)))
-    out_c, per_group, kh, kw = conv.weight.shape
-    _, oh, ow = conv.shape
-    result = np.zeros((out_c, oh, ow))
-    group_out = out_c // conv.groups
-    for o in range(out_c):
-        channels = padded[(o // group_out) * per_group:(o // group_out + 1) * per_group]
-        for u in range(kh):
-            for v in range(kw):
-                rows = u * conv.dilation[0] + conv.stride[0] * np.arange(oh)
-                cols = v * conv.dilation[1] + conv.stride[1] * np.arange(ow)
-                window = channels[:, rows][:, :, cols]
-                result[o] += np.tensordot(conv.weight[o, :, u, v].astype(np.float64), window, axes=(0, 0))
-    return result
