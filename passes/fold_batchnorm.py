@@ -33,8 +33,16 @@ Forward, into every reader (each reader takes the whole map, or nothing changes)
   ``max(s x + t) = s max(x) + t`` (a negative scale would turn the max into a min).
 
 After Flatten or pooling the moved affine folds forward again (a pool, then a conv).
-An affine map that fits no rule (e.g. a BatchNorm between an Add and its ReLU whose
-branches also feed other layers) is kept as an ``Affine`` layer and listed in the notes.
+
+Last, where every reader is a ReLU (pre-activation ResNet-v2 and DenseNet blocks, whose
+running sum or concat also feeds the next block): backward as above, but a producer
+(conv/dense, affine, Add, Concat) that feeds other layers is copied for this BatchNorm,
+and a branch that reaches a layer without weights (a spiking ReLU, a pool) gets the
+piece as a 1x1 depthwise conv, ``W[c, 0, 0, 0] = s[c]``, ``b = t``. Exact; each copy
+costs the copied layer's synapses again, each depthwise conv one synapse per neuron.
+
+An affine map that fits no rule (a negative scale before max pooling, a BatchNorm whose
+readers are no conv/dense/pool/ReLU) is kept as an ``Affine`` layer and listed in the notes.
 """
 
 from __future__ import annotations
@@ -45,7 +53,7 @@ import numpy as np
 import torch
 
 from snnconv import ann
-from snnconv.ir import Add, Affine, BatchNorm, Concat, Conv, Dense, Flatten, Graph, Layer, Pool
+from snnconv.ir import Add, Affine, BatchNorm, Concat, Conv, Dense, Flatten, Graph, Layer, Pool, ReLU
 from snnconv.ir.rewrite import PassResult, bypass, rewire
 
 __all__ = ["FoldBatchNorm"]
@@ -63,7 +71,8 @@ class FoldBatchNorm:
             progress = False
             for name in [layer.name for layer in layers if isinstance(layer, Affine)]:
                 affine = _named(layers, name)
-                rewritten = _fold_backward(layers, affine) or _fold_forward(layers, affine)
+                rewritten = _fold_backward(layers, affine) or _fold_forward(layers, affine) \
+                    or _fold_into_copies(layers, affine)
                 if rewritten is not None:
                     layers, changed, progress = rewritten, True, True
                     folded.append(name)
@@ -104,19 +113,54 @@ def _fresh_name(layers: list[Layer], base: str) -> str:
     return name
 
 
-def _fold_backward(layers: list[Layer], affine: Affine) -> list[Layer] | None:
+def _fold_backward(layers: list[Layer], affine: Affine, copy: bool = False) -> list[Layer] | None:
+    """Fold into the producer; with ``copy``, into a copy of a producer that feeds other layers too,
+    and as a 1x1 depthwise conv after a producer that is no conv/dense/affine/Add/Concat."""
     producer = _named(layers, affine.inputs[0])
-    if len(_readers(layers, producer.name)) != 1:
+    foldable = isinstance(producer, (Conv, Dense, Affine, Add, Concat))
+    if copy and not foldable:
+        return _as_depthwise_conv(layers, affine)
+    if not foldable or len(_readers(layers, producer.name)) != 1 and not copy:
         return None
+    if len(_readers(layers, producer.name)) != 1:
+        clone = dataclasses.replace(producer, name=_fresh_name(layers, f"{producer.name}/{affine.name}"))
+        reading = dataclasses.replace(affine, inputs=(clone.name,))
+        layers = [reading if layer is affine else layer for layer in layers] + [clone]
+        producer, affine = clone, reading
     if isinstance(producer, (Conv, Dense)):
         return _scale_weighted(layers, producer, affine)
     if isinstance(producer, Affine):
         merged = dataclasses.replace(producer, scale=affine.scale * producer.scale,
                                      shift=affine.scale * producer.shift + affine.shift)
         return bypass([merged if layer is producer else layer for layer in layers], affine.name)
-    if isinstance(producer, (Add, Concat)):
-        return _split(layers, producer, affine)
-    return None
+    return _split(layers, producer, affine, copy)
+
+
+def _fold_into_copies(layers: list[Layer], affine: Affine) -> list[Layer] | None:
+    """The last resort where every reader is a ReLU (pre-activation blocks whose sums feed several layers).
+
+    ``relu(s x + t)``: the affine folds backward as above, but a producer that feeds other
+    layers too (the running sum of a ResNet-v2 stage, the growing concat of a DenseNet
+    block) is copied for this reader, and where a branch reaches a layer without weights
+    (a ReLU, a pool) the piece becomes a 1x1 depthwise conv ``W[c] = s[c]``, ``b = t``.
+    Each copy costs its synapses again; the ReLU then receives through one weighted layer.
+    """
+    readers = _readers(layers, affine.name)
+    if not readers or not all(isinstance(reader, ReLU) for reader in readers):
+        return None
+    return _fold_backward(layers, affine, copy=True)
+
+
+def _as_depthwise_conv(layers: list[Layer], affine: Affine) -> list[Layer] | None:
+    """``s x + t`` as a 1x1 conv with one input channel per output channel (feature maps only)."""
+    scale = _channel_vector(affine.scale, affine.shape)
+    if scale is None or len(affine.shape) != 3:
+        return None
+    shift = _channel_vector(affine.shift, affine.shape)
+    bias = shift if shift is not None else np.broadcast_to(affine.shift, affine.shape)
+    conv = Conv(name=affine.name, inputs=affine.inputs, shape=affine.shape, groups=affine.shape[0],
+                weight=scale.reshape(-1, 1, 1, 1).astype(np.float32), bias=np.asarray(bias, np.float32))
+    return [conv if layer is affine else layer for layer in layers]
 
 
 def _scale_weighted(layers: list[Layer], producer: Conv | Dense, affine: Affine) -> list[Layer] | None:
@@ -139,7 +183,7 @@ def _scale_weighted(layers: list[Layer], producer: Conv | Dense, affine: Affine)
     return bypass([folded if layer is producer else layer for layer in layers], affine.name)
 
 
-def _split(layers: list[Layer], junction: Add | Concat, affine: Affine) -> list[Layer] | None:
+def _split(layers: list[Layer], junction: Add | Concat, affine: Affine, copy: bool = False) -> list[Layer] | None:
     """One affine per branch of ``junction``, each folded backward; None unless all fold."""
     scale = np.broadcast_to(affine.scale, affine.shape)
     shift = np.broadcast_to(affine.shift, affine.shape)
@@ -157,7 +201,7 @@ def _split(layers: list[Layer], junction: Add | Concat, affine: Affine) -> list[
     rejoined = dataclasses.replace(junction, inputs=tuple(piece.name for piece in pieces))
     layers = bypass([rejoined if layer is junction else layer for layer in layers] + pieces, affine.name)
     for piece in pieces:
-        layers = _fold_backward(layers, piece)
+        layers = _fold_backward(layers, piece, copy)
         if layers is None:
             return None
     return layers

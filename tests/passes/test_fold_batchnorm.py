@@ -69,11 +69,21 @@ def test_bn_before_flatten_and_dense_folds():
     assert [layer.kind for layer in result.graph] == ["input", "relu", "flatten", "dense", "output"]
 
 
-def test_bn_between_add_and_relu_is_kept_as_affine():
+def test_bn_between_add_and_relu_with_a_spiking_shortcut_becomes_a_depthwise_conv():
+    """relu(s (conv(r) + r) + t): the conv branch is scaled, the ReLU branch gets a 1x1 depthwise conv (s, t)."""
     result = _fold([(H("Relu", ["x"], ["r"]), {}), conv("c1", "r", "a", 3, 3, pads=[1, 1, 1, 1]),
                     (H("Add", ["a", "r"], ["s"]), {}), bn("bn", "s", "b", 3), (H("Relu", ["b"], ["y"]), {})])
+    assert not result.notes["kept_affine"]
+    shortcut = result.graph["bn/1"]
+    assert shortcut.kind == "conv" and shortcut.groups == 3 and shortcut.weight.shape == (3, 1, 1, 1)
+
+
+def test_bn_after_add_with_other_readers_and_no_relu_is_kept():
+    """The sum also feeds the output and the BN feeds no ReLU: copying is not tried, the affine stays."""
+    result = _fold([(H("Relu", ["x"], ["r"]), {}), conv("c1", "r", "a", 3, 3, pads=[1, 1, 1, 1]),
+                    (H("Add", ["a", "r"], ["s"]), {}), bn("bn", "s", "b", 3), (H("Add", ["b", "s"], ["y"]), {})])
     assert result.notes["kept_affine"] == ["bn"]
-    assert "affine" in [layer.kind for layer in result.graph]
+    assert [layer.name for layer in result.graph if layer.kind == "affine"] == ["bn"]
 
 
 @pytest.mark.parametrize("model", ["cnn", "resnet", "mlp"])
@@ -166,13 +176,23 @@ def test_bn_after_nested_add_and_concat_folds_into_every_branch():
     assert "affine" not in _kinds(result)
 
 
-def test_bn_after_concat_with_a_shared_branch_is_kept_whole():
-    """One branch also feeds another layer: no piece is folded, the graph keeps the original affine only."""
+def test_pre_activation_sums_that_feed_the_next_sum_are_copied_per_bn():
+    """ResNet-v2 stage: x1 = r + c1(r) feeds bn2 and x2 = x1 + c2(...); bn2 folds into copies of x1's layers."""
+    result = _fold([(H("Relu", ["x"], ["r"]), {}), conv("c1", "r", "a", 3, 3, pads=[1, 1, 1, 1]),
+                    (H("Add", ["r", "a"], ["x1"]), {}), bn("bn2", "x1", "n", 3), (H("Relu", ["n"], ["h"]), {}),
+                    conv("c2", "h", "b", 3, 3, pads=[1, 1, 1, 1]), (H("Add", ["x1", "b"], ["y"]), {})])
+    assert not result.notes["kept_affine"]
+    kinds = [layer.kind for layer in result.graph]
+    assert kinds.count("add") == 3 and kinds.count("conv") == 4  # x1, its copy, x2; c1, its copy, bn2's 1x1, c2
+
+
+def test_bn_after_concat_with_a_shared_spiking_branch_folds_into_a_copy_and_a_depthwise_conv():
+    """DenseNet block: concat(conv(r), r) also read elsewhere; the BN before the ReLU gets its own concat."""
     result = _fold([*_relu_conv("c0", "x", "r", 3, 3), conv("a", "r", "ya", 3, 2, pads=[1, 1, 1, 1]),
                     (H("Concat", ["ya", "r"], ["c"], axis=1), {}), bn("bn", "c", "n", 5), (H("Relu", ["n"], ["m"]), {}),
-                    conv("e", "m", "y", 5, 3, pads=[1, 1, 1, 1])])
-    assert result.notes["kept_affine"] == ["bn"]
-    assert [layer.name for layer in result.graph if layer.kind == "affine"] == ["bn"]
+                    conv("e", "m", "ye", 5, 5, pads=[1, 1, 1, 1]), (H("Add", ["ye", "c"], ["y"]), {})])
+    assert not result.notes["kept_affine"]
+    assert [layer.kind for layer in result.graph].count("concat") == 2
 
 
 @pytest.mark.parametrize("relu_between", [True, False])

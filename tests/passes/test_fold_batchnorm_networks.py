@@ -88,12 +88,44 @@ class DepthwiseSeparable(_Net):
         return nn.functional.avg_pool2d(x, 2)
 
 
+class PreActivationResNet(_Net):
+    """ResNet-v2 stage: x1 = x0 + f1(x0), x2 = x1 + f2(x1), f = conv(ReLU(BN(.))), head BN -> ReLU."""
+
+    def __init__(self):
+        super().__init__(4 * 8 * 8)
+        self.bn1, self.c1 = _bn(4), nn.Conv2d(4, 4, 3, padding=1)
+        self.bn2, self.c2 = _bn(4), nn.Conv2d(4, 4, 3, padding=1)
+        self.bn3 = _bn(4)
+
+    def body(self, x0):
+        x1 = x0 + self.c1(torch.relu(self.bn1(x0)))
+        x2 = x1 + self.c2(torch.relu(self.bn2(x1)))
+        return torch.relu(self.bn3(x2))
+
+
+class DenseBlock(_Net):
+    """DenseNet block: x1 = concat(x0, f1(x0)), x2 = concat(x1, f2(x1)), head BN -> ReLU -> avg pool."""
+
+    def __init__(self):
+        super().__init__(8 * 4 * 4)
+        self.bn1, self.c1 = _bn(4), nn.Conv2d(4, 2, 3, padding=1)
+        self.bn2, self.c2 = _bn(6), nn.Conv2d(6, 2, 3, padding=1)
+        self.bn3 = _bn(8)
+
+    def body(self, x0):
+        x1 = torch.cat([x0, self.c1(torch.relu(self.bn1(x0)))], 1)
+        x2 = torch.cat([x1, self.c2(torch.relu(self.bn2(x1)))], 1)
+        return nn.functional.avg_pool2d(torch.relu(self.bn3(x2)), 2)
+
+
 NETWORKS = {
     "bn_relu_maxpool": lambda: BnAfterReluBeforePool(nn.MaxPool2d(2)),
     "bn_relu_avgpool": lambda: BnAfterReluBeforePool(nn.AvgPool2d(2)),
     "preact_add": PreActivationAdd,
     "preact_concat": PreActivationConcat,
     "depthwise_separable": DepthwiseSeparable,
+    "resnet_v2_stage": PreActivationResNet,
+    "dense_block": DenseBlock,
 }
 
 
