@@ -4,6 +4,13 @@ Tensors of an ONNX graph are either constants (initializers, Constant nodes and
 everything folded from them) or values computed per sample (IR layers). Converters ask
 the ``Context`` for constants and shapes, and emit IR layers through it; the context
 names layers after their nodes and checks shapes, so error messages can name the node.
+
+1-D spatial data (``[N, C, L]``, audio and time series) is carried as 2-D with height 1:
+the IR layer's shape is ``(C, 1, L)``. The context remembers which layers hold such
+data (``one_d``), so converters that reason in ONNX's ranks and axes (Flatten, Reshape,
+Concat, Softmax, constants that broadcast) see ``full_shape`` = ``(N, C, L)`` while the
+layers they emit see ``(C, 1, L)``. A layer computed from a 1-D layer that keeps the
+rank is 1-D too (``emit``).
 """
 
 from __future__ import annotations
@@ -18,6 +25,18 @@ from snnconv.errors import BadModelError, UnsupportedOpError
 from snnconv.ir import layers as L
 
 __all__ = ["MAX_ELEMENTS", "Context", "Node", "check_size", "one_line"]
+
+# Why an output function cannot sit inside the network, and what to do instead.
+_SOFTMAX_INSIDE = ("it normalizes across all features, which no neuron computes from its own input; snnconv supports "
+                   "Softmax and LogSoftmax only as the model's last op: inside the network, retrain without it")
+_INSIDE = {
+    "softmax": _SOFTMAX_INSIDE,
+    "log_softmax": _SOFTMAX_INSIDE,
+    "sigmoid": "a Sigmoid is 0.5 at 0 and never reaches 0, while a spiking neuron's rate is a ReLU of its input "
+               "capped at one spike per step, so it has no spiking equivalent inside the network; snnconv supports "
+               "Sigmoid only as the model's last op: inside, retrain with ReLU, ReLU6 or HardSigmoid (a capped ReLU, "
+               "which converts exactly)",
+}
 
 # The most elements one sample's tensor or one constant may have (1 GiB of float32):
 # far beyond any network a neuromorphic chip holds, so a larger one means a malformed
@@ -94,6 +113,7 @@ class Context:
     values: dict[str, str] = field(default_factory=dict)  # tensor name -> layer name
     producers: dict[str, str] = field(default_factory=dict)  # tensor name -> label of its node
     output_activations: dict[str, tuple[str, str]] = field(default_factory=dict)  # tensor -> (activation, source)
+    one_d: set[str] = field(default_factory=set)  # tensors whose layer's (C, 1, L) stands for ONNX's (N, C, L)
     _by_name: dict[str, L.Layer] = field(default_factory=dict)
 
     # --- reading -------------------------------------------------------------------
@@ -130,10 +150,7 @@ class Context:
         """The IR layer computing ``tensor``, for a node that reads it."""
         if tensor in self.output_activations:
             activation, _ = self.output_activations[tensor]
-            raise reader.unsupported(
-                f"reads {tensor!r}, the result of a {activation}; snnconv supports Softmax, LogSoftmax and "
-                "Sigmoid only as the model's last op: inside the network, replace it by ReLU"
-            )
+            raise reader.unsupported(f"reads {tensor!r}, the result of a {activation}; {_INSIDE[activation]}")
         if tensor not in self.values:
             origin = self.producers.get(tensor, "no node (not a graph input or initializer)")
             raise reader.unsupported(
@@ -141,13 +158,21 @@ class Context:
             )
         return self.layer(self.values[tensor])
 
+    def is_one_d(self, tensor: str, reader: Node) -> bool:
+        """Whether ``tensor`` is 1-D spatial data (ONNX ``[N, C, L]``) held as ``(C, 1, L)``."""
+        self.layer_of(tensor, reader)
+        return tensor in self.one_d
+
     def shape(self, tensor: str, reader: Node) -> tuple[int, ...]:
         """The sample shape (no batch dim) of a computed tensor."""
         return self.layer_of(tensor, reader).shape
 
     def full_shape(self, tensor: str, reader: Node) -> tuple[int, ...]:
-        """The shape of a computed tensor with the batch dimension in front."""
-        return (self.batch, *self.shape(tensor, reader))
+        """The ONNX shape of a computed tensor, batch dimension in front (``(N, C, L)`` for 1-D data)."""
+        shape = self.shape(tensor, reader)
+        if self.is_one_d(tensor, reader):
+            shape = (shape[0], *shape[2:])
+        return (self.batch, *shape)
 
     # --- writing -------------------------------------------------------------------
 
@@ -162,7 +187,10 @@ class Context:
             raise BadModelError(f"{node.label}: {exc}") from None
         check_size(shape, f"{node.label}: output")
         layer = cls(name=name, inputs=tuple(s.name for s in sources), shape=shape, **fields)
-        self.add_layer(layer, node.outputs[0] if output is None else output)
+        output = node.outputs[0] if output is None else output
+        self.add_layer(layer, output)
+        if len(shape) == 3 and any(t in self.one_d for t in inputs):
+            self.one_d.add(output)
         return layer
 
     def add_layer(self, layer: L.Layer, tensor: str) -> None:
@@ -171,17 +199,22 @@ class Context:
         self._by_name[layer.name] = layer
         self.values[tensor] = layer.name
 
-    def alias(self, node: Node, source: str) -> None:
-        """``node``'s first output is the same value as ``source`` (Identity, Dropout)."""
+    def alias(self, node: Node, source: str, one_d: bool | None = None) -> None:
+        """``node``'s first output is the same value as ``source`` (Identity, Dropout); it is 1-D data if
+        ``source`` is, unless ``one_d`` says otherwise (Squeeze and Unsqueeze of the height axis)."""
         if source in self.output_activations:  # e.g. Softmax -> Identity at the very end
             self.output_activations[node.outputs[0]] = self.output_activations[source]
-        else:
-            self.values[node.outputs[0]] = self.layer_of(source, node).name
+            return
+        self.values[node.outputs[0]] = self.layer_of(source, node).name
+        if (source in self.one_d) if one_d is None else one_d:
+            self.one_d.add(node.outputs[0])
 
-    def mark_output_activation(self, node: Node, activation: str) -> None:
-        """``node`` applies ``activation`` at the output; allowed only as the model's last op."""
-        self.layer_of(node.inputs[0], node)
-        self.output_activations[node.outputs[0]] = (activation, node.inputs[0])
+    def mark_output_activation(self, node: Node, activation: str, source: str | None = None) -> None:
+        """``node``'s output is ``activation`` of ``source`` (its input by default); allowed only as the model's
+        last op, or followed by reshapes that keep the order of the values (``reshape_output_activation``)."""
+        source = node.inputs[0] if source is None else source
+        self.layer_of(source, node)
+        self.output_activations[node.outputs[0]] = (activation, source)
 
     def layer(self, name: str) -> L.Layer:
         """The layer called ``name``."""

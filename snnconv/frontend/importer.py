@@ -7,6 +7,12 @@ input's sample shape, then walk the nodes in order. A node whose inputs are all 
 ``Shape -> Gather -> Concat`` become plain constants. Every other node goes to its
 registered converter. Layers that do not reach the output are dropped at the end.
 
+An input of shape ``[N, C, L]`` read by 1-D convolutions or pooling is 1-D spatial data:
+its ``Input`` layer has the shape ``(C, 1, L)`` (a feature map of height 1, see
+``Context``), so such a model's data is passed as ``(N, C, 1, L)``. Without spatial ops an
+input ``[N, C, L]`` keeps the shape ``(C, L)``. (torch's legacy exporter writes 1-D pooling as
+``Unsqueeze(2) -> 2-D pool -> Squeeze(2)``: views of the same ``(C, 1, L)`` layers.)
+
 Whatever onnx raises on a model it was handed (its checker, shape inference, version
 converter, protobuf's serializer past 2 GiB, a RecursionError or MemoryError) becomes a
 ``BadModelError`` (an ``UnsupportedOpError`` where the version converter cannot upgrade
@@ -30,6 +36,10 @@ __all__ = ["MIN_OPSET", "import_model"]
 
 MIN_OPSET = 9
 
+# Ops with spatial axes: a model with any of them and an input [N, C, L] has 1-D spatial data.
+SPATIAL_OPS = frozenset({"Conv", "ConvTranspose", "AveragePool", "MaxPool", "LpPool", "GlobalAveragePool",
+                         "GlobalMaxPool", "GlobalLpPool", "Pad", "ReduceMean"})
+
 
 def import_model(model: onnx.ModelProto, label: str, input_shape: tuple[int, ...] | None = None) -> Graph:
     """Convert ``model`` to a validated IR graph; ``label`` names the model in errors."""
@@ -39,7 +49,11 @@ def import_model(model: onnx.ModelProto, label: str, input_shape: tuple[int, ...
     model = _checked(_with_input_shape(model, graph_input.name, sample_shape), label)
     ctx = Context(batch=batch)
     ctx.constants.update(_initializers(model.graph, label))
-    ctx.add_layer(Input(name=graph_input.name, inputs=(), shape=sample_shape), graph_input.name)
+    one_d = len(sample_shape) == 2 and any(n.op_type in SPATIAL_OPS for n in model.graph.node)
+    held = (sample_shape[0], 1, sample_shape[1]) if one_d else sample_shape
+    ctx.add_layer(Input(name=graph_input.name, inputs=(), shape=held), graph_input.name)
+    if one_d:
+        ctx.one_d.add(graph_input.name)
     folder = Folder()
     for index, proto in enumerate(model.graph.node):
         node = Node(proto, opset, index)

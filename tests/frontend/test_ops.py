@@ -97,6 +97,30 @@ CASES = {
         {"s": np.array([-1, 18], np.int64)}, opset=11, output_rank=2),
     "dropout_opset12_ratio_input": make_model([H("Dropout", ["x", "ratio"], ["y"])], (2, 4),
                                               {"ratio": np.float32(0.3)}, opset=12),
+    "gap_softmax_opset11_rank4_head": make_model(
+        [H("Conv", ["x", "W"], ["c"]), H("Relu", ["c"], ["r"]), H("GlobalAveragePool", ["r"], ["g"]),
+         H("Softmax", ["g"], ["y"])], (2, 3, 5, 5), {"W": w(6, 3, 3, 3)}, opset=11),
+    "gap_softmax_opset13_axis1_squeeze": make_model(
+        [H("Conv", ["x", "W"], ["c"]), H("GlobalAveragePool", ["c"], ["g"]), H("Softmax", ["g"], ["s"], axis=1),
+         H("Squeeze", ["s", "ax"], ["y"])], (2, 3, 5, 5), {"W": w(6, 3, 3, 3), "ax": np.array([2, 3], np.int64)},
+        output_rank=2),
+    "gap_logsoftmax_reshape_identity": make_model(
+        [H("Conv", ["x", "W"], ["c"]), H("GlobalMaxPool", ["c"], ["g"]), H("LogSoftmax", ["g"], ["s"], axis=-3),
+         H("Identity", ["s"], ["i"]), H("Reshape", ["i", "t"], ["y"])],
+        (2, 3, 5, 5), {"W": w(6, 3, 3, 3), "t": np.array([0, -1], np.int64)}, output_rank=2),
+    "rank4_sigmoid_flatten": make_model(
+        [H("Conv", ["x", "W"], ["c"]), H("Sigmoid", ["c"], ["s"]), H("Flatten", ["s"], ["y"])],
+        (2, 3, 5, 5), {"W": w(2, 3, 3, 3)}, output_rank=2),
+    "hard_sigmoid_inside": make_model(
+        [H("Conv", ["x", "W"], ["c"]), H("HardSigmoid", ["c"], ["h"], alpha=0.3, beta=0.4),
+         H("Conv", ["h", "W2"], ["y"])], (2, 3, 6, 6), {"W": w(4, 3, 3, 3) * 4, "W2": w(2, 4, 1, 1)}),
+    "hard_sigmoid_opset22_defaults": make_model([H("HardSigmoid", ["x"], ["y"])], (2, 7), opset=22),
+    "reshape_minus1_by_features": make_model(
+        [H("Relu", ["x"], ["r"]), H("Reshape", ["r", "t"], ["y"])], (2, 2, 3, 3), {"t": np.array([-1, 18], np.int64)},
+        output_rank=2),
+    "reshape_batch1_model_1_minus1": make_model(
+        [H("Relu", ["x"], ["r"]), H("Reshape", ["r", "t"], ["y"])], (1, 2, 3, 3), {"t": np.array([1, -1], np.int64)},
+        declared_input_shape=[1, 2, 3, 3], output_rank=2),
     "multi_label_sigmoid_head": make_model(
         [H("Conv", ["x", "W"], ["c"], pads=[1, 1, 1, 1]), H("Relu", ["c"], ["r"]), H("Flatten", ["r"], ["f"]),
          H("Gemm", ["f", "G"], ["g"], transB=1), H("Sigmoid", ["g"], ["y"])],
@@ -119,6 +143,38 @@ def test_a_sigmoid_head_is_recorded_on_the_output_and_survives_compiling(tmp_pat
     calibration = R.standard_normal((16, 3, 4, 4)).astype(np.float32)
     net = snnconv.compile(CASES["multi_label_sigmoid_head"], "loihi", calibration, timesteps=8)
     assert snnconv.load(net.save(tmp_path / "head.snn")).graph.output.activation == "sigmoid"
+
+
+@pytest.mark.parametrize("name, activation", [
+    ("gap_softmax_opset11_rank4_head", "softmax"), ("gap_softmax_opset13_axis1_squeeze", "softmax"),
+    ("gap_logsoftmax_reshape_identity", "log_softmax"), ("rank4_sigmoid_flatten", "sigmoid"),
+])
+def test_a_head_after_a_global_pool_is_recorded_on_the_output(name, activation):
+    """The flatten after the head moves before it: the output layer integrates the flat values."""
+    graph = snnconv.load_onnx(CASES[name])
+    assert graph.output.activation == activation
+    assert [layer.kind for layer in graph][-2:] == (["pool", "output"] if name.startswith("gap_softmax_opset11")
+                                                     else ["flatten", "output"])
+
+
+@pytest.mark.parametrize("nodes, inits, advice", [
+    ([H("GlobalAveragePool", ["x"], ["g"]), H("Softmax", ["g"], ["y"], name="head")], {},
+     r"'head'.*over axis -1 of a tensor of shape \[1, 3, 1, 1\]; only over the class scores"),
+    ([H("Softmax", ["x"], ["y"], name="head", axis=1)], {}, r"'head'.*over axis 1 of a tensor of shape \[1, 3, 4, 4\]"),
+    ([H("Sigmoid", ["x"], ["s"]), H("Reshape", ["s", "t"], ["y"], name="regroup")],
+     {"t": np.array([0, 12, 4], np.int64)}, r"'regroup'.*only flattening to \(batch, features\) converts"),
+], ids=["softmax_opset13_default_axis_on_a_pooled_map", "softmax_over_channels_per_pixel", "head_then_reshape"])
+def test_heads_that_do_not_convert_are_refused(nodes, inits, advice):
+    model = make_model(nodes, (1, 3, 4, 4), inits)
+    with pytest.raises(snnconv.errors.UnsupportedOpError, match=advice):
+        snnconv.load_onnx(model)
+
+
+def test_hard_sigmoid_is_an_affine_and_a_relu_capped_at_one():
+    graph = snnconv.load_onnx(CASES["hard_sigmoid_inside"])
+    affine, relu = graph.layers[2:4]
+    assert (affine.kind, float(affine.scale), float(affine.shift)) == ("affine", pytest.approx(0.3), pytest.approx(0.4))
+    assert (relu.kind, relu.max_value) == ("relu", 1.0)
 
 
 def test_softmax_is_recorded_on_the_output_layer():

@@ -126,12 +126,41 @@ class ViewFlatten(nn.Module):
         return F.softmax(self.fc2(F.relu(self.fc1(x))), dim=1)
 
 
+class ReshapeFlattens(nn.Module):
+    """The other ways torch code flattens: ``view(-1, C*H*W)`` and ``reshape(x.shape[0], -1)``."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3)
+        self.fc1 = nn.Linear(3 * 4 * 4, 8)
+        self.fc2 = nn.Linear(8, 4)
+
+    def forward(self, x):
+        x = F.relu(self.conv(x)).view(-1, 3 * 4 * 4)
+        return self.fc2(F.relu(self.fc1(x)).reshape(x.shape[0], -1))
+
+
+class SqueezeNetHead(nn.Module):
+    """SqueezeNet's head: class scores from a 1x1 conv, a global average pool, a softmax over the
+    [N, C, 1, 1] map, then a flatten."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+        self.classifier = nn.Sequential(nn.Conv2d(6, 5, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
+
+    def forward(self, x):
+        return torch.flatten(F.softmax(self.classifier(self.features(x)), dim=1), 1)
+
+
 ARCHITECTURES = {
     "mlp_dropout": (MLP, (10,)),
     "cnn_batchnorm_avgpool": (BatchNormAvgPoolCNN, (3, 8, 8)),
     "residual_maxpool_adaptive": (ResidualCNN, (3, 10, 10)),
     "depthwise_relu6": (DepthwiseReLU6, (3, 8, 8)),
     "view_flatten_softmax": (ViewFlatten, (1, 10, 10)),
+    "view_minus_one_reshape_size": (ReshapeFlattens, (2, 6, 6)),
+    "squeezenet_gap_softmax_flatten": (SqueezeNetHead, (3, 8, 8)),
 }
 
 
@@ -196,6 +225,7 @@ def test_softmax_and_relu6_survive_both_exporters():
         assert max(float(a.max()) for a in outputs.values()) == 6.0, "the test input never reaches the cap"
         assert _exported("view_flatten_softmax")[2][exporter].output.activation == "softmax", exporter
         assert _exported("mlp_dropout")[2][exporter].output.activation is None, exporter
+        assert _exported("squeezenet_gap_softmax_flatten")[2][exporter].output.activation == "softmax", exporter
 
 
 class CeilModeLastWindowInPadding(nn.Module):

@@ -1,4 +1,4 @@
-"""Elementwise ops: residual Add/Sum, scaling by constants (Add/Sub/Mul/Div), Relu, Clip.
+"""Elementwise ops: residual Add/Sum, scaling by constants (Add/Sub/Mul/Div), Relu, Clip, HardSigmoid.
 
 An op between an activation and a constant becomes an ``Affine`` layer
 (``y = x * scale + shift``); between activations only a sum is supported, since that is
@@ -15,12 +15,14 @@ from snnconv.frontend.registry import converter
 from snnconv.ir import Add, Affine, ReLU
 
 
-def _sample_constant(node: Node, ctx: Context, value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """A constant operand as an array that broadcasts over one sample of ``shape``.
+def _sample_constant(node: Node, ctx: Context, value: np.ndarray, source: str) -> np.ndarray:
+    """A constant operand as an array that broadcasts over one sample of the tensor ``source``.
 
     ONNX broadcasting aligns trailing axes over (batch, *shape); a leading batch axis of
-    size 1 is dropped. Constants that would widen the activation are refused.
+    size 1 is dropped. Constants that would widen the activation are refused. For 1-D data,
+    held as (C, 1, L), a constant over (C, L) gets the height axis: (C, 1, L).
     """
+    shape = ctx.full_shape(source, node)[1:]
     value = np.asarray(value, np.float64)
     if value.ndim == len(shape) + 1:
         if value.shape[0] != 1:
@@ -32,6 +34,8 @@ def _sample_constant(node: Node, ctx: Context, value: np.ndarray, shape: tuple[i
         fits = False
     if not fits:
         raise node.unsupported(f"a constant of shape {value.shape} does not broadcast onto activations of shape {shape}")
+    if ctx.is_one_d(source, node) and value.ndim == 2:
+        value = value[:, None, :]
     return value
 
 
@@ -42,11 +46,11 @@ def _split_operands(node: Node, ctx: Context) -> tuple[list[str], list[np.ndarra
     return computed, constants
 
 
-def _affine(node: Node, ctx: Context, source: str, scale, shift) -> None:
-    shape = ctx.shape(source, node)
-    scale = _sample_constant(node, ctx, np.asarray(scale), shape)
-    shift = _sample_constant(node, ctx, np.asarray(shift), shape)
-    ctx.emit(node, Affine, [source], scale=scale.astype(np.float32), shift=shift.astype(np.float32))
+def _affine(node: Node, ctx: Context, source: str, scale, shift, output: str | None = None) -> None:
+    scale = _sample_constant(node, ctx, np.asarray(scale), source)
+    shift = _sample_constant(node, ctx, np.asarray(shift), source)
+    ctx.emit(node, Affine, [source], output=output, suffix="" if output is None else "/affine",
+             scale=scale.astype(np.float32), shift=shift.astype(np.float32))
 
 
 def _sum(node: Node, ctx: Context) -> None:
@@ -132,3 +136,13 @@ def clip(node: Node, ctx: Context) -> None:
     if not high > 0:
         raise BadModelError(f"{node.label}: Clip max {high} leaves nothing above min 0; fix or re-export the model")
     ctx.emit(node, ReLU, [node.inputs[0]], max_value=None if np.isinf(high) else float(high))
+
+
+@converter("HardSigmoid", 6, 22)
+def hard_sigmoid(node: Node, ctx: Context) -> None:
+    """``y = max(0, min(1, alpha * x + beta))`` is exactly an ``Affine`` (scale alpha, shift beta) and a ReLU
+    capped at 1: a spiking neuron's rate, where the sigmoid it stands for has no spiking equivalent."""
+    alpha, beta = float(node.attr("alpha", 0.2)), float(node.attr("beta", 0.5))
+    scaled = node.outputs[0] + "/affine"
+    _affine(node, ctx, node.inputs[0], alpha, beta, output=scaled)
+    ctx.emit(node, ReLU, [scaled], max_value=1.0)

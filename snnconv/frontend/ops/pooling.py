@@ -1,25 +1,31 @@
-"""AveragePool, MaxPool, GlobalAveragePool, GlobalMaxPool, ReduceMean over H, W -> ``Pool``."""
+"""AveragePool, MaxPool, GlobalAveragePool, GlobalMaxPool, ReduceMean over H, W -> ``Pool``.
+
+1-D pooling over ``[N, C, L]`` is 2-D pooling over ``(C, 1, L)`` (see ``conv.py``) with
+kernel ``(1, k)``, strides ``(1, s)`` and pads ``(0, begin, 0, end)``: each window holds the
+same elements, so the sum, count and maximum are the 1-D ones. A global pool over ``L``
+is the window ``(1, L)``, and ReduceMean over the last axis of 1-D data is that pool.
+"""
 
 from __future__ import annotations
 
 from snnconv.frontend.context import Context, Node
-from snnconv.frontend.ops.conv import pair, spatial_pads
+from snnconv.frontend.ops.conv import pair, spatial_pads, spatial_rank
 from snnconv.frontend.registry import converter
 from snnconv.ir import Flatten, Pool
 
 
 def _feature_map(node: Node, ctx: Context) -> tuple[int, int, int]:
-    shape = ctx.shape(node.inputs[0], node)
-    if len(shape) != 3:
-        raise node.unsupported(f"input of sample shape {shape}; 2-D pooling needs (C, H, W)")
-    return shape
+    """The input's (C, H, W); (C, 1, L) for 1-D data."""
+    spatial_rank(node, ctx)
+    return ctx.shape(node.inputs[0], node)
 
 
 def _windowed_pool(node: Node, ctx: Context, mode: str, count_include_pad: bool) -> None:
     _, h, w = _feature_map(node, ctx)
-    kernel = pair(node, "kernel_shape")
-    strides, dilations = pair(node, "strides", 1), pair(node, "dilations", 1)
-    pads = spatial_pads(node, (h, w), kernel, strides, dilations)
+    one_d = ctx.is_one_d(node.inputs[0], node)
+    kernel = pair(node, "kernel_shape", None, one_d)
+    strides, dilations = pair(node, "strides", 1, one_d), pair(node, "dilations", 1, one_d)
+    pads = spatial_pads(node, (h, w), kernel, strides, dilations, one_d)
     ctx.emit(node, Pool, [node.inputs[0]], mode=mode, kernel=kernel, stride=strides, pads=pads,
              dilation=dilations, ceil_mode=bool(node.attr("ceil_mode", 0)), count_include_pad=count_include_pad)
 
@@ -53,15 +59,17 @@ def global_max_pool(node: Node, ctx: Context) -> None:
 
 @converter("ReduceMean", 1, 11, 13, 18)
 def reduce_mean(node: Node, ctx: Context) -> None:
-    """The mean over both spatial axes is a global average pool (plus a flatten without keepdims)."""
+    """The mean over all spatial axes (H and W; L of 1-D data) is a global average pool
+    (plus a flatten without keepdims)."""
     if node.opset >= 18:
         axes = ctx.optional_const(node, 1, "axes")
         axes = None if axes is None else axes.tolist()
     else:
         axes = node.attr("axes")
-    _feature_map(node, ctx)
-    if axes is None or sorted(a % 4 for a in axes) != [2, 3]:
-        raise node.unsupported(f"ReduceMean over axes {axes}; only the mean over H and W (axes 2, 3) converts")
+    rank = spatial_rank(node, ctx) + 2
+    spatial = list(range(2, rank))
+    if axes is None or sorted(a % rank for a in axes) != spatial:
+        raise node.unsupported(f"ReduceMean over axes {axes}; only the mean over the spatial axes {spatial} converts")
     if node.attr("keepdims", 1):
         _global_pool(node, ctx, "avg")
         return

@@ -12,20 +12,48 @@ from snnconv.frontend.registry import converter
 from snnconv.ir import Concat, Flatten, Pad
 
 
-def _flatten_or_alias(node: Node, ctx: Context) -> None:
-    if len(ctx.shape(node.inputs[0], node)) == 1:
-        ctx.alias(node, node.inputs[0])
+def _value_of(node: Node, ctx: Context) -> tuple[str, tuple[str, str] | None]:
+    """The tensor whose values ``node`` rearranges, and the output function applied to them if any.
+
+    After a Softmax, LogSoftmax or Sigmoid head the values are those before the head: a
+    reshape that keeps their order commutes with the head (see ``output.py``).
+    """
+    head = ctx.output_activations.get(node.inputs[0])
+    return (node.inputs[0], None) if head is None else (head[1], head)
+
+
+def _reshape_sample(node: Node, ctx: Context, sample: tuple[int, ...]) -> None:
+    """``node`` gives its input's values the sample shape ``sample``: unchanged, flattened, or 1-D data
+    ``(C, L)`` seen as the 2-D ``(C, 1, L)`` and back (all held as ``(C, 1, L)``) converts."""
+    source, head = _value_of(node, ctx)
+    full = ctx.full_shape(source, node)
+    held = ctx.shape(source, node)
+    if head is None and len(held) == 3 and held[1] == 1 and sample in (held, (held[0], held[2])) and sample != full[1:]:
+        ctx.alias(node, source, one_d=len(sample) == 2)  # (C, L) <-> (C, 1, L): the same layer, seen 1-D or 2-D
+        return
+    if sample != full[1:] and len(sample) != 1:
+        raise node.unsupported(
+            f"reshape of a sample {list(full[1:])} to {list(sample)}; only flattening to (batch, features) converts"
+        )
+    if head is None and (sample == full[1:] or len(ctx.shape(source, node)) == 1):
+        ctx.alias(node, source)
+    elif head is None:
+        ctx.emit(node, Flatten, [source])
+    elif sample == full[1:]:
+        ctx.output_activations[node.outputs[0]] = head
     else:
-        ctx.emit(node, Flatten, [node.inputs[0]])
+        flat = node.outputs[0] + "/values"
+        ctx.emit(node, Flatten, [source], output=flat)
+        ctx.mark_output_activation(node, head[0], flat)
 
 
 @converter("Flatten", 9, 11, 13, 21, 23, 24, 25)
 def flatten(node: Node, ctx: Context) -> None:
-    rank = len(ctx.full_shape(node.inputs[0], node))
+    full = ctx.full_shape(_value_of(node, ctx)[0], node)
     axis = node.attr("axis", 1)
-    if axis % rank != 1:
+    if axis % len(full) != 1:
         raise node.unsupported(f"Flatten at axis {axis}; only flattening to (batch, features), axis 1, converts")
-    _flatten_or_alias(node, ctx)
+    _reshape_sample(node, ctx, (math.prod(full[1:]),))
 
 
 def _resolve_target(node: Node, full: tuple[int, ...], target: list[int]) -> list[int]:
@@ -46,21 +74,58 @@ def _resolve_target(node: Node, full: tuple[int, ...], target: list[int]) -> lis
 
 @converter("Reshape", 5, 13, 14, 19, 21, 23, 24, 25)
 def reshape(node: Node, ctx: Context) -> None:
-    """Supported: flattening to (batch, features), and reshapes that change nothing."""
-    full = ctx.full_shape(node.inputs[0], node)
+    """Supported: flattening to (batch, features), and reshapes that change nothing.
+
+    The target may be a constant such as ``[N, -1]``, ``[-1, C*H*W]`` or ``[0, -1]``, or be
+    computed from the input's shape (``x.view(x.size(0), -1)`` exports ``Shape -> Gather ->
+    Unsqueeze -> Concat``), which the importer folds to a constant. The batch size stands
+    for the dynamic batch axis while folding, so ``[1, -1]`` converts in a model of batch 1.
+    """
+    full = ctx.full_shape(_value_of(node, ctx)[0], node)
     target = ctx.require_const(node, 1, "shape").astype(np.int64).ravel().tolist()
     resolved = _resolve_target(node, full, target)
     if resolved[0] != full[0]:
         raise node.unsupported(f"reshape of {list(full)} to {target} mixes the batch with other axes")
-    sample = tuple(resolved[1:])
-    if sample == full[1:]:
-        ctx.alias(node, node.inputs[0])
-    elif len(sample) == 1:
-        _flatten_or_alias(node, ctx)
+    _reshape_sample(node, ctx, tuple(resolved[1:]))
+
+
+@converter("Squeeze", 1, 11, 13, 21, 23, 24, 25)
+def squeeze(node: Node, ctx: Context) -> None:
+    """Dropping size-1 axes of a sample, e.g. ``[N, C, 1, 1] -> [N, C]`` after a global pool: a flatten.
+
+    Without ``axes`` every size-1 axis but the batch goes (the batch axis is dynamic).
+    """
+    full = ctx.full_shape(_value_of(node, ctx)[0], node)
+    if node.opset >= 13:
+        axes = ctx.optional_const(node, 1, "axes")
+        axes = None if axes is None else axes.astype(np.int64).ravel().tolist()
     else:
-        raise node.unsupported(
-            f"reshape of a sample {list(full[1:])} to {list(sample)}; only flattening to (batch, features) converts"
-        )
+        axes = node.attr("axes")
+    if axes is None:
+        axes = [a for a in range(1, len(full)) if full[a] == 1]
+    axes = sorted({a % len(full) for a in axes})
+    if 0 in axes:
+        raise node.unsupported("squeezes the batch axis; only axes of one sample can be squeezed")
+    if any(full[a] != 1 for a in axes):
+        raise BadModelError(f"{node.label}: squeezes axes {axes} of {list(full)}, not all of size 1")
+    _reshape_sample(node, ctx, tuple(d for a, d in enumerate(full) if a and a not in axes))
+
+
+@converter("Unsqueeze", 1, 11, 13, 21, 23, 24, 25)
+def unsqueeze(node: Node, ctx: Context) -> None:
+    """Only 1-D data ``[N, C, L]`` at axis 2, to ``[N, C, 1, L]`` (torch's legacy export of 1-D pooling):
+    the layer already holds it so."""
+    full = ctx.full_shape(_value_of(node, ctx)[0], node)
+    if node.opset >= 13:
+        axes = ctx.require_const(node, 1, "axes").astype(np.int64).ravel().tolist()
+    else:
+        axes = list(node.attr("axes", []))
+    rank = len(full) + len(axes)
+    axes = sorted(a % rank for a in axes)
+    if len(full) != 3 or axes != [2]:
+        raise node.unsupported(f"Unsqueeze of {list(full)} at axes {axes}; only 1-D data (N, C, L) at axis 2 "
+                               "converts; export the model with 2-D ops, or 1-D ops without the Unsqueeze")
+    _reshape_sample(node, ctx, (full[1], 1, full[2]))
 
 
 @converter("Concat", 4, 11, 13)
@@ -94,13 +159,17 @@ def pad(node: Node, ctx: Context) -> None:
     pads, value, mode = _pad_spec(node, ctx, rank)
     if mode != "constant" or value != 0:
         raise node.unsupported(f"Pad mode {mode!r} value {value}; only zero padding converts")
-    if rank != 4 or len(pads) != 8:
-        raise node.unsupported(f"pads {pads} on a rank-{rank} tensor; only spatial padding of (N, C, H, W) converts")
-    begins, ends = pads[:4], pads[4:]
+    one_d = rank == 3 and ctx.is_one_d(node.inputs[0], node)
+    if not (rank == 4 or one_d) or len(pads) != 2 * rank:
+        raise node.unsupported(f"pads {pads} on a rank-{rank} tensor; only spatial padding of (N, C, H, W) "
+                               "or (N, C, L) converts")
+    begins, ends = pads[:rank], pads[rank:]
     if begins[:2] != [0, 0] or ends[:2] != [0, 0]:
-        raise node.unsupported(f"pads {pads} pad the batch or channel axes; only H and W may be padded")
+        raise node.unsupported(f"pads {pads} pad the batch or channel axes; only the spatial axes may be padded")
     if min(pads) < 0:
         raise node.unsupported(f"negative pads {pads} (cropping) are not supported")
+    if one_d:  # (C, 1, L): the length is the width
+        begins, ends = [0, 0, 0, begins[2]], [0, 0, 0, ends[2]]
     ctx.emit(node, Pad, [node.inputs[0]], pads=(begins[2], begins[3], ends[2], ends[3]))
 
 
