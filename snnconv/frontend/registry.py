@@ -10,6 +10,10 @@ node is resolved with ``onnx.defs.get_schema(op, max_inclusive_version=opset)``:
 at opset 12 uses Relu-6, at opset 14 Relu-14. A schema version nobody registered is
 refused by name rather than guessed at, so a new onnx release cannot change meaning
 silently. Registering the same (op, version) twice is an error.
+
+An op that snnconv knows it cannot convert may register a refusal instead, for all its
+versions (``@refusal("LeakyRelu")``): a function that raises the one-line error naming the
+node, why and what to do. Refused ops are not in ``supported_ops``.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ import onnx
 
 from snnconv.errors import UnsupportedOpError
 
-__all__ = ["converter", "lookup", "supported_ops", "registered_versions"]
+__all__ = ["converter", "lookup", "refusal", "registered_versions", "supported_ops"]
 
 _CONVERTERS: dict[tuple[str, int], Callable] = {}
+_REFUSALS: dict[str, Callable] = {}
 
 
 def converter(op_type: str, *versions: int) -> Callable[[Callable], Callable]:
@@ -36,6 +41,19 @@ def converter(op_type: str, *versions: int) -> Callable[[Callable], Callable]:
             if key in _CONVERTERS:
                 raise RuntimeError(f"converter for {op_type}-{version} registered twice")
             _CONVERTERS[key] = fn
+        return fn
+
+    return register
+
+
+def refusal(*op_types: str) -> Callable[[Callable], Callable]:
+    """Register the decorated function as the refusal of each op in ``op_types``, at every version."""
+
+    def register(fn: Callable) -> Callable:
+        for op_type in op_types:
+            if op_type in _REFUSALS or any(op == op_type for op, _ in _CONVERTERS):
+                raise RuntimeError(f"{op_type} has a converter or a refusal already")
+            _REFUSALS[op_type] = fn
         return fn
 
     return register
@@ -75,7 +93,7 @@ def lookup(op_type: str, domain: str, opset: int, label: str) -> Callable:
         since = onnx.defs.get_schema(op_type, max_inclusive_version=opset, domain="").since_version
     except onnx.defs.SchemaError:
         raise UnsupportedOpError(f"{label}: {op_type} is not an ONNX op at opset {opset}; supported ops: {supported}") from None
-    found = _CONVERTERS.get((op_type, since))
+    found = _CONVERTERS.get((op_type, since)) or _REFUSALS.get(op_type)
     if found is not None:
         return found
     versions = registered_versions(op_type)
@@ -85,6 +103,5 @@ def lookup(op_type: str, domain: str, opset: int, label: str) -> Callable:
             f"{versions}; convert the model to one of those opsets with onnx.version_converter"
         )
     raise UnsupportedOpError(
-        f"{label}: {op_type} cannot become spiking neurons (only ReLU-like networks convert); "
-        f"replace it in the model, e.g. by ReLU; supported ops: {supported}"
+        f"{label}: snnconv has no converter for {op_type}; replace it in the model by supported ops: {supported}"
     )
