@@ -251,8 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="on chips without subtractive reset: emulate it (2 compartments) or reset to zero")
     _neuron_options(compile_)
     compile_.add_argument("--tune", choices=("off", "fast", "full"), default="fast",
-                          help="percentile and initial-membrane tuning: candidates simulated on 128 calibration "
-                               "samples (fast, default), on 512 (full), or the defaults (off)")
+                          help="percentile and initial-membrane tuning: candidates simulated on up to 128 "
+                               "calibration samples within a work budget (fast, default; networks too big "
+                               "for it keep the defaults), on up to 512 (full), or the defaults (off)")
     compile_.add_argument("--input-shape", type=_shape, metavar="C,H,W", help="one sample's shape, if dynamic")
     compile_.add_argument("-o", "--output", required=True, metavar="OUT.snn", help="where to write the artifact")
     compile_.add_argument("--nir", metavar="FILE.nir", help="also export the network to NIR (see the README)")

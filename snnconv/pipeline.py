@@ -15,12 +15,13 @@ legal for the chip, and quantized to the chip's integer formats.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from snnconv import ann, geometry, progress
+from snnconv import ann, ann_cost, geometry, progress
 from snnconv.data import iter_batches
 from snnconv.errors import SnnconvError
 from snnconv.ir import Graph
@@ -38,7 +39,7 @@ from snnconv.passes.spike import V_INITS, Spike
 from snnconv.snn import simulate
 from snnconv.targets import Target
 
-__all__ = ["convert", "to_target", "to_cores", "Conversion", "DEFAULT_PERCENTILE", "DEFAULT_PER_CHANNEL", "PERCENTILES"]
+__all__ = ["DEFAULT_PERCENTILE", "DEFAULT_PER_CHANNEL", "PERCENTILES", "Conversion", "convert", "to_cores", "to_target"]
 
 # Used when nothing can be tuned (no T given, or a one-shot calibration iterator): the
 # best single setting across the bundled models in benchmarks/accuracy.py (README).
@@ -47,7 +48,16 @@ DEFAULT_PER_CHANNEL = True
 PERCENTILES = (99.9, 99.99, 99.999)  # what percentile="auto" tries
 TUNING_SAMPLES = 512  # calibration samples simulated for bias correction, and for tuning with tune="full"
 TUNE_SAMPLES = {"fast": 128, "full": TUNING_SAMPLES}  # samples each tuning candidate is simulated on
+# What "fast" (and "off", for bias correction) may simulate, in the float simulation's
+# multiply-accumulates: the network's MACs x T x samples (x 2 for bias correction, whose
+# sweep runs each IF layer twice). 2^38 is about 15 s on 2 cores: the bundled MNIST nets
+# tune on all 128 samples up to T = 128, while MobileNet-v1-128 or ResNet-18 at T = 32
+# could not tune on even MIN_TUNE_SAMPLES and keep the defaults (tune="full" tunes them).
+FAST_WORK = {"tuning": 2**38, "bias": 2**37}
+MIN_TUNE_SAMPLES = 16  # fewer cannot rank candidates: each sample is 1/16 of the agreement
 DEFAULT_TIMESTEPS = 32  # what the output integrator is sized for when no T is given
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -71,10 +81,13 @@ def convert(graph: Graph, calibration=None, *, target: Target | None = None, res
     the defaults are used. With a ``target``, the result is at the chip's precision
     (``reset``: how a chip without subtractive reset gets one, see ``legalize_reset``).
     ``neuron`` names the neuron model (``snnconv.neurons``), ``decay`` a leaky one's decay
-    in 4096ths per step. ``tune``: "fast" simulates each candidate on 128 calibration
-    samples, "full" on 512, "off" takes the defaults (bias correction still runs); the
-    candidate whose predictions agree most with the ANN's wins, ties broken by the
-    smaller output error; one pass over the calibration data serves every percentile.
+    in 4096ths per step. ``tune``: "fast" simulates each candidate on up to 128
+    calibration samples within a work budget (``FAST_WORK``; a network too big to tune on
+    ``MIN_TUNE_SAMPLES`` keeps the defaults, and the notes say so), "full" on up to 512,
+    "off" takes the defaults; the candidate whose predictions agree most with the ANN's
+    wins, ties broken by the smaller output error; one pass over the calibration data
+    serves every percentile. Bias correction runs on the samples that fit
+    ``FAST_WORK["bias"]`` (all of them with "full").
     """
     conversion = _spiking(graph, calibration, percentile, per_channel, max_pool, encoding, v_init, timesteps,
                           correct_bias, {"model": neuron, "decay": decay}, tune)
@@ -120,9 +133,74 @@ def _spiking(graph: Graph, calibration, percentile, per_channel, max_pool, encod
     for step in (Canonicalize(), FoldBatchNorm()):
         graph = _run(step, graph, notes)
     simulable = _tunable(calibration, timesteps, encoding)
-    tunable = simulable and tune != "off"
+    samples = np.concatenate(list(_first_samples(calibration, TUNING_SAMPLES))) if simulable else None
+    work = ann_cost.macs(graph) * (timesteps or 0)  # one sample's simulation
+    auto = [name for name, value in (("percentile", percentile), ("v_init", v_init)) if value == "auto"]
+    candidates = (len(PERCENTILES) if "percentile" in auto else 1) * (len(V_INITS) if "v_init" in auto else 1)
+    count, skipped = _tuning_samples(tune, work, candidates, len(samples) if simulable else 0, timesteps, auto)
+    tunable = simulable and tune != "off" and skipped is None
     percentiles = [percentile] if percentile != "auto" else list(PERCENTILES) if tunable else [DEFAULT_PERCENTILE]
     schemes = [v_init] if v_init != "auto" else list(V_INITS) if tunable else ["half"]
+    trials = _trials(graph, calibration, percentiles, schemes, per_channel, max_pool, encoding, neuron, notes)
+    if not simulable:
+        return Conversion(*next(iter(trials.values())))
+    started = time.perf_counter()
+    tuning = samples[:count] if len(trials) > 1 else samples[:0]
+    scores = _agreement(graph, {key: g for key, (g, _) in trials.items()}, tuning, timesteps)
+    best = max(scores, key=scores.get)
+    spiking, notes = trials[best]
+    notes["tuning"] = {"mode": tune, "timesteps": timesteps, "samples": len(tuning),
+                       "chosen": {"percentile": best[0], "v_init": best[1]},
+                       "agreement": {f"p{p:g} {s}": a for (p, s), (a, _) in scores.items()},
+                       "output_error": {f"p{p:g} {s}": -e for (p, s), (_, e) in scores.items()},
+                       "candidates": len(trials), "seconds": round(time.perf_counter() - started, 2)}
+    if skipped:
+        notes["tuning"]["skipped"] = skipped
+        logger.warning("%s", skipped)
+    if correct_bias:
+        spiking = _correct_bias(spiking, notes, samples, timesteps, tune, work)
+    return Conversion(spiking, notes)
+
+
+def _correct_bias(spiking: Graph, notes: dict, samples: np.ndarray, timesteps: int, tune: str, work: int) -> Graph:
+    """Bias correction on the calibration samples whose simulation fits the work budget (all of them for "full")."""
+    fits = len(samples) if tune == "full" else FAST_WORK["bias"] // max(1, 2 * work)
+    count = max(1, min(fits, len(samples)))
+    spiking = _run(CorrectBias(samples[:count], timesteps), spiking, notes)
+    if count < len(samples):
+        notes["correct_bias"].update(samples_given=len(samples), limited_by=(
+            f"tune={tune!r}: {_gmacs(FAST_WORK['bias'])} G multiply-accumulates of simulation"))
+    return spiking
+
+
+def _tuning_samples(tune: str, work: int, candidates: int, available: int, timesteps: int | None,
+                    auto: list[str]) -> tuple[int, str | None]:
+    """How many calibration samples each candidate is simulated on, and why tuning is skipped (None if not).
+
+    ``work``: multiply-accumulates of one sample's simulation at ``timesteps``. "fast"
+    fits ``FAST_WORK["tuning"]``; when that leaves fewer than ``MIN_TUNE_SAMPLES`` per
+    candidate, tuning is skipped and the defaults of the ``auto`` options are kept.
+    """
+    wanted = min(available, TUNE_SAMPLES.get(tune, 0))
+    if tune != "fast" or candidates < 2 or not wanted:
+        return wanted, None
+    fits = FAST_WORK["tuning"] // max(1, candidates * work)
+    if fits >= min(wanted, MIN_TUNE_SAMPLES):
+        return min(wanted, fits), None
+    defaults = {"percentile": f"percentile {DEFAULT_PERCENTILE:g}", "v_init": "v_init 'half'"}
+    return 0, (f"tuning skipped: simulating {candidates} candidates on {MIN_TUNE_SAMPLES} samples at "
+               f"T = {timesteps} takes {_gmacs(candidates * work * MIN_TUNE_SAMPLES)} G multiply-accumulates, "
+               f"over the {_gmacs(FAST_WORK['tuning'])} G that tune='fast' allows; kept "
+               f"{' and '.join(defaults[name] for name in auto)} (tune='full' tunes them)")
+
+
+def _gmacs(count: int) -> str:
+    return f"{count / 1e9:,.0f}"
+
+
+def _trials(graph: Graph, calibration, percentiles, schemes, per_channel, max_pool, encoding, neuron: dict,
+            notes: dict) -> dict[tuple, tuple[Graph, dict]]:
+    """Every (percentile, v_init) candidate, normalized and converted, with its notes."""
     measured = None
     if calibration is not None and len(percentiles) > 1:
         progress.stage("calibration: activation histograms")
@@ -136,22 +214,7 @@ def _spiking(graph: Graph, calibration, percentile, per_channel, max_pool, encod
             scheme_notes = dict(trial_notes)
             spiking = _run(Spike(max_pool, encoding, scheme, **neuron), normalized, scheme_notes)
             trials[(p, scheme)] = (spiking, scheme_notes)
-    if not simulable:
-        return Conversion(*next(iter(trials.values())))
-    samples = np.concatenate(list(_first_samples(calibration, TUNING_SAMPLES)))
-    started = time.perf_counter()
-    tuning = samples[:TUNE_SAMPLES.get(tune, 0)] if len(trials) > 1 else samples[:0]
-    scores = _agreement(graph, {key: g for key, (g, _) in trials.items()}, tuning, timesteps)
-    best = max(scores, key=scores.get)
-    spiking, notes = trials[best]
-    notes["tuning"] = {"mode": tune, "timesteps": timesteps, "samples": len(tuning),
-                       "chosen": {"percentile": best[0], "v_init": best[1]},
-                       "agreement": {f"p{p:g} {s}": a for (p, s), (a, _) in scores.items()},
-                       "output_error": {f"p{p:g} {s}": -e for (p, s), (_, e) in scores.items()},
-                       "candidates": len(trials), "seconds": round(time.perf_counter() - started, 2)}
-    if correct_bias:
-        spiking = _run(CorrectBias(samples, timesteps), spiking, notes)
-    return Conversion(spiking, notes)
+    return trials
 
 
 def _run(step, graph: Graph, notes: dict) -> Graph:

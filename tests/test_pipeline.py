@@ -80,3 +80,31 @@ def test_one_calibration_pass_serves_every_percentile():
 def test_errors_name_the_passes_already_run():
     with pytest.raises(BadDataError, match=r"in pass normalize; passes already run: canonicalize, fold_batchnorm"):
         convert(snnconv.load_onnx(MLP), np.zeros((4, 5), np.float32))
+
+
+MLP_WORK = 234_752 * 8  # the MLP's MACs x T: one sample's simulation at T = 8
+
+
+def test_fast_tuning_simulates_the_samples_its_work_budget_allows(monkeypatch):
+    monkeypatch.setitem(pipeline.FAST_WORK, "tuning", 6 * MLP_WORK * 40)  # six candidates on 40 samples
+    tuning = convert(snnconv.load_onnx(MLP), CALIB, timesteps=8, correct_bias=False).notes["tuning"]
+    assert tuning["samples"] == 40 and tuning["candidates"] == 6 and "skipped" not in tuning
+
+
+def test_a_network_too_big_to_tune_keeps_the_defaults_and_says_why(monkeypatch, caplog):
+    monkeypatch.setitem(pipeline.FAST_WORK, "tuning", 6 * MLP_WORK * (pipeline.MIN_TUNE_SAMPLES - 1))
+    conversion = convert(snnconv.load_onnx(MLP), CALIB, timesteps=8, correct_bias=False)
+    tuning = conversion.notes["tuning"]
+    assert tuning["candidates"] == 1 and tuning["chosen"] == {"percentile": DEFAULT_PERCENTILE, "v_init": "half"}
+    assert tuning["skipped"].startswith("tuning skipped: simulating 6 candidates on 16 samples at T = 8")
+    assert "tune='full' tunes them" in caplog.text
+    full = convert(snnconv.load_onnx(MLP), CALIB, timesteps=8, correct_bias=False, tune="full").notes["tuning"]
+    assert full["samples"] == len(CALIB) and full["candidates"] == 6  # "full" has no work bound
+
+
+def test_bias_correction_runs_on_the_samples_its_work_budget_allows(monkeypatch):
+    monkeypatch.setitem(pipeline.FAST_WORK, "bias", 2 * MLP_WORK * 50)  # the sweep runs each IF layer twice
+    notes = convert(snnconv.load_onnx(MLP), CALIB, timesteps=8, tune="off").notes["correct_bias"]
+    assert notes["samples"] == 50 and notes["samples_given"] == len(CALIB) and "tune='off'" in notes["limited_by"]
+    full = convert(snnconv.load_onnx(MLP), CALIB, timesteps=8, tune="full").notes["correct_bias"]
+    assert full["samples"] == len(CALIB) and "limited_by" not in full
