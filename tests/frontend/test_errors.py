@@ -71,7 +71,7 @@ def _batchnorm_training():
 # id -> (model, node name, op type, opset, advice regex, lists the supported ops)
 UNSUPPORTED_OPS = {
     "lrn": (make_model([H("LRN", ["x"], ["y"], name="norm_lrn", size=3)], (1, 3, 4, 4)),
-            "norm_lrn", "LRN", OPSET, r"replace it", True),
+            "norm_lrn", "LRN", OPSET, r"retrain without it \(BatchNormalization converts\)", False),
     "sigmoid_inside": (make_model([H("Sigmoid", ["x"], ["s"], name="gate_sigmoid"),
                                    H("Relu", ["s"], ["y"], name="after_gate")], (1, 5)),
                        "after_gate", "Relu", OPSET,

@@ -42,6 +42,13 @@ def tanh(node: Node, ctx: Context) -> None:
                            "and apply tanh to snnconv's outputs on the host")
 
 
+@refusal("LRN")
+def local_response_normalization(node: Node, ctx: Context) -> None:
+    raise node.unsupported("LRN divides each value by a power of a sum over neighbouring channels, which no neuron "
+                           "computes from its synapses; retrain without it (BatchNormalization converts), or check "
+                           "the ANN's accuracy with it removed from the model")
+
+
 def _scales(node: Node, ctx: Context) -> list[float] | None:
     """Resize's or Upsample's factor per axis (batch first), or None where they are not constants."""
     full = ctx.full_shape(node.inputs[0], node)
