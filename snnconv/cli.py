@@ -117,7 +117,7 @@ def _cmd_compile(args: argparse.Namespace) -> None:
     with reporting("compiling"):
         net = snnconv.compile(args.model, args.target, calibration, input_shape=args.input_shape,
                               timesteps=args.timesteps, chips=args.chips, percentile=args.percentile, reset=args.reset,
-                              neuron=args.neuron, decay=args.decay, tune=args.tune)
+                              neuron=args.neuron, decay=args.decay, tune=args.tune, uncalibrated=args.uncalibrated)
     path = net.save(args.output)
     written = {"artifact": str(path)}
     if args.nir:
@@ -243,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("model", help="path of an .onnx model")
     compile_.add_argument("--target", default="loihi", help="a target name (see `snnconv targets`) or a .toml file")
     compile_.add_argument("--calibration", metavar="DATA.npz", help="calibration samples (x), as the ANN expects them")
+    compile_.add_argument("--uncalibrated", action="store_true",
+                          help="compile without calibration data: scales from a weight-based bound, accuracy near "
+                               "chance (for a mapping report)")
     compile_.add_argument("--timesteps", type=_timesteps, default=32, help="the T to tune for (default 32)")
     compile_.add_argument("--chips", type=_positive, help="chips available (default: the target's)")
     compile_.add_argument("--percentile", type=_percentile, default="auto",

@@ -110,6 +110,7 @@ def test_compile_run_report_json_round_trip(tmp_path):
     (["run", "missing.snn", "--data", "d.npz"], "missing.snn: no such file"),
     (["report", "missing.snn"], "missing.snn: no such file"),
     (["compile", str(MODELS.joinpath("mnist_mlp.onnx")), "--target", "nochip", "-o", "x.snn"], "unknown target"),
+    (["compile", str(MODELS.joinpath("mnist_mlp.onnx")), "-o", "x.snn"], "no calibration data"),
 ])
 def test_bad_inputs_give_one_line_and_exit_code_2(args, needle, tmp_path):
     result = subprocess.run([sys.executable, "-m", "snnconv.cli", *args], capture_output=True, text=True,
@@ -117,6 +118,14 @@ def test_bad_inputs_give_one_line_and_exit_code_2(args, needle, tmp_path):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and needle in result.stderr
     assert not (tmp_path / "x.snn").exists()
+
+
+def test_uncalibrated_compiles_for_a_mapping_report_with_a_warning(tmp_path):
+    """Without data the weight-based bound is only allowed when asked for, and the notes say what was used."""
+    result = snnconv_cli("compile", str(MODELS.joinpath("mnist_mlp.onnx")), "--uncalibrated", "--timesteps", "4",
+                         "-o", str(tmp_path / "mlp.snn"))
+    assert result.returncode == 0, result.stderr
+    assert "weight-based bound" in result.stderr and (tmp_path / "mlp.snn").exists()
 
 
 def test_eval_json_scores_the_ann_and_every_t(tmp_path):
