@@ -84,8 +84,13 @@ def apply_layer(layer: Layer, inputs: list[Tensor]) -> Tensor:
 
 
 def as_batch(graph: Graph, x: np.ndarray | Tensor) -> Tensor:
-    """``x`` as a float32 CPU tensor, checked against the graph's input shape."""
-    expected = graph.input.shape
+    """``x`` as a float32 CPU tensor of shape (N, *input shape), checked against the graph's input shape.
+
+    Where the input records the source model's sample shape (``Input.source_shape``: a 1-D
+    network's ``(C, L)``, held as ``(C, 1, L)``), ``x`` may come in that shape too, as the
+    source model takes it; it is reshaped (a view, no copy).
+    """
+    expected, source = graph.input.shape, graph.input.source_shape
     if isinstance(x, torch.Tensor):
         floating, t = x.is_floating_point(), x.detach().cpu()
     else:
@@ -94,10 +99,12 @@ def as_batch(graph: Graph, x: np.ndarray | Tensor) -> Tensor:
         t = torch.from_numpy(array.astype(np.float32, copy=not array.flags.writeable)) if floating else None
     if not floating:
         raise BadDataError(f"input has dtype {x.dtype}; pass float32 data with the model's preprocessing")
+    if source is not None and tuple(t.shape[1:]) == source and t.ndim == len(source) + 1:
+        t = t.reshape(len(t), *expected)
     if tuple(t.shape[1:]) != expected or t.ndim != len(expected) + 1:
-        raise BadDataError(
-            f"input of shape {tuple(t.shape)} does not match the model's input (N, {', '.join(map(str, expected))})"
-        )
+        shapes = (source, expected) if source else (expected,)
+        shown = " or ".join(f"(N, {', '.join(map(str, shape))})" for shape in shapes)
+        raise BadDataError(f"input of shape {tuple(t.shape)} does not match the model's input {shown}")
     return t.to(torch.float32)
 
 

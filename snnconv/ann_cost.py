@@ -54,7 +54,7 @@ def ann_cost(graph: Graph, model=None) -> dict:
     if model is None:
         latency, how = None, "no ONNX model (compiled from an IR graph)"
     else:
-        latency, how = latency_us(model, graph.input.shape)
+        latency, how = latency_us(model, graph.input.source_shape or graph.input.shape)  # the shape ONNX takes
     return {"macs": count, "energy_per_mac_pj": E_MAC_PJ, "energy_uj": count * E_MAC_PJ / 1e6,
             "source": ENERGY_SOURCE, "latency_us": latency, "latency_source": how}
 

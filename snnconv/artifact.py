@@ -66,6 +66,9 @@ MAX_UNPACKED_BYTES = 1 << 29  # all members together, as the zip's directory dec
 MAX_PROGRAM_BYTES = 1 << 29  # the arrays in the program, where integers become float64
 MAX_DEPTH = 32  # nesting of the manifest: snnconv writes 8 (mapping, cores, tiles, box, ranges, ...)
 MAX_INT = 1 << 31  # integers in the program and the core table are counts and sizes far below this
+# Layer fields added within this format version: written only where set (an older snnconv reads the rest, which
+# it would refuse for an unknown field), read as their default where absent (artifacts written before them).
+WRITTEN_WHEN_SET = frozenset({"source_shape"})  # Input: a 1-D network's (C, L)
 FACT_CHOICES = {"dtype": ("float32", "float64"), "encoding": ("current", "rate")}
 FIELD_CHOICES = {"reset": ("subtract", "zero"), "model": neurons.names(), "mode": ("avg", "sum", "max"),
                  "activation": (None, "softmax", "log_softmax", "sigmoid")}
@@ -298,6 +301,8 @@ def _layer_entry(layer: Layer, arrays: dict[str, np.ndarray]) -> dict:
     entry = {"kind": layer.kind}
     for field in dataclasses.fields(layer):
         value = getattr(layer, field.name)
+        if field.name in WRITTEN_WHEN_SET and value is None:
+            continue
         if isinstance(value, np.ndarray):
             name = f"arrays/{layer.name}/{field.name}.npy"
             arrays[name] = _compact(value)

@@ -68,12 +68,20 @@ class CompiledNetwork:
         return math.prod(self.graph.layers[-1].shape)
 
     def run(self, x, timesteps: int | None = None, batch_size: int = 256, device: str = "cpu", progress=None):
-        """Simulate the chip on ``x``: predictions, outputs and per-inference statistics (``RunResult``)."""
+        """Simulate the chip on ``x``: predictions, outputs and per-inference statistics (``RunResult``).
+
+        ``x`` is (N, *input shape), or for a 1-D network (N, C, L) as its source model takes
+        it; a 1-D network's feature-map output comes back as (N, C, L) too.
+        """
         from snnconv.chip import run
 
         steps = options.timesteps(self.timesteps if timesteps is None else timesteps)
         batch_size, device = options.positive(batch_size, "batch_size"), options.device(device)
         result = run(self.graph, self.target, np.asarray(x), steps, batch_size, device, progress)
+        shown = self.graph.user_shape(self.graph.output.shape)
+        if shown != self.graph.output.shape:
+            result.outputs = result.outputs.reshape(len(result.outputs), *shown)
+            result.predictions = result.outputs.argmax(axis=1)
         if self.ann:
             result.stats["ann"] = dict(self.ann)
         return result

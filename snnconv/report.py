@@ -5,8 +5,10 @@ Built from a placed graph (its ``mapping`` fact) and the target. ``to_dict()`` i
 cores used: neurons (compartments), input axons, output axons and synapse memory, each
 against the capacity of the core itself (``snnconv.limits``; where a chip's cores differ,
 each core's own). Where tiles of several layers share a core, a layer's row shows the
-utilization of the cores it is on. ``core_utilization`` keeps it per core, for the
-pictures of the HTML report.
+utilization of the cores it is on; ``core_utilization`` keeps it per core, for the
+pictures of the HTML report. A row's ``shape`` is the layer's output in the source model's
+terms, ``tile`` the box of one core's neurons as the core map holds it, (c, h, w); the
+text of a 1-D network (``Input.one_d``, feature maps (C, 1, L)) shows tiles as (c, l).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class PartitionReport:
     chips: list[dict] = field(default_factory=list)
     totals: dict = field(default_factory=dict)
     core_utilization: list[dict[str, float]] = field(default_factory=list, repr=False)  # per core index
+    one_d: bool = False  # a 1-D network (Input.one_d): feature maps (C, 1, L) are shown as (C, L)
 
     @classmethod
     def from_graph(cls, graph: Graph, target: Target) -> PartitionReport:
@@ -45,7 +48,7 @@ class PartitionReport:
         uses = limits.core_uses(mapping.cores, traffic(graph, mapping.cores, {}))
         shares = [limits.utilization(use, bounds.capacity(core)) for core, use in zip(mapping.cores, uses)]
         return cls(target.name, _layers(graph, mapping, shares), _chips(mapping, shares),
-                   _totals(mapping, shares, target), shares)
+                   _totals(mapping, shares, target), shares, graph.input.one_d)
 
     network: object = field(default=None, repr=False, compare=False)  # the CompiledNetwork, for to_html
 
@@ -61,10 +64,11 @@ class PartitionReport:
         return html_report.render(self.network, run, accuracy)
 
     def render(self) -> str:
-        header = ["layer", "kind", "neurons", "synapses", "cores", "tile (c,h,w)", "groups", "neuron %", "axon %",
-                  "out axon %", "memory %"]
+        header = ["layer", "kind", "neurons", "synapses", "cores", "tile (c,l)" if self.one_d else "tile (c,h,w)",
+                  "groups", "neuron %", "axon %", "out axon %", "memory %"]
         rows = [[r["layer"], r["kind"], f"{r['neurons']:,}", f"{r['synapses']:,}", f"{r['cores']:,}",
-                 "x".join(map(str, r["tile"])), r["input_groups"], *_percentages(r)] for r in self.layers]
+                 "x".join(map(str, _shown_tile(r, self.one_d))), r["input_groups"], *_percentages(r)]
+                for r in self.layers]
         t = self.totals
         totals = ["total", "", f"{t['neurons']:,}", f"{t['synapses']:,}", f"{t['cores']:,}", "", "",
                   *_percentages(t)]
@@ -78,6 +82,12 @@ class PartitionReport:
                       f"{t['messages_across_chips']:,.0f} across chips (upper bounds; rates from "
                       f"{t['traffic_rates']})"]
         return "\n".join(lines)
+
+
+def _shown_tile(row: dict, one_d: bool) -> list[int]:
+    """A row's tile as its (c, h, w) box, or in a 1-D network (h is 1) as (c, l), or (f,) for a vector layer."""
+    tile = row["tile"]
+    return tile if not one_d else [tile[0], tile[2]] if len(row["shape"]) > 1 else [tile[0]]
 
 
 def _pct(value: float) -> str:
@@ -111,7 +121,8 @@ def _layers(graph: Graph, mapping: Mapping, shares: list[dict[str, float]]) -> l
             groups[tile.population] = tile.groups
     rows = []
     for name, shape in mapping.tile_shapes.items():
-        rows.append({"layer": name, "kind": graph[name].kind, "neurons": neurons[name], "synapses": synapses[name],
+        rows.append({"layer": name, "kind": graph[name].kind, "shape": list(graph.user_shape(graph[name].shape)),
+                     "neurons": neurons[name], "synapses": synapses[name],
                      "cores": len(cores_of[name]), "tile": list(shape), "input_groups": groups[name],
                      **_means([shares[core.index] for core in cores_of[name]])})
     return rows

@@ -9,7 +9,8 @@ registered converter. Layers that do not reach the output are dropped at the end
 
 An input of shape ``[N, C, L]`` read by 1-D convolutions or pooling is 1-D spatial data:
 its ``Input`` layer has the shape ``(C, 1, L)`` (a feature map of height 1, see
-``Context``), so such a model's data is passed as ``(N, C, 1, L)``. Without spatial ops an
+``Context``) and records the source's ``(C, L)`` (``source_shape``): such a model's data is
+passed as ``(N, C, L)``, as to the source model (or as ``(N, C, 1, L)``). Without spatial ops an
 input ``[N, C, L]`` keeps the shape ``(C, L)``. (torch's legacy exporter writes 1-D pooling as
 ``Unsqueeze(2) -> 2-D pool -> Squeeze(2)``: views of the same ``(C, 1, L)`` layers.)
 
@@ -51,7 +52,8 @@ def import_model(model: onnx.ModelProto, label: str, input_shape: tuple[int, ...
     ctx.constants.update(_initializers(model.graph, label))
     one_d = len(sample_shape) == 2 and any(n.op_type in SPATIAL_OPS for n in model.graph.node)
     held = (sample_shape[0], 1, sample_shape[1]) if one_d else sample_shape
-    ctx.add_layer(Input(name=graph_input.name, inputs=(), shape=held), graph_input.name)
+    ctx.add_layer(Input(name=graph_input.name, inputs=(), shape=held, source_shape=sample_shape if one_d else None),
+                  graph_input.name)
     if one_d:
         ctx.one_d.add(graph_input.name)
     folder = Folder()

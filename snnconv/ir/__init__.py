@@ -21,6 +21,7 @@ from snnconv.ir.layers import (
     Pool,
     ReLU,
     Round,
+    one_d_shape,
 )
 
 __all__ = [
@@ -41,4 +42,5 @@ __all__ = [
     "Output",
     "Round",
     "LAYER_KINDS",
+    "one_d_shape",
 ]

@@ -22,7 +22,7 @@ import networkx as nx
 import numpy as np
 
 from snnconv.errors import BadGraphError
-from snnconv.ir.layers import Input, Layer, Output, ShapeError
+from snnconv.ir.layers import Input, Layer, Output, ShapeError, one_d_shape
 
 __all__ = ["Graph"]
 
@@ -100,6 +100,11 @@ class Graph:
     @property
     def output(self) -> Output:
         return self.layers[-1]
+
+    def user_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """A layer's ``shape`` as the source model sees it: ``(C, L)`` for a feature map of a 1-D network
+        (``Input.one_d``, held as ``(C, 1, L)``), else ``shape``."""
+        return one_d_shape(shape) if self.input.one_d else tuple(shape)
 
     def input_shapes(self, layer: Layer) -> list[tuple[int, ...]]:
         """The shapes of the tensors ``layer`` reads, in order."""

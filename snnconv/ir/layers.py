@@ -35,6 +35,7 @@ __all__ = [
     "Output",
     "Round",
     "LAYER_KINDS",
+    "one_d_shape",
 ]
 
 Shape = tuple[int, ...]
@@ -105,13 +106,42 @@ def _numel(shape: Shape) -> int:
 
 @dataclass(frozen=True, eq=False, kw_only=True)
 class Input(Layer):
-    """The network's input tensor (one per graph); ``shape`` is one sample's shape."""
+    """The network's input tensor (one per graph); ``shape`` is one sample's shape.
+
+    ``source_shape`` is one sample's shape as the source model takes it, where that
+    differs from ``shape``: 1-D data ``(C, L)`` (ONNX ``[N, C, L]``) is held as a feature
+    map of height 1, ``shape = (C, 1, L)``, and ``source_shape = (C, L)``. Data may come in
+    either shape (the same values, reshaped); shapes are shown to users in the source's
+    terms (``one_d``).
+    """
 
     kind: ClassVar[str] = "input"
+    source_shape: Shape | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.source_shape is not None:
+            object.__setattr__(self, "source_shape", tuple(int(d) for d in self.source_shape))
 
     def infer_shape(self, in_shapes: list[Shape]) -> Shape:
         _expect_inputs(in_shapes, 0)
+        if self.source_shape is not None and (
+                not self.source_shape or min(self.source_shape) < 1 or _numel(self.source_shape) != _numel(self.shape)):
+            raise ShapeError(f"source shape {self.source_shape} is not a reshape of the shape {self.shape}")
         return self.shape
+
+    @property
+    def one_d(self) -> bool:
+        """Whether this input is 1-D data ``(C, L)`` held as ``(C, 1, L)``: every feature map of the network is then
+        ``(C, 1, L)`` and stands for ``(C, L)`` (``one_d_shape``)."""
+        return (self.source_shape is not None and len(self.source_shape) == 2 and len(self.shape) == 3
+                and self.shape == (self.source_shape[0], 1, self.source_shape[1]))
+
+
+def one_d_shape(shape: Shape) -> Shape:
+    """A shape of a 1-D network (``Input.one_d``) as the source model sees it: ``(C, 1, L)`` -> ``(C, L)``; other
+    shapes (vectors) as they are."""
+    return (shape[0], shape[2]) if len(shape) == 3 and shape[1] == 1 else tuple(shape)
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)

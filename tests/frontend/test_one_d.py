@@ -1,8 +1,10 @@
 """1-D convolutions and pooling over [N, C, L] (audio, time series) against onnxruntime (max abs 1e-4).
 
-snnconv holds 1-D data as 2-D of height 1: the input layer is (C, 1, L), kernels (1, k).
-Data go in as (N, C, 1, L) and a 1-D result comes out as (N, C, 1, L'); the comparisons
-reshape onnxruntime's (N, C, L') to match.
+snnconv holds 1-D data as 2-D of height 1: the input layer is (C, 1, L), kernels (1, k),
+and records the source's (C, L) (``Input.source_shape``). The IR evaluator takes data as
+(N, C, L) or (N, C, 1, L) and a 1-D result comes out as (N, C, 1, L'); the comparisons
+reshape onnxruntime's (N, C, L') to match. tests/test_one_d_end_to_end.py compiles and runs
+with (N, C, L) data.
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ def test_1d_op_matches_onnxruntime(name):
 def test_1d_is_2d_of_height_one():
     graph = snnconv.load_onnx(CASES["conv_opset9_strided_dilated_padded"])
     conv = graph.layers[1]
-    assert graph.input.shape == (4, 1, 17)
+    assert graph.input.shape == (4, 1, 17) and graph.input.source_shape == (4, 17)
     assert (conv.weight.shape, conv.stride, conv.dilation, conv.pads) == ((6, 4, 1, 3), (1, 2), (1, 2), (0, 1, 0, 3))
     assert graph.output.shape == (6, 1, 9)  # (17 + 1 + 3 - 2 * 2 - 1) // 2 + 1
     assert graph.output.activation is None
@@ -108,7 +110,7 @@ def test_1d_is_2d_of_height_one():
 def test_rank3_input_without_spatial_ops_keeps_its_shape(matches_onnxruntime):
     model = make_model([H("Relu", ["x"], ["r"]), H("Flatten", ["r"], ["y"])], (2, 3, 5), output_rank=2)
     graph = matches_onnxruntime(model, R.standard_normal((2, 3, 5)).astype(np.float32))
-    assert graph.input.shape == (3, 5)
+    assert graph.input.shape == (3, 5) and graph.input.source_shape is None
 
 
 @pytest.mark.parametrize("model, advice", [

@@ -466,3 +466,22 @@ def test_conv_bias_per_output_neuron_is_accepted():
 def test_infer_shape_refuses_what_does_not_fit(layer, in_shapes, needle):
     with pytest.raises(ShapeError, match=re.escape(needle)):
         layer.infer_shape(in_shapes)
+
+
+# --- 1-D networks: the source shape of the input -------------------------------------
+
+
+def test_a_1d_input_records_its_source_shape_and_shows_it():
+    graph = Graph.from_layers([Input(name="in", inputs=(), shape=(2, 1, 6), source_shape=(2, 6)),
+                               ReLU(name="act", inputs=("in",), shape=(2, 1, 6)), Flatten(name="f", inputs=("act",),
+                                                                                          shape=(12,)),
+                               out("f", (12,))])
+    assert graph.input.one_d and graph.input.source_shape == (2, 6)
+    assert graph.user_shape((2, 1, 6)) == (2, 6) and graph.user_shape((12,)) == (12,)
+    plain = Graph.from_layers(mlp())
+    assert not plain.input.one_d and plain.user_shape((3, 1, 5)) == (3, 1, 5)
+
+
+def test_a_source_shape_must_be_a_reshape_of_the_shape():
+    message = bad_graph([Input(name="in", inputs=(), shape=(2, 1, 6), source_shape=(2, 5)), out("in", (2, 1, 6))])
+    assert "'in' (input)" in message and "source shape (2, 5) is not a reshape of the shape (2, 1, 6)" in message
