@@ -3,10 +3,15 @@
 Both of torch's exporters are offered: ``"dynamo"`` (``torch.export``, the default of
 current torch) and ``"legacy"`` (TorchScript tracing). The batch axis is exported as
 dynamic so the model takes any batch size; the module's training flag is restored.
+
+Nodes are named after the module that computed them (``module_names``), so the layers a
+user reads in reports are the module's own paths (``features.3``, ``layer1.0.conv1``)
+rather than the exporter's (``node_conv2d_1``, ``/features/features.3/Conv``).
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import logging
@@ -18,9 +23,13 @@ import torch
 
 from snnconv.errors import BadModelError
 
-__all__ = ["export_module", "EXPORTERS"]
+__all__ = ["EXPORTERS", "export_module", "module_names"]
 
 EXPORTERS = ("dynamo", "legacy")
+# Ops that only move or reshape values: in a module that emits several nodes, the first other op takes the module's
+# name (features.7's ReduceMean, not the Unsqueeze around it).
+_PLUMBING = frozenset({"Cast", "Concat", "Constant", "ConstantOfShape", "Expand", "Flatten", "Gather", "Identity",
+                       "Reshape", "Shape", "Slice", "Squeeze", "Transpose", "Unsqueeze"})
 
 
 def export_module(module: torch.nn.Module, example_input: torch.Tensor, exporter: str = "dynamo") -> onnx.ModelProto:
@@ -39,11 +48,84 @@ def export_module(module: torch.nn.Module, example_input: torch.Tensor, exporter
     module.eval()
     try:
         with _quiet():
-            return _export(module, example_input, exporter)
+            model = _export(module, example_input, exporter)
     except Exception as exc:  # exporters raise many kinds; all mean the module did not export
         raise BadModelError(f"torch module {type(module).__name__}: ONNX export ({exporter}) failed: {exc}") from exc
     finally:
         module.train(was_training)
+    for node, name in zip(model.graph.node, module_names(model.graph.node)):
+        node.name = name
+    return model
+
+
+def module_names(nodes) -> list[str]:
+    """Names for exported ``nodes`` after the module paths the exporter recorded; unique, and never empty.
+
+    The dynamo exporter records each node's module scopes in its metadata
+    (``pkg.torch.onnx.name_scopes``: ``['', 'layer1', 'layer1.0', 'layer1.0.conv1', 'conv2d']``),
+    the legacy exporter in the node's name (``/layer1/layer1.0/conv1/Conv``, a scope either
+    qualified or relative to the one before). A node of a module without submodules that
+    emitted nodes (a Conv2d, a ReLU) takes the module's path (``layer1.0.conv1``); one of a
+    module with such submodules (the residual Add of a block, a functional flatten in
+    ``forward``) the path and its op (``layer1.0.add``, ``reshape``); where a module emits
+    several nodes, those that compute (not a reshape or a constant) take the path (a module
+    called twice: ``act``, ``act_2``) and the others add their op (``pool.unsqueeze``). A
+    node that the exporter's optimizer made from several (a conv with its BatchNorm fused
+    in) takes the path of its weights' module (``layer1.0.conv1``, its initializer being
+    ``layer1.0.conv1.weight``), as the legacy export names that conv. A node without a
+    recorded scope keeps its name; names taken twice get ``_2``, ``_3``, ... in node order.
+    """
+    nodes = list(nodes)
+    paths = [_module_path(node) for node in nodes]
+    recorded = [path for path in paths if path is not None]
+    parents = {path[:i] for path in recorded for i in range(len(path)) if path[i] == "."} | \
+        ({""} if any(recorded) else set())
+    primary: dict[str, int] = {}  # module path -> the node that takes it
+    for index, (node, path) in enumerate(zip(nodes, paths)):
+        if path is None or path in parents:
+            continue
+        if path not in primary or nodes[primary[path]].op_type in _PLUMBING and node.op_type not in _PLUMBING:
+            primary[path] = index
+    names, taken = [], set()
+    for index, (node, path) in enumerate(zip(nodes, paths)):
+        if path is None:
+            base = node.name or f"{node.op_type}_{index}"
+        elif primary.get(path) == index or path not in parents and node.op_type not in _PLUMBING:
+            base = path or node.op_type.lower()  # a module called twice: path, path_2
+        else:
+            base = f"{path}.{node.op_type.lower()}" if path else node.op_type.lower()
+        name, n = base, 1
+        while name in taken:
+            n += 1
+            name = f"{base}_{n}"
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+def _module_path(node) -> str | None:
+    """The path of the module that emitted ``node`` ("" for the root module), or None where none is recorded."""
+    metadata = {entry.key: entry.value for entry in node.metadata_props}
+    if "pkg.onnxscript.rewriter.rule_name" in metadata and len(node.input) > 1 and node.input[1].endswith(".weight"):
+        return node.input[1][:-len(".weight")]  # e.g. a conv with its BatchNorm fused in: the conv's weights, its name
+    if "pkg.torch.onnx.name_scopes" in metadata:
+        try:
+            scopes = ast.literal_eval(metadata["pkg.torch.onnx.name_scopes"])
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return None
+        if not isinstance(scopes, list) or len(scopes) < 2:
+            return None
+        scopes = scopes[1:-1]  # the root first, the op last
+    elif node.name.startswith("/"):
+        scopes = node.name.split("/")[1:-1]
+    else:
+        return None
+    path = ""
+    for scope in scopes:
+        if not isinstance(scope, str) or not scope:
+            return None
+        path = scope if not path or scope.startswith(path + ".") else f"{path}.{scope}"
+    return path
 
 
 def _export(module: torch.nn.Module, example_input: torch.Tensor, exporter: str) -> onnx.ModelProto:
