@@ -1,8 +1,12 @@
 """ANN vs SNN accuracy of every bundled model at T = 4 .. 128, in float and per target.
 
+The models: the MNIST MLP, CNN and ResNet (models/train.py; 500 calibration and 1,000 test
+digits) and the Fashion-MNIST VGG-style CNN with max pooling and ResNet
+(models/train_fashion.py; 500 calibration and 1,000 test images of clothes).
+
 Default: each model is compiled for each T as a user would (``convert(..., timesteps=T)``:
-tuning on the bundled calibration digits and bias correction) and simulated on the 1,000
-bundled test digits (constant-current input, spiking max pooling). Writes
+tuning on the bundled calibration images and bias correction) and simulated on the 1,000
+bundled test images of its data set (constant-current input, spiking max pooling). Writes
 benchmarks/results/accuracy.{json,md}.
 
 ``--targets``: each float compilation is then quantized for every target
@@ -22,6 +26,10 @@ Run:
     python benchmarks/accuracy.py --targets    # about 20 minutes (T = 8, 16, 32, 64)
     python benchmarks/accuracy.py --ablation   # about 15 minutes
     python benchmarks/accuracy.py --neurons    # about 15 minutes
+    python benchmarks/accuracy.py --models fashion_vgg fashion_resnet   # only these; their
+        # rows replace their earlier rows in the results file, the other models' rows stay
+
+(The times are for the three MNIST models; the two Fashion-MNIST ones take longer.)
 """
 
 from __future__ import annotations
@@ -44,7 +52,10 @@ from snnconv.snn import simulate
 TIMESTEPS = (4, 8, 16, 32, 64, 128)
 TARGET_TIMESTEPS = (8, 16, 32, 64)  # --targets: five targets and a reset variant per T; --neurons
 NEURONS = [("if", 0), ("lif", 16), ("lif", 64), ("lif", 256)]  # --neurons: model and decay in 4096ths
-MODELS = ("mlp", "cnn", "resnet")
+# model -> (ONNX file, data set: the prefix of its bundled <prefix>_calib.npz and <prefix>_test.npz)
+MODELS = {"mlp": ("mnist_mlp.onnx", "mnist"), "cnn": ("mnist_cnn.onnx", "mnist"),
+          "resnet": ("mnist_resnet.onnx", "mnist"), "fashion_vgg": ("fashion_vgg.onnx", "fashion"),
+          "fashion_resnet": ("fashion_resnet.onnx", "fashion")}
 ABLATION = [(p, pc, "half") for pc in (False, True) for p in (100.0, 99.999, 99.99, 99.9)] + [
     (p, True, "dither") for p in (99.99, 99.9)]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -55,7 +66,16 @@ def bundled(name: str) -> np.lib.npyio.NpzFile:
 
 
 def load(model: str) -> snnconv.Graph:
-    return snnconv.load_onnx(str(resources.files("snnconv.models").joinpath(f"mnist_{model}.onnx")))
+    return snnconv.load_onnx(str(resources.files("snnconv.models").joinpath(MODELS[model][0])))
+
+
+def merged(rows: list[dict], path: Path) -> list[dict]:
+    """``rows`` with the earlier rows (in ``path``) of the models not measured now, in ``MODELS`` order."""
+    measured = {row["model"] for row in rows}
+    earlier = json.loads(path.read_text())["rows"] if path.exists() else []
+    kept = [row for row in earlier if row["model"] not in measured] + rows
+    order = list(MODELS)
+    return sorted(kept, key=lambda row: order.index(row["model"]) if row["model"] in order else len(order))
 
 
 def measure_compiled_per_t(model: str, x, y, calibration) -> dict:
@@ -143,25 +163,27 @@ def main() -> None:
     parser.add_argument("--ablation", action="store_true", help="fixed settings without tuning or bias correction")
     parser.add_argument("--targets", action="store_true", help="integer SNN accuracy on every target")
     parser.add_argument("--neurons", action="store_true", help="integer SNN accuracy with each neuron model (loihi)")
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS),
+                        help="measure only these; their rows replace their earlier ones in the results file")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    test, calib = bundled("mnist_test.npz"), bundled("mnist_calib.npz")
-    x, y, calibration = test["x"], test["y"], calib["x"]
     rows = []
-    for model in MODELS:
+    for model in args.models:
+        test, calib = bundled(f"{MODELS[model][1]}_test.npz"), bundled(f"{MODELS[model][1]}_calib.npz")
+        x, y, calibration = test["x"], test["y"], calib["x"]
         if args.targets or args.neurons:
             rows += (measure_targets if args.targets else measure_neurons)(model, x, y, calibration)
             continue
-        runs = [lambda: measure_compiled_per_t(model, x, y, calibration)] if not args.ablation else [
-            lambda s=setting: measure_untuned(model, x, y, calibration, *s) for setting in ABLATION]
-        for run in runs:
-            rows.append(run())
+        for setting in ABLATION if args.ablation else [None]:
+            rows.append(measure_compiled_per_t(model, x, y, calibration) if setting is None
+                        else measure_untuned(model, x, y, calibration, *setting))
             print(markdown(rows[-1:]).splitlines()[2], flush=True)
     RESULTS.mkdir(exist_ok=True)
     meta = {"snnconv": snnconv.__version__, "torch": torch.__version__, "machine": platform.machine(),
-            "test_digits": int(len(y)), "calibration_digits": int(len(calibration))}
+            "test_digits": len(y), "calibration_digits": len(calibration)}
     name = ("accuracy_ablation" if args.ablation else "accuracy_targets" if args.targets
             else "accuracy_neurons" if args.neurons else "accuracy")
+    rows = merged(rows, RESULTS / f"{name}.json")
     (RESULTS / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     (RESULTS / f"{name}.md").write_text(markdown(rows))
     print(f"wrote {RESULTS / (name + '.md')}")

@@ -1,9 +1,10 @@
 """SNN accuracy of snnconv vs. SpikingJelly's ann2snn and Sinabs on the same trained networks.
 
-Every method converts the bundled ONNX models (models/mnist_{mlp,cnn,resnet}.onnx) with the
-same 500 calibration digits (models/mnist_calib.npz) and is scored on the same 1,000 test
-digits (models/mnist_test.npz) at T = 4 .. 128, with constant-current input (the analog
-image every step), subtractive-reset IF neurons and the summed output layer as the readout.
+Every method converts the bundled ONNX models (models/mnist_{mlp,cnn,resnet}.onnx, and
+models/fashion_{vgg,resnet}.onnx trained on Fashion-MNIST) with the same 500 calibration
+images of the model's data set (models/mnist_calib.npz, models/fashion_calib.npz) and is
+scored on the same 1,000 test images (models/mnist_test.npz, models/fashion_test.npz) at
+T = 4 .. 128, with constant-current input (the analog image every step), subtractive-reset IF neurons and the summed output layer as the readout.
 The peers get a torch ``nn.Module`` built from snnconv's IR of the ANN (checked against
 ``snnconv.ann.evaluate`` to 1e-4 first); snnconv compiles from the ONNX file itself, per T.
 
@@ -72,7 +73,10 @@ from snnconv.ir import layers as L
 from snnconv.pipeline import convert
 from snnconv.snn import simulate
 
-MODELS = ("mlp", "cnn", "resnet")
+# model -> (ONNX file, data set: the prefix of its bundled <prefix>_calib.npz and <prefix>_test.npz)
+MODELS = {"mlp": ("mnist_mlp.onnx", "mnist"), "cnn": ("mnist_cnn.onnx", "mnist"),
+          "resnet": ("mnist_resnet.onnx", "mnist"), "fashion_vgg": ("fashion_vgg.onnx", "fashion"),
+          "fashion_resnet": ("fashion_resnet.onnx", "fashion")}
 TIMESTEPS = (4, 8, 16, 32, 64, 128)
 RESULTS = Path(__file__).resolve().parent / "results"
 PACKAGES = ("torch", "numpy", "spikingjelly", "sinabs", "nir", "nirtorch", "onnx", "snnconv")
@@ -399,7 +403,7 @@ def sweep_peer(peer: str, settings: list[tuple], make, run, screen: tuple, test:
 
 
 def measure(model: str, x: np.ndarray, y: np.ndarray, calibration: np.ndarray, skip_snnconv: bool) -> dict:
-    path = str(resources.files("snnconv.models").joinpath(f"mnist_{model}.onnx"))
+    path = str(resources.files("snnconv.models").joinpath(MODELS[model][0]))
     graph = snnconv.load_onnx(path)
     row: dict = {"model": model, "ann": float((ann.evaluate(graph, x).argmax(1) == y).mean())}
     steps = max(TIMESTEPS)
@@ -549,7 +553,7 @@ SETTINGS_TEXT = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--skip-snnconv", action="store_true", help="measure only the peers (for development)")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -561,11 +565,11 @@ def main() -> None:
     except ImportError:
         pass
     start, revision = time.perf_counter(), _revision()  # the code imported now is the code measured
-    test, calib = bundled("mnist_test.npz"), bundled("mnist_calib.npz")
-    x, y, calibration = test["x"].astype(np.float32), test["y"], calib["x"].astype(np.float32)
     rows = []
     for model in args.models:
         print(f"{model}:", flush=True)
+        test, calib = bundled(f"{MODELS[model][1]}_test.npz"), bundled(f"{MODELS[model][1]}_calib.npz")
+        x, y, calibration = test["x"].astype(np.float32), test["y"], calib["x"].astype(np.float32)
         rows.append(measure(model, x, y, calibration, args.skip_snnconv))
     pressure = Path("/proc/pressure/cpu")
     meta = {"versions": _versions(), "snnconv_revision": revision, "python": platform.python_version(),
@@ -575,7 +579,7 @@ def main() -> None:
             "env": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")},
             "cpu_pressure_at_end": pressure.read_text().splitlines()[0] if pressure.exists() else None}
     print(markdown(rows, meta))
-    if args.skip_snnconv or tuple(args.models) != MODELS:
+    if args.skip_snnconv or args.models != list(MODELS):
         print(f"partial run ({meta['seconds']} s): results not written")
         return
     RESULTS.mkdir(exist_ok=True)

@@ -21,7 +21,9 @@ Writes, beside this file:
 
 (``models.json`` stays the MNIST catalog: its tests score every entry on the MNIST digits.)
 
-Run: ``python models/train_fashion.py`` (about 3 minutes per network on 2 cores).
+Run: ``python models/train_fashion.py [--models vgg resnet]`` (measured: 6 minutes for the
+VGG and 10 for the ResNet on 2 cores shared with other jobs, load average 7-11; less on
+idle cores).
 """
 
 from __future__ import annotations
