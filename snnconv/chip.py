@@ -162,7 +162,16 @@ class _SynapticOpPlan:
     rows: np.ndarray  # (tiles, source H)
     cols: np.ndarray  # (tiles, source W)
 
+    def __post_init__(self) -> None:
+        """Where the product fits ``BLOCK_ELEMENTS``, the per-tile factors multiplied out once: each call is then
+        one matrix-vector product (a small network's batch-1 run spends less here than in the einsums)."""
+        size = len(self.cores) * self.channels.shape[1] * self.rows.shape[1] * self.cols.shape[1]
+        self.matrix = (np.einsum("tc,ty,tx->tcyx", self.channels, self.rows, self.cols).reshape(len(self.cores), -1)
+                       if size <= BLOCK_ELEMENTS else None)
+
     def operations(self, counts: np.ndarray) -> np.ndarray:
+        if self.matrix is not None:
+            return self.matrix @ counts.reshape(-1)
         c, h, w = counts.shape
         flat, step = counts.reshape(c, h * w), max(1, BLOCK_ELEMENTS // (h * w))
         blocks = [np.einsum("tyx,ty,tx->t", (self.channels[i:i + step] @ flat).reshape(-1, h, w),

@@ -87,11 +87,25 @@ def effective_macs(graph: Graph, x) -> float:
     with torch.no_grad():
         for layer in graph:
             if layer.name in weighted:
-                nonzero = [(values[src] != 0).to(torch.float32) for src in layer.inputs]
-                total += float(ann.apply_layer(_binary(graph, layer), nonzero).double().sum())
+                nonzero = (values[layer.inputs[0]] != 0).to(torch.float32)
+                total += float((nonzero * _reads(graph, layer)).sum(dtype=torch.float64))
             if layer.name in needed and not isinstance(layer, Input):
                 values[layer.name] = ann.apply_layer(layer, [values[src] for src in layer.inputs])
     return total
+
+
+def _reads(graph: Graph, layer: Layer) -> torch.Tensor:
+    """How many nonzero weights of the conv/dense ``layer`` read each element of its input (padding and
+    stride included): the layer's effective MACs on an input are ``sum(nonzero(input) * reads)``, an
+    elementwise product per call instead of a convolution. Computed once, as the gradient of the binary
+    layer's output sum (it is linear, so the gradient is exactly that count)."""
+    def compute() -> torch.Tensor:
+        ones = torch.ones((1, *graph.input_shapes(layer)[0]), requires_grad=True)
+        with torch.enable_grad():
+            ann.apply_layer(_binary(graph, layer), [ones]).sum().backward()
+        return ones.grad[0]
+
+    return graph.derived(("reads", layer.name), compute)
 
 
 def _host_weighted(graph: Graph) -> tuple[list[str], set[str]]:

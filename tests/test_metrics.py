@@ -203,3 +203,18 @@ def test_the_artifact_keeps_the_ann_block_but_no_timing(mlp, tmp_path):
     assert back.ann["latency_us"] is None and "not stored" in back.ann["latency_source"]
     assert back.run(TEST_X[:4]).stats["ann"]["energy_uj"] == mlp.ann["energy_uj"]
     assert mlp.save(tmp_path / "again.snn").read_bytes() == path.read_bytes()
+
+
+def test_effective_macs_of_a_strided_padded_conv_are_the_binary_convolution_s_sum():
+    """Oracle: torch's conv2d of nonzero(x) with nonzero(W) (padding 2, stride 2, zero taps), summed."""
+    rng = np.random.default_rng(3)
+    weight = rng.normal(size=(4, 2, 5, 5)) * (rng.random((4, 2, 5, 5)) < 0.6)
+    conv = Conv(name="conv", inputs=("x",), shape=(4, 5, 5), weight=weight, bias=np.zeros(4), stride=(2, 2),
+                pads=(2, 2, 2, 2))
+    graph = Graph.from_layers([Input(name="x", inputs=(), shape=(2, 9, 9)), conv,
+                               IF(name="if", inputs=("conv",), shape=(4, 5, 5), threshold=1.0, v_init=0.0),
+                               Output(name="out", inputs=("if",), shape=(4, 5, 5))], "conv", (("spiking", True),))
+    x = (rng.random((3, 2, 9, 9)) * (rng.random((3, 2, 9, 9)) < 0.5)).astype(np.float32)
+    expected = torch.nn.functional.conv2d(torch.tensor(x != 0, dtype=torch.float64),
+                                          torch.tensor(weight != 0, dtype=torch.float64), stride=2, padding=2).sum()
+    assert metrics.effective_macs(graph, x) == float(expected)
