@@ -32,14 +32,27 @@ from snnconv.frontend.context import Context, Node, check_size, one_line
 from snnconv.frontend.folding import Folder
 from snnconv.frontend.registry import lookup
 from snnconv.ir import Graph, Input, Output
+from snnconv.options import MAX_TIMESTEPS
 
 __all__ = ["MIN_OPSET", "import_model"]
 
 MIN_OPSET = 9
 
+QCFS_LEVELS_KEY = "snnconv.qcfs_levels"  # ONNX metadata: the L a QCFS-trained network converts at (T = L)
 # Ops with spatial axes: a model with any of them and an input [N, C, L] has 1-D spatial data.
 SPATIAL_OPS = frozenset({"Conv", "ConvTranspose", "AveragePool", "MaxPool", "LpPool", "GlobalAveragePool",
                          "GlobalMaxPool", "GlobalLpPool", "Pad", "ReduceMean"})
+
+
+def _trained_levels(model: onnx.ModelProto, label: str) -> tuple[tuple[str, object], ...]:
+    """The graph fact ``qcfs_levels`` when the model was trained with QCFS activations (``snnconv.training``)."""
+    value = next((prop.value for prop in model.metadata_props if prop.key == QCFS_LEVELS_KEY), None)
+    if value is None:
+        return ()
+    if not value.isdigit() or not 1 <= int(value) <= MAX_TIMESTEPS:
+        raise BadModelError(f"{label}: metadata {QCFS_LEVELS_KEY} = {value!r} is not a number of levels in "
+                            f"1..{MAX_TIMESTEPS}; fix or re-export the model")
+    return (("qcfs_levels", int(value)),)
 
 
 def import_model(model: onnx.ModelProto, label: str, input_shape: tuple[int, ...] | None = None) -> Graph:
@@ -64,7 +77,8 @@ def import_model(model: onnx.ModelProto, label: str, input_shape: tuple[int, ...
         _import_node(node, ctx, folder)
     _add_output(model.graph, ctx, label)
     try:
-        return Graph.from_layers(_reaching_output(ctx.layers), name=model.graph.name or "graph")
+        return Graph.from_layers(_reaching_output(ctx.layers), name=model.graph.name or "graph",
+                                 facts=_trained_levels(model, label))
     except BadGraphError as exc:
         raise BadModelError(f"{label}: {exc}; fix or re-export the model") from exc
 

@@ -21,7 +21,9 @@ import numpy as np
 import onnx
 import torch
 
+from snnconv import training
 from snnconv.errors import BadModelError
+from snnconv.frontend.importer import QCFS_LEVELS_KEY
 
 __all__ = ["EXPORTERS", "export_module", "module_names"]
 
@@ -47,7 +49,7 @@ def export_module(module: torch.nn.Module, example_input: torch.Tensor, exporter
     was_training = module.training
     module.eval()
     try:
-        with _quiet():
+        with _quiet(), training.exporting(module):
             model = _export(module, example_input, exporter)
     except Exception as exc:  # exporters raise many kinds; all mean the module did not export
         raise BadModelError(f"torch module {type(module).__name__}: ONNX export ({exporter}) failed: {exc}") from exc
@@ -55,6 +57,9 @@ def export_module(module: torch.nn.Module, example_input: torch.Tensor, exporter
         module.train(was_training)
     for node, name in zip(model.graph.node, module_names(model.graph.node)):
         node.name = name
+    if (levels := training.levels_of(module)) is not None:
+        onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props},
+                                            QCFS_LEVELS_KEY: str(levels)})
     return model
 
 

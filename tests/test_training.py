@@ -1,0 +1,85 @@
+"""Conversion-aware training (snnconv.training): QCFS is what an IF neuron computes in L steps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from snnconv.training import QCFS, levels_of, qcfs
+
+
+def _if_neuron_rate(current: float, steps: int) -> float:
+    """Oracle: an IF neuron (threshold 1, membrane starting at 1/2, subtractive reset) driven by
+    ``current`` for ``steps`` steps; its spike count over ``steps``."""
+    v, spikes = 0.5, 0
+    for _ in range(steps):
+        v += current
+        if v >= 1.0:
+            v -= 1.0
+            spikes += 1
+    return spikes / steps
+
+
+@pytest.mark.parametrize("levels", [1, 4, 8, 16])
+def test_qcfs_is_the_rate_of_an_if_neuron_run_for_l_steps(levels):
+    layer = QCFS(levels, ceiling=2.5)
+    ceiling = float(layer.ceiling.detach().abs() + 1e-6)
+    x = torch.linspace(-1.0, 4.0, 501, dtype=torch.float64).float()
+    got = layer(x).detach().numpy()
+    expected = np.array([ceiling * _if_neuron_rate(float(v) / ceiling, levels) for v in x])
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_gradients_pass_straight_through_floor_inside_the_clip_and_reach_the_ceiling():
+    layer = QCFS(4, ceiling=2.0)
+    x = torch.tensor([-1.0, 0.3, 1.1, 1.9, 5.0], requires_grad=True)
+    layer(x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [0.0, 1.0, 1.0, 1.0, 0.0])  # clipped inputs get none
+    assert layer.ceiling.grad is not None and float(layer.ceiling.grad) != 0.0
+
+
+def test_qcfs_swaps_relu_modules_and_starts_ceilings_at_the_calibration_percentile():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU6())
+    x = torch.randn(256, 4)
+    hidden = torch.relu(model[0](x))
+    qcfs(model, levels=4, calibration=x, percentile=99.0)
+    assert isinstance(model[1], QCFS) and isinstance(model[3], QCFS) and levels_of(model) == 4
+    assert float(model[1].ceiling) == pytest.approx(float(torch.quantile(hidden.flatten(), 0.99)), rel=1e-5)
+    assert float(qcfs(nn.Sequential(nn.ReLU6()), 2)[0].ceiling) == 6.0  # no data: a ReLU6 keeps its 6
+
+
+def test_a_model_without_relu_modules_is_refused_and_mixed_levels_are_named():
+    with pytest.raises(ValueError, match="no nn.ReLU modules"):
+        qcfs(nn.Sequential(nn.Linear(2, 2)))
+    with pytest.raises(ValueError, match=r"different levels \[2, 4\]"):
+        levels_of(nn.Sequential(QCFS(2), QCFS(4)))
+
+
+@pytest.mark.parametrize("exporter", ["dynamo", "legacy"])
+def test_imported_qcfs_is_a_relu_with_its_ceiling(exporter):
+    import snnconv
+    from snnconv.ir import ReLU
+
+    model = nn.Sequential(nn.Linear(3, 3), QCFS(4, ceiling=1.5)).eval()
+    graph = snnconv.load_torch(model, torch.zeros(1, 3), exporter=exporter)
+    relus = [layer for layer in graph if isinstance(layer, ReLU)]
+    assert len(relus) == 1 and relus[0].max_value == pytest.approx(1.5, rel=1e-5)
+    assert graph.fact("qcfs_levels") == 4 and not model[1].as_clip  # trains as QCFS again after the export
+
+
+def test_an_exported_file_keeps_the_levels_and_bad_levels_are_refused(tmp_path):
+    import onnx
+
+    import snnconv
+    from snnconv.errors import BadModelError
+    from snnconv.training import export
+
+    export(nn.Sequential(nn.Linear(3, 3), QCFS(4, ceiling=1.5)), torch.zeros(1, 3), tmp_path / "q.onnx")
+    assert snnconv.load_onnx(tmp_path / "q.onnx").fact("qcfs_levels") == 4
+    model = onnx.load(tmp_path / "q.onnx")
+    onnx.helper.set_model_props(model, {"snnconv.qcfs_levels": "0"})
+    with pytest.raises(BadModelError, match="is not a number of levels"):
+        snnconv.load_onnx(model)
