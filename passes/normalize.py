@@ -91,7 +91,7 @@ class Normalize:
     name = "normalize"
 
     def __init__(self, calibration=None, percentile: float = 99.99, per_channel: bool = False, batch_size: int = 256,
-                 measured: Calibration | None = None):
+                 measured: Calibration | None = None, ceilings: bool = False):
         if not 0 < percentile <= 100:
             raise ValueError(f"percentile must be in (0, 100], got {percentile}")
         self.calibration = calibration
@@ -99,6 +99,7 @@ class Normalize:
         self.per_channel = per_channel
         self.batch_size = batch_size
         self.measured = measured
+        self.ceilings = ceilings  # a capped ReLU's scale is its ceiling (QCFS-trained: the ceilings were learned)
 
     def run(self, graph: Graph) -> PassResult:
         if graph.fact("normalized"):
@@ -131,7 +132,7 @@ class Normalize:
         lam_of, clipped = {}, {}
         for name, histogram in calibration.histograms.items():
             lam = histogram.percentile(self.percentile)
-            lam_of[name] = _cap(graph[name], lam)
+            lam_of[name] = _cap(graph[name], lam, self.ceilings)
             seen = histogram.counts.sum()
             above = sum(int(histogram.counts[c][_bin_above(histogram, lam_of[name][c]):].sum())
                         for c in range(len(lam)))
@@ -166,11 +167,12 @@ def _bin_above(histogram: LogHistogram, value: float) -> int:
     return int(np.clip(np.floor((np.log2(value) - histogram.LOW) * histogram.PER_OCTAVE) + 1, 0, histogram.bins))
 
 
-def _cap(layer: Layer, lam: np.ndarray) -> np.ndarray:
-    """Dead channels get scale 1 (they never fire); a ReLU ceiling ``m`` caps the scale."""
+def _cap(layer: Layer, lam: np.ndarray, ceilings: bool = False) -> np.ndarray:
+    """Dead channels get scale 1 (they never fire); a ReLU ceiling ``m`` caps the scale (is the scale, with
+    ``ceilings``)."""
     lam = np.where(lam > 0, lam, 1.0)
     if isinstance(layer, ReLU) and layer.max_value is not None:
-        lam = np.minimum(lam, layer.max_value)
+        lam = np.full_like(lam, layer.max_value) if ceilings else np.minimum(lam, layer.max_value)
     return lam
 
 

@@ -247,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--uncalibrated", action="store_true",
                           help="compile without calibration data: scales from a weight-based bound, accuracy near "
                                "chance (for a mapping report)")
-    compile_.add_argument("--timesteps", type=_timesteps, default=32, help="the T to tune for (default 32)")
+    compile_.add_argument("--timesteps", type=_timesteps,
+                          help="the T to tune for (default 32, or L for a network trained with QCFS)")
     compile_.add_argument("--chips", type=_positive, help="chips available (default: the target's)")
     compile_.add_argument("--percentile", type=_percentile, default="auto",
                           help="normalization percentile, or auto (default: tuned for T)")

@@ -112,7 +112,7 @@ class CompiledNetwork:
 
 
 def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=None, *, example=None,
-            input_shape: tuple[int, ...] | None = None, timesteps: int = DEFAULT_TIMESTEPS, chips: int | None = None,
+            input_shape: tuple[int, ...] | None = None, timesteps: int | None = None, chips: int | None = None,
             percentile: float | str = "auto", reset: str = "emulate", encoding: str = "current",
             neuron: str = "if", decay: float | None = None, tune: str = "fast",
             uncalibrated: bool = False) -> CompiledNetwork:
@@ -125,7 +125,8 @@ def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=No
     much calibration data percentile and initial-membrane tuning simulates (see ``convert``).
     """
     chip = targets.get(target)  # a bad target fails before the pipeline (and torch) loads
-    timesteps, percentile = options.timesteps(timesteps), options.percentile(percentile)
+    timesteps = None if timesteps is None else options.timesteps(timesteps)
+    percentile = options.percentile(percentile)
     chips = None if chips is None else options.positive(chips, "chips")
     reset, encoding = options.choice(reset, "reset", RESETS), options.choice(encoding, "encoding", ENCODINGS)
     input_shape = None if input_shape is None else options.shape(input_shape)
@@ -138,6 +139,7 @@ def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=No
     graph, onnx_model = _load(model, example, input_shape)
     if calibration is None and not uncalibrated:
         raise BadDataError(UNCALIBRATED)
+    timesteps = timesteps or graph.fact("qcfs_levels") or DEFAULT_TIMESTEPS  # a QCFS-trained net runs T = L
     cost = ann_cost.ann_cost(graph, onnx_model)
     if calibration is not None and not hasattr(calibration, "shape") and iter(calibration) is calibration:
         calibration = _Recording(calibration, TRAFFIC_SAMPLES)  # a one-shot stream: keep what placement reads again

@@ -74,6 +74,9 @@ def convert(graph: Graph, calibration=None, *, target: Target | None = None, res
             correct_bias: bool = True, neuron: str = "if", decay: int = 0, tune: str = "fast") -> Conversion:
     """Canonicalize, fold BN, normalize with ``calibration``, convert to IF neurons, and fit ``target``.
 
+    A network trained with QCFS activations (``snnconv.training``; graph fact
+    ``qcfs_levels``) takes its ceilings as the scales and ``v_init`` half: nothing is tuned
+    or bias-corrected (at T = L its expected error is zero, Bu et al. 2022).
     ``percentile`` and ``v_init`` may be "auto": every combination is compiled and the
     one whose SNN at ``timesteps`` agrees best with the ANN on the calibration samples
     is kept; then each IF layer's mean rate is corrected for that T (``correct_bias``).
@@ -135,6 +138,8 @@ def _spiking(graph: Graph, calibration, percentile, per_channel, max_pool, encod
     simulable = _tunable(calibration, timesteps, encoding)
     samples = np.concatenate(list(_first_samples(calibration, TUNING_SAMPLES))) if simulable else None
     work = ann_cost.macs(graph) * (timesteps or 0)  # one sample's simulation
+    if graph.fact("qcfs_levels"):  # trained for conversion: ceilings are the scales, the shift half a step, and
+        percentile, v_init, correct_bias = 100.0, "half", False  # at T = L its expected error is already zero
     auto = [name for name, value in (("percentile", percentile), ("v_init", v_init)) if value == "auto"]
     candidates = (len(PERCENTILES) if "percentile" in auto else 1) * (len(V_INITS) if "v_init" in auto else 1)
     count, skipped = _tuning_samples(tune, work, candidates, len(samples) if simulable else 0, timesteps, auto)
@@ -208,8 +213,8 @@ def _trials(graph: Graph, calibration, percentiles, schemes, per_channel, max_po
     trials: dict[tuple, tuple[Graph, dict]] = {}
     for p in percentiles:
         trial_notes = dict(notes)
-        normalized = _run(Normalize(calibration, percentile=p, per_channel=per_channel, measured=measured), graph,
-                          trial_notes)
+        normalized = _run(Normalize(calibration, percentile=p, per_channel=per_channel, measured=measured,
+                                    ceilings=bool(graph.fact("qcfs_levels"))), graph, trial_notes)
         for scheme in schemes:
             scheme_notes = dict(trial_notes)
             spiking = _run(Spike(max_pool, encoding, scheme, **neuron), normalized, scheme_notes)

@@ -83,3 +83,26 @@ def test_an_exported_file_keeps_the_levels_and_bad_levels_are_refused(tmp_path):
     onnx.helper.set_model_props(model, {"snnconv.qcfs_levels": "0"})
     with pytest.raises(BadModelError, match="is not a number of levels"):
         snnconv.load_onnx(model)
+
+
+def test_a_qcfs_network_converts_at_t_equal_l_with_its_ceilings_as_scales():
+    """One hidden QCFS layer driven by a constant current: its IF neurons fire exactly the QCFS levels in
+    T = L steps (the oracle is the QCFS network itself, run by torch), so the SNN predicts what it does."""
+    import snnconv
+    from snnconv.pipeline import convert
+    from snnconv.snn import simulate
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 32), QCFS(4, ceiling=1.2), nn.Linear(32, 5)).eval()
+    x = torch.randn(300, 6)
+    graph = snnconv.load_torch(model, x[:1])
+    conversion = convert(graph, x.numpy(), timesteps=4)
+    assert conversion.notes["normalize"]["scales"]  # the hidden layer's scale is its ceiling
+    hidden = conversion.notes["normalize"]["scales"]
+    assert any(summary.get("max") == pytest.approx(1.2, rel=1e-5) for summary in hidden.values()
+               if isinstance(summary, dict))
+    snn = simulate(conversion.graph, x.numpy(), 4).outputs[4]
+    with torch.no_grad():
+        ann = model(x).numpy()
+    scale = np.linalg.lstsq(snn.reshape(-1, 1), ann.reshape(-1), rcond=None)[0][0]  # the output layer's scale
+    np.testing.assert_allclose(snn * scale, ann, atol=1e-4)
