@@ -15,6 +15,17 @@ inputs carry other scales than its own gets a scaling ``Affine`` on those inputs
 branches of a residual agree. The output layer gets one scale for all classes (argmax is
 unchanged), recorded as ``Output.scale``.
 
+Heads without weights after the last ReLU (SqueezeNet: 1x1 conv to the classes -> ReLU
+-> global average pool -> output): the ReLU's scales reach the output through pooling,
+padding, flatten and concat only, with no weights to absorb them, and the output needs
+one scale for all classes. So every ReLU (or other anchor) that reaches the output
+without a weighted layer in between gets one scale for all its channels, and all of them
+together one scale: the percentile of the union of their activations (per-tensor
+normalization of the class scores, as the output is anyway). This is exact in the ANN
+and keeps accuracy: the winning classes are the large scores, which per-tensor scaling
+resolves best; carrying per-class scales to the host instead would spend the same
+spikes of each class on a different value.
+
 Percentiles come from a streaming log-histogram (64 bins per octave, relative error under
 1.1%), so memory does not grow with the calibration set. Without calibration data, the
 scales fall back to a weight-based upper bound for inputs in [0, 1] (loose: expect lower
@@ -108,10 +119,13 @@ class Normalize:
             raise BadGraphError(f"graph {graph.name!r} is already spiking; normalize before the spike pass")
         anchors = _anchor_of_each_weighted_layer(graph)
         notes: dict = {"percentile": self.percentile, "per_channel": self.per_channel}
+        head = _reaching_output_unweighted(graph, set(anchors.values()))
+        if head:
+            notes["per_tensor_head"] = sorted(head)
         if self.calibration is None:
             log.warning("no calibration data: scales come from a weight-based bound; SNN accuracy will suffer")
             notes["warning"] = "no calibration data: weight-based bound used"
-            lam_of = _weight_bound_scales(graph, anchors)
+            lam_of = _shared(_weight_bound_scales(graph, anchors), head)
         else:
             lam_of, notes["samples"], notes["clipped"], input_range = self._calibrated_scales(
                 graph, set(anchors.values()))
@@ -129,8 +143,16 @@ class Normalize:
 
     def _calibrated_scales(self, graph: Graph, anchors: set[str]):
         calibration = self.measured if self.measured is not None else self._histograms(graph, anchors)
+        histograms = dict(calibration.histograms)
+        head = _reaching_output_unweighted(graph, anchors)
+        if len(head) > 1:  # one scale for the union of their activations
+            union = LogHistogram(1)
+            for name in head:
+                union.counts += histograms[name].counts
+                union.max = np.maximum(union.max, histograms[name].max)
+            histograms.update(dict.fromkeys(head, union))
         lam_of, clipped = {}, {}
-        for name, histogram in calibration.histograms.items():
+        for name, histogram in histograms.items():
             lam = histogram.percentile(self.percentile)
             lam_of[name] = _cap(graph[name], lam, self.ceilings)
             seen = histogram.counts.sum()
@@ -143,6 +165,7 @@ class Normalize:
         histograms: dict[str, LogHistogram] = {}
         samples, low, high = 0, np.inf, -np.inf
         logits = graph.output.inputs[0]
+        head = _reaching_output_unweighted(graph, anchors)
         for batch in iter_batches(self.calibration, self.batch_size, "calibration data"):
             samples += len(batch)
             low, high = min(low, float(batch.min())), max(high, float(batch.max()))
@@ -150,7 +173,8 @@ class Normalize:
                 layer = graph[name]
                 if name == logits:  # one scale for all classes; logits may be negative
                     per_channel = np.abs(values).reshape(1, -1)
-                elif not self.per_channel or (isinstance(layer, ReLU) and layer.max_value is not None):
+                elif (not self.per_channel or name in head
+                      or (isinstance(layer, ReLU) and layer.max_value is not None)):
                     per_channel = values.reshape(1, -1)
                 else:
                     per_channel = np.moveaxis(values, 1, 0)
@@ -199,6 +223,32 @@ def _anchor_of_each_weighted_layer(graph: Graph) -> dict[str, str]:
             current = readers[0]
         anchors[layer.name] = current.name
     return anchors
+
+
+def _reaching_output_unweighted(graph: Graph, anchors: set[str]) -> set[str]:
+    """The anchors whose activations reach the output through layers without weights only
+    (pooling, padding, flatten, concat, ReLU): their scales cannot be absorbed before it."""
+    found, seen = set(), set()
+    stack = [graph.output.inputs[0]]
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name in anchors:
+            found.add(name)
+        layer = graph[name]
+        if not isinstance(layer, (*WEIGHTED, Input)):
+            stack.extend(layer.inputs)
+    return found
+
+
+def _shared(lam_of: dict[str, np.ndarray], head: set[str]) -> dict[str, np.ndarray]:
+    """``lam_of`` with every anchor of ``head`` at the largest of their (per-tensor) scales."""
+    if len(head) < 2:
+        return lam_of
+    common = np.array([max(float(np.max(lam_of[name])) for name in head)])
+    return {name: (common if name in head else lam) for name, lam in lam_of.items()}
 
 
 def _weight_bound_scales(graph: Graph, anchors: dict[str, str]) -> dict[str, np.ndarray]:

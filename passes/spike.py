@@ -15,6 +15,9 @@
 - Max pooling stays "max" and is simulated as a spiking max: the pooled neuron's spike
   count at every step equals the largest spike count in its window. With
   ``max_pool="average"`` it becomes average pooling instead (cheaper on chips, less exact).
+- Max pooling of a concat (SqueezeNet's fire modules: concat of two IF layers -> max
+  pool) becomes a concat of max pools, one per branch (pooling is per channel, so this
+  is exact), so that every spiking max pool reads spikes of one IF layer.
 - The output layer integrates its input current without spiking; its membrane gives the
   prediction. Input enters as a constant current (``encoding="current"``, the default)
   or as Bernoulli rate-coded spikes of probability ``x`` (``"rate"``, inputs in [0, 1]).
@@ -28,7 +31,7 @@ import numpy as np
 
 from snnconv import neurons
 from snnconv.errors import BadGraphError
-from snnconv.ir import IF, Graph, Pool, ReLU
+from snnconv.ir import IF, Concat, Graph, Layer, Pool, ReLU
 from snnconv.ir.rewrite import PassResult
 
 __all__ = ["Spike"]
@@ -58,7 +61,8 @@ class Spike:
             raise BadGraphError(f"graph {graph.name!r} is not normalized; run the normalize pass before spike")
         layers, converted, averaged = [], 0, 0
         constant = _driven_by_constant_current(graph) if self.encoding == "current" else set()
-        for layer in graph:
+        pushed, dropped = _max_pools_through_concats(graph, self.max_pool)
+        for layer in (layer for old in graph for layer in pushed.get(old.name, [old]) if layer.name not in dropped):
             if isinstance(layer, ReLU):
                 dither = self.v_init == "dither" and layer.name in constant
                 layer = IF(name=layer.name, inputs=layer.inputs, shape=layer.shape, model=self.model, threshold=1.0,
@@ -71,7 +75,27 @@ class Spike:
             layers.append(layer)
         notes = {"if_layers": converted, "max_pools_averaged": averaged, "encoding": self.encoding,
                  "v_init": self.v_init, "neuron": self.model, "decay": self.decay}
+        if pushed:
+            notes["max_pools_through_concat"] = sorted(pushed)
         return PassResult(graph.rebuilt(layers, spiking=True, encoding=self.encoding), True, notes)
+
+
+def _max_pools_through_concats(graph: Graph, max_pool: str) -> tuple[dict[str, list[Layer]], set[str]]:
+    """Per max pool reading a concat: one pool per branch and a concat of them under the pool's name;
+    and the concats left without readers."""
+    if max_pool != "spiking":
+        return {}, set()
+    pushed, readers_left = {}, {}
+    for layer in graph:
+        if not (isinstance(layer, Pool) and layer.mode == "max" and isinstance(graph[layer.inputs[0]], Concat)):
+            continue
+        concat = graph[layer.inputs[0]]
+        pools = [dataclasses.replace(layer, name=f"{layer.name}/{src}", inputs=(src,),
+                                     shape=(graph[src].shape[0], *layer.shape[1:])) for src in concat.inputs]
+        pushed[layer.name] = [*pools, Concat(name=layer.name, inputs=tuple(p.name for p in pools), shape=layer.shape)]
+        readers_left.setdefault(concat.name, len(graph.consumers(concat.name)))
+        readers_left[concat.name] -= 1
+    return pushed, {name for name, left in readers_left.items() if left == 0}
 
 
 def _driven_by_constant_current(graph: Graph) -> set[str]:
