@@ -49,7 +49,7 @@ class QCFS(nn.Module):
 
     def __init__(self, levels: int = 8, ceiling: float = 8.0):
         super().__init__()
-        self.as_clip = False  # set while exporting (``exporting``): the layer is then Clip(x, 0, ceiling)
+        self.clip_at: float | None = None  # set while exporting (``exporting``): the layer is then Clip(x, 0, it)
         if not (isinstance(levels, int) and levels >= 1):
             raise ValueError(f"levels must be a positive integer, got {levels!r}")
         if not ceiling > 0:
@@ -58,11 +58,14 @@ class QCFS(nn.Module):
         self.ceiling = nn.Parameter(torch.tensor(float(ceiling)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ceiling = self.ceiling.abs() + 1e-6  # kept positive whatever the optimizer does
-        if self.as_clip:  # what converts: a ReLU with this ceiling, a constant (the SNN quantizes by itself)
-            return torch.clamp(x, min=0.0, max=float(ceiling))
+        if self.clip_at is not None:  # what converts: a ReLU with this ceiling, a constant (the SNN quantizes)
+            return torch.clamp(x, min=0.0, max=self.clip_at)
+        ceiling = self._ceiling()
         steps = _FloorSTE.apply(x * self.levels / ceiling + 0.5)
         return torch.clamp(steps / self.levels, 0.0, 1.0) * ceiling
+
+    def _ceiling(self) -> torch.Tensor:
+        return self.ceiling.abs() + 1e-6  # kept positive whatever the optimizer does
 
     def extra_repr(self) -> str:
         return f"levels={self.levels}, ceiling={float(self.ceiling):.4g}"
@@ -123,12 +126,12 @@ def exporting(model: nn.Module) -> Iterator[nn.Module]:
     """Inside, the QCFS layers of ``model`` compute ``Clip(x, 0, ceiling)``: what an exporter should trace."""
     layers = [m for m in model.modules() if isinstance(m, QCFS)]
     for layer in layers:
-        layer.as_clip = True
+        layer.clip_at = float(layer._ceiling().detach())
     try:
         yield model
     finally:
         for layer in layers:
-            layer.as_clip = False
+            layer.clip_at = None
 
 
 def export(model: nn.Module, example: torch.Tensor, path) -> None:

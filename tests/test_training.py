@@ -67,7 +67,7 @@ def test_imported_qcfs_is_a_relu_with_its_ceiling(exporter):
     graph = snnconv.load_torch(model, torch.zeros(1, 3), exporter=exporter)
     relus = [layer for layer in graph if isinstance(layer, ReLU)]
     assert len(relus) == 1 and relus[0].max_value == pytest.approx(1.5, rel=1e-5)
-    assert graph.fact("qcfs_levels") == 4 and not model[1].as_clip  # trains as QCFS again after the export
+    assert graph.fact("qcfs_levels") == 4 and model[1].clip_at is None  # trains as QCFS again after the export
 
 
 def test_an_exported_file_keeps_the_levels_and_bad_levels_are_refused(tmp_path):
