@@ -10,7 +10,11 @@ executes the per-core synapse tables literally, bit for bit.
 Per core, from the same run: spikes emitted, synaptic operations (a spike reaching one
 synapse), neuron updates (every compartment, every step), messages to other cores
 (a spike of a source neuron to each core holding its targets; within a chip with its
-mesh hops, or across chips). Energy and time per inference follow from the target's
+mesh hops, or across chips). A graded spike (``snnconv.neurons.graded``) is one message
+whatever its payload: for graded populations "spikes" are messages (the steps a neuron
+sent a nonzero payload, ``RunResult.message_counts``), and synaptic operations and
+routing are messages x fan-out; ``stats["spike_payload"]`` then gives the payloads'
+sum (the spike count of rate coding). For binary spikes messages are spikes. Energy and time per inference follow from the target's
 per-operation costs (see each target's ``sources`` for where they come from):
 
     energy = synops * E_synop + updates * E_update + hops * E_hop + chip crossings * E_chip
@@ -36,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from snnconv import ann, geometry, metrics
+from snnconv import ann, geometry, metrics, neurons
 from snnconv.data import check_labels
 from snnconv.errors import BadDataError, SnnconvError
 from snnconv.ir import IF, Graph
@@ -61,6 +65,7 @@ class RunResult:
     stats: dict = field(default_factory=dict)
     spike_counts: dict[str, np.ndarray] = field(default_factory=dict)
     saturations: dict[str, int] = field(default_factory=dict)
+    message_counts: dict[str, np.ndarray] = field(default_factory=dict)  # mean per neuron: steps it sent a message
 
     def accuracy(self, labels) -> float:
         """The fraction of samples whose prediction is their label (class indices, one per sample)."""
@@ -77,7 +82,7 @@ def run(graph: Graph, target: Target, x: np.ndarray, timesteps: int, batch_size:
     """Simulate ``x`` (N, *input shape) in batches; statistics averaged per sample."""
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise SnnconvError(f"device {device!r}: torch sees no CUDA GPU here; run on device 'cpu'")
-    outputs, counts, saturations, input_macs = [], {}, {}, 0.0
+    outputs, counts, messages, saturations, input_macs = [], {}, {}, {}, 0.0
     batch_size = ann.samples_per_batch(graph, CHUNK_ELEMENTS, batch_size)  # a chunk of one step must fit
     for start in range(0, len(x), batch_size):
         result = simulate(graph, x[start:start + batch_size], timesteps, device=device)
@@ -85,6 +90,8 @@ def run(graph: Graph, target: Target, x: np.ndarray, timesteps: int, batch_size:
         outputs.append(result.outputs[timesteps])
         for name, c in result.spike_counts.items():
             counts[name] = counts.get(name, 0) + c.sum(axis=0)
+        for name, c in result.message_counts.items():
+            messages[name] = messages.get(name, 0) + c.sum(axis=0)
         for name, n in result.saturations.items():
             saturations[name] = saturations.get(name, 0) + n
         if progress is not None:
@@ -94,15 +101,20 @@ def run(graph: Graph, target: Target, x: np.ndarray, timesteps: int, batch_size:
                     f"{sum(saturations.values()):,}", ", ".join(sorted(saturations)))
     samples = len(x)
     mean_counts = {name: c / samples for name, c in counts.items()}
+    mean_messages = {name: c / samples for name, c in messages.items()}
     output = np.concatenate(outputs)
-    stats = statistics(graph, target, mean_counts, timesteps) if graph.fact("mapping") else {}
-    stats["neurobench"] = metrics.neurobench(graph, target, mean_counts, timesteps, input_macs / samples)
+    # what costs energy and traffic is a message (a binary spike, or a graded spike whatever its payload)
+    stats = statistics(graph, target, mean_messages, timesteps) if graph.fact("mapping") else {}
+    if stats and any(isinstance(layer, IF) and neurons.of(layer).spikes_per_step > 1 for layer in graph):
+        stats["spike_payload"] = float(sum(c.sum() for c in mean_counts.values()))
+    stats["neurobench"] = metrics.neurobench(graph, target, mean_messages, timesteps, input_macs / samples)
     stats["saturations"] = saturations
-    return RunResult(output.argmax(axis=1), output, timesteps, stats, mean_counts, saturations)
+    return RunResult(output.argmax(axis=1), output, timesteps, stats, mean_counts, saturations, mean_messages)
 
 
 def statistics(graph: Graph, target: Target, counts: dict[str, np.ndarray], timesteps: int) -> dict:
-    """Per-core activity for one inference from per-neuron spike counts, and energy and time."""
+    """Per-core activity for one inference from per-neuron message counts (binary spikes: spike counts; graded
+    spikes: the steps with a nonzero payload), and energy and time."""
     mapping: Mapping = graph.fact("mapping")
     n_cores = len(mapping.cores)
     spikes, synops = np.zeros(n_cores), np.zeros(n_cores)

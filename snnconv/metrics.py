@@ -33,6 +33,10 @@ chip precision, spikes from the chip model), per inference (mean over the sample
   synapse memory used.
 
 With rate-coded input the input's spikes are not counted, as in the chip's own statistics.
+A graded spike (``snnconv.neurons.graded``: an integer payload) is one nonzero activation
+reaching each synapse once, whatever its payload: the chip model passes message counts
+(steps with a nonzero payload) as ``counts``, so effective ACs and activation sparsity
+count messages (for binary spikes, messages are the spikes).
 """
 
 from __future__ import annotations

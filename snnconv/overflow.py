@@ -1,7 +1,8 @@
 """Overflow analysis: the largest synaptic sum and membrane value every layer can reach.
 
 Interval arithmetic over the spiking graph, per neuron. Spike sources (IF layers,
-spiking max pools, a rate-coded input) emit 0 or 1 per step; a constant-current input
+spiking max pools, a rate-coded input) emit 0 or 1 per step (a graded neuron up to its
+payload ``P``, ``snnconv.neurons.graded``; a max pool what its source emits); a constant-current input
 lies in ``input_range``. A linear layer ``y = A x + b`` maps the interval with centre
 ``m`` and radius ``r`` to centre ``A m + b`` and radius ``|A| r``: the bounds are
 attained by some input, so they are tight per layer. Alongside, ``|A| |x| + |b|``
@@ -12,7 +13,7 @@ A population's membrane over ``T`` steps, with per-step input current in ``[lo, 
 is bounded by its neuron model (``snnconv.neurons``; for IF, with threshold ``theta``
 and initial value ``v0``:
 
-    upper: max(theta - 1 + hi, v0 + hi + (T - 1) * max(0, hi - theta))   (subtract reset)
+    upper: max(theta - 1 + hi, v0 + hi + (T - 1) * max(0, hi - P theta))   (subtract reset)
            max(theta - 1, v0) + hi                                       (reset to zero)
     lower: min(0, v0) + T * min(0, lo)
 
@@ -35,7 +36,7 @@ from snnconv import ann, neurons
 from snnconv.errors import BadGraphError
 from snnconv.ir import IF, Affine, Conv, Dense, Graph, Input, Layer, Output, Pool, Round
 
-__all__ = ["Interval", "current_bounds", "analyze", "exact_dtype", "LayerBounds", "EXACT_FLOAT32", "EXACT_FLOAT64"]
+__all__ = ["Interval", "current_bounds", "analyze", "payload", "exact_dtype", "LayerBounds", "EXACT_FLOAT32", "EXACT_FLOAT64"]
 
 EXACT_FLOAT32 = 2 ** 24
 EXACT_FLOAT64 = 2 ** 53
@@ -83,7 +84,7 @@ def current_bounds(graph: Graph, input_range: tuple[float, float] = (0.0, 1.0)) 
         elif isinstance(layer, (IF, Output)):
             bounds[layer.name] = bounds[layer.inputs[0]]
         elif isinstance(layer, Pool) and layer.mode == "max":
-            bounds[layer.name] = _constant(layer.shape, 0.0, 1.0)
+            bounds[layer.name] = _constant(layer.shape, 0.0, payload(graph, layer.name))
         else:
             bounds[layer.name] = _through(layer, [_spikes_of(graph, src, bounds) for src in layer.inputs])
     return bounds
@@ -123,10 +124,20 @@ def _constant(shape: tuple[int, ...], lo: float, hi: float) -> Interval:
     return Interval(full * lo, full * hi, full * max(abs(lo), abs(hi)))
 
 
+def payload(graph: Graph, name: str) -> float:
+    """The most a spike source sends per neuron and step: its neuron model's ``spikes_per_step`` (1 for binary
+    spikes, up to ``P`` for graded ones); a spiking max pool sends what its source does."""
+    layer = graph[name]
+    while isinstance(layer, Pool) and layer.mode == "max":
+        layer = graph[layer.inputs[0]]
+    return float(neurons.of(layer).spikes_per_step) if isinstance(layer, IF) else 1.0
+
+
 def _spikes_of(graph: Graph, name: str, bounds: dict[str, Interval]) -> Interval:
-    """What a layer's readers receive: spikes (0 or 1) from an IF layer, else its output interval."""
+    """What a layer's readers receive: spikes (0 to the model's payload, 1 for binary) from an IF layer, else
+    its output interval."""
     if isinstance(graph[name], IF):
-        return _constant(graph[name].shape, 0.0, 1.0)
+        return _constant(graph[name].shape, 0.0, payload(graph, name))
     return bounds[name]
 
 

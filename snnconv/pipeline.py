@@ -28,6 +28,7 @@ from snnconv.ir import Graph
 from snnconv.passes.canonicalize import Canonicalize
 from snnconv.passes.correct_bias import CorrectBias
 from snnconv.passes.fold_batchnorm import FoldBatchNorm
+from snnconv.passes.graded import Graded, GradeRelays
 from snnconv.passes.legalize_fan_in import LegalizeFanIn
 from snnconv.passes.legalize_reset import LegalizeReset
 from snnconv.passes.lower_to_synapses import LowerToSynapses
@@ -101,7 +102,8 @@ def to_target(conversion: Conversion, target: Target, timesteps: int | None = No
               reset: str = "emulate") -> Conversion:
     """A float spiking conversion lowered to synapses, legalized and quantized for ``target``."""
     spiking, notes = conversion.graph, dict(conversion.notes)
-    for step in (LegalizeFanIn(target), LowerToSynapses(), LegalizeReset(target, reset),
+    for step in (LegalizeFanIn(target), *([GradeRelays()] if spiking.fact("graded") else []), LowerToSynapses(),
+                 LegalizeReset(target, reset),
                  Quantize(target, timesteps or DEFAULT_TIMESTEPS)):
         spiking = _run(step, spiking, notes)
     return Conversion(spiking, notes)
@@ -218,6 +220,7 @@ def _trials(graph: Graph, calibration, percentiles, schemes, per_channel, max_po
         for scheme in schemes:
             scheme_notes = dict(trial_notes)
             spiking = _run(Spike(max_pool, encoding, scheme, **neuron), normalized, scheme_notes)
+            spiking = _run(Graded(), spiking, scheme_notes) if neuron["model"] == "graded" else spiking
             trials[(p, scheme)] = (spiking, scheme_notes)
     return trials
 

@@ -7,7 +7,9 @@ Runs the graph for ``T`` timesteps on a batch, in float32 torch. Semantics per s
 - linear layers (conv, dense, pooling, add, concat, flatten, pad, affine): their ANN
   computation applied to this step's input spikes or currents, biases added every step;
 - spiking populations: their neuron model's step (``snnconv.neurons``: for IF,
-  ``v += I``; spike where ``v >= theta``; ``v -= theta`` or ``v = 0``);
+  ``v += I``; spike where ``v >= theta``; ``v -= theta`` or ``v = 0``; a graded neuron
+  sends up to ``P`` spikes in one step, and its messages, the steps with a nonzero
+  payload, are counted beside its spikes: ``SimulationResult.message_counts``);
 - spiking max pooling: the pooled neuron spikes when the largest cumulative spike count
   in its window grows, so its count always equals that largest count;
 - output: integrates its input current; prediction = argmax of the integral.
@@ -60,6 +62,9 @@ class SimulationResult:
     spike_counts: dict[str, np.ndarray]  # IF layer or spiking max pool -> (N, *layer shape) spikes per neuron
     timesteps: int
     saturations: dict[str, int] = field(default_factory=dict)  # layer -> membrane updates clipped to state bits
+    # the same layers -> (N, *layer shape) messages per neuron: steps with a nonzero payload (graded spikes send
+    # up to P spikes in one message); for binary spikes the spike counts themselves
+    message_counts: dict[str, np.ndarray] = field(default_factory=dict)
 
     def predictions(self, timesteps: int | None = None) -> np.ndarray:
         return self.outputs[timesteps or self.timesteps].argmax(axis=1)
@@ -89,7 +94,9 @@ def simulate(graph: Graph, x, timesteps: int, checkpoints: Iterable[int] = (), e
                 if step in stops:
                     outputs[step] = (integral.double() / step * graph.output.scale).cpu().numpy()
     spike_counts = {name: total.cpu().numpy() for name, total in run.spike_totals.items()}
-    return SimulationResult(outputs, spike_counts, timesteps, run.saturations)
+    messages = {name: run.message_totals[name].cpu().numpy() if name in run.message_totals else counts
+                for name, counts in spike_counts.items()}
+    return SimulationResult(outputs, spike_counts, timesteps, run.saturations, messages)
 
 
 def sweep(graph: Graph, x, timesteps: int, correction: Correction, encoding: str | None = None,
@@ -98,7 +105,7 @@ def sweep(graph: Graph, x, timesteps: int, correction: Correction, encoding: str
 
     The steps are ``simulate``'s, in another order: each IF layer (and spiking max pool)
     runs through all ``timesteps`` before the next one starts, and its spike train is
-    kept (as bools) while a later layer still reads it. An IF layer runs twice: once to
+    kept (as bools; graded payloads as bytes) while a later layer still reads it. An IF layer runs twice: once to
     measure its spike counts ``(N, *shape)``, after which ``correction(name, counts)``
     returns an extra input current (an array that broadcasts to the layer's shape, e.g.
     one value per channel) or None, and once more with that current added every step;
@@ -119,7 +126,8 @@ def sweep_samples(graph: Graph, timesteps: int, samples: int, budget: int = SWEE
                   encoding: str | None = None) -> int:
     """The most samples (up to ``samples``, at least one) whose spike trains ``sweep`` keeps fit ``budget`` bytes."""
     plan = _SweepPlan(graph, _static_layers(graph) if _encoding(graph, encoding) == "current" else set())
-    return max(1, min(samples, budget // (timesteps * max(1, plan.peak_neurons()))))
+    size = _train_dtype(graph).itemsize
+    return max(1, min(samples, budget // (timesteps * size * max(1, plan.peak_neurons()))))
 
 
 def _start(graph: Graph, x, timesteps: int, encoding: str | None, seed: int, probe: Probe | None,
@@ -153,6 +161,9 @@ class _Run:
         self.generator = torch.Generator(batch.device).manual_seed(seed)
         self.v: dict[str, torch.Tensor] = {}  # IF membranes, created when the layer first runs
         self.spike_totals: dict[str, torch.Tensor] = {}
+        self.message_totals: dict[str, torch.Tensor] = {}  # only for sources that may send more than 1 per step
+        self.payloads = {layer.name: overflow.payload(graph, layer.name) for layer in graph
+                         if isinstance(layer, IF) or _is_spiking_pool(layer)}
         self.counts: dict[str, torch.Tensor] = {}
         self.pooled: dict[str, torch.Tensor] = {}
         self.saturations: dict[str, int] = {}
@@ -201,7 +212,7 @@ class _Run:
 
     def forget(self, name: str) -> None:
         """Drop the state of layer ``name`` (membranes, counts, saturations): it starts afresh if run again."""
-        for state in (self.v, self.spike_totals, self.counts, self.pooled, self.saturations):
+        for state in (self.v, self.spike_totals, self.message_totals, self.counts, self.pooled, self.saturations):
             state.pop(name, None)
 
     def fire(self, layer: IF, current: torch.Tensor, constant: bool, steps: int) -> torch.Tensor:
@@ -219,6 +230,7 @@ class _Run:
                 self.probe(layer.name, step_current, v.clone())
             model.fire(layer, v, spikes[i])
         self.spike_totals[layer.name] += spikes.sum(0)
+        self._count_messages(layer.name, spikes)
         return spikes
 
     def max_pool(self, layer: Pool, spikes: torch.Tensor) -> torch.Tensor:
@@ -232,7 +244,14 @@ class _Run:
         self.pooled[layer.name] = pooled[-1]
         out = pooled - torch.cat([previous[None], pooled[:-1]])
         self.spike_totals[layer.name] = self.spike_totals.get(layer.name, 0) + out.sum(0)
+        self._count_messages(layer.name, out)
         return out
+
+    def _count_messages(self, name: str, spikes: torch.Tensor) -> None:
+        """Messages per neuron: steps with a nonzero payload, counted where a step may carry more than one spike."""
+        if self.payloads[name] > 1:
+            sent = (spikes != 0).sum(0).to(spikes.dtype)
+            self.message_totals[name] = self.message_totals.get(name, 0) + sent
 
     def integrate(self, current: torch.Tensor) -> torch.Tensor:
         """One step of the output integrator (saturating at its state bits)."""
@@ -323,7 +342,8 @@ class _Sweep:
         self.kept: dict[str, torch.Tensor] = {}
         if self.plan.initial:  # rate coding: the input's spikes for the whole run
             probability = run.batch.clamp(0, 1).expand(timesteps, *run.batch.shape)
-            self.kept[run.graph.input.name] = torch.bernoulli(probability, generator=run.generator).bool()
+            self.kept[run.graph.input.name] = torch.bernoulli(probability, generator=run.generator).to(
+                _train_dtype(run.graph))
 
     def run_layers(self, correction: Correction) -> None:
         for layer, freed in zip(self.plan.order, self.plan.freed_after):
@@ -360,7 +380,7 @@ class _Sweep:
 
     def _keep(self, layer: Layer, currents: Iterable, step: Callable) -> None:
         """Run ``step(current, steps)`` over the chunks of ``currents`` and keep its spikes as ``layer``'s train."""
-        train = torch.empty((self.timesteps, len(self.run.batch), *layer.shape), dtype=torch.bool)
+        train = torch.empty((self.timesteps, len(self.run.batch), *layer.shape), dtype=_train_dtype(self.run.graph))
         start = 0
         for current, steps in currents:
             train[start:start + steps] = step(current, steps)
@@ -434,6 +454,12 @@ def _exact_arithmetic(graph: Graph, timesteps: int, low: float, high: float,
     checked = {b.name for b in bounds if b.state_range is not None
                and not (b.state_range[0] <= b.membrane[0] and b.membrane[1] <= b.state_range[1])}
     return (exact if exact == torch.float64 else dtype), checked
+
+
+def _train_dtype(graph: Graph) -> torch.dtype:
+    """What a kept spike train is stored as: bools for binary spikes, the smallest integer holding a graded payload."""
+    largest = max((neurons.of(layer).spikes_per_step for layer in graph if isinstance(layer, IF)), default=1)
+    return torch.bool if largest <= 1 else torch.uint8 if largest <= 255 else torch.int32
 
 
 def _over_time(x: torch.Tensor, constant: bool, steps: int) -> torch.Tensor:

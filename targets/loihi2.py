@@ -12,6 +12,8 @@ import math
 
 from snnconv.targets.target import Chip, Core, Costs, Neuron, Precision, Target
 
+GRADED_PAYLOAD_MAX = 2**16 - 1  # graded spikes: 32-bit payloads, capped at what the target field holds
+
 TARGET = Target(
     name="loihi2",
     description="Intel Loihi 2: 128 cores/chip, 8,192 neurons/core, 192 KB/core, programmable (subtractive) reset",
@@ -21,7 +23,8 @@ TARGET = Target(
     chip=Chip(cores=128, mesh=(8, 16), chips=8),
     precision=Precision(weight_bits=8, weight_exponent=(0, 14), exponent_group="channel", threshold_bits=17,
                         threshold_shift=6, state_bits=24, bias_bits=13, bias_exponent=(0, 7)),
-    neuron=Neuron(reset=("subtract", "zero"), subtract_compartments=1, spikes_per_step=1, leak=True),
+    neuron=Neuron(reset=("subtract", "zero"), subtract_compartments=1, spikes_per_step=GRADED_PAYLOAD_MAX,
+                  leak=True),
     costs=Costs(synop_pj=23.6, neuron_update_pj=81.0, spike_hop_pj=3.5, chip_hop_pj=35.0, synop_ns=3.5,
                 neuron_update_ns=8.4, spike_hop_ns=5.3, static_mw=104.0),
     sources={
@@ -52,7 +55,10 @@ TARGET = Target(
         "neuron.leak": "lava proc/lif bit-accurate model: dv, 12 bits, as Loihi 1",
         "neuron.reset": "Intel Loihi 2 technology brief: microcoded neuron models, so reset by subtraction runs in "
                         "one compartment; reset to zero also available",
-        "neuron.spikes_per_step": "one spike per step; Loihi 2's graded spikes (up to 32-bit payload) are not used",
+        "neuron.spikes_per_step": "Intel Loihi 2 technology brief (2021): graded spikes with up to 32-bit integer "
+                                  "payloads (typically 8 bits used), so a neuron sends up to 2^32 - 1 per step in "
+                                  "one message; stated as 65,535 (16 bits), the most snnconv's field holds: neuron "
+                                  "model 'graded' sends 8-bit payloads",
         "costs": "assumed: Loihi 1's pre-silicon figures (Davies et al. 2018, Table 2) as a stand-in; Intel "
                  "publishes no verified per-operation energy or time for Loihi 2",
         "costs.chip_hop_pj": "assumed: not published; 10x an on-chip hop (as for loihi)",

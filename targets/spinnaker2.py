@@ -12,6 +12,8 @@ import math
 
 from snnconv.targets.target import Chip, Core, Costs, Neuron, Precision, Target
 
+GRADED_PAYLOAD_MAX = 2**16 - 1  # graded spikes: 32-bit payloads, capped at what the target field holds
+
 SYNAPSE_SRAM_BYTES = 96 * 1024  # of the PE's 128 kB
 WEIGHT_BITS = 16
 WORD_BITS = 32  # one synapse per word: 16-bit weight + delay, type and index bits
@@ -26,7 +28,8 @@ TARGET = Target(
     chip=Chip(cores=148, mesh=(8, 19), chips=48),
     precision=Precision(weight_bits=WEIGHT_BITS, weight_exponent=(0, 0), exponent_group="layer", threshold_bits=30,
                         threshold_shift=0, state_bits=32, bias_bits=32, bias_exponent=(0, 0)),
-    neuron=Neuron(reset=("subtract", "zero"), subtract_compartments=1, spikes_per_step=1, leak=True),
+    neuron=Neuron(reset=("subtract", "zero"), subtract_compartments=1, spikes_per_step=GRADED_PAYLOAD_MAX,
+                  leak=True),
     costs=Costs(synop_pj=10.0, neuron_update_pj=50.0, spike_hop_pj=5.0, chip_hop_pj=100.0, synop_ns=33.0,
                 neuron_update_ns=170.0, spike_hop_ns=10.0, static_mw=100.0),
     sources={
@@ -55,7 +58,11 @@ TARGET = Target(
         "precision.bias": "sPyNNaker: i_offset is a 32-bit fixed-point accum",
         "neuron.leak": "neurons are software: a leaky model is an exponential decay per step (sPyNNaker's LIF)",
         "neuron.reset": "neurons are software on an ARM core: reset by subtraction or to zero",
-        "neuron.spikes_per_step": "sPyNNaker: one spike per neuron per timestep",
+        "neuron.spikes_per_step": "SpiNNaker multicast packets carry an optional 32-bit payload, which sPyNNaker "
+                                  "uses as a spike count (Poisson sources sending several spikes in one step; "
+                                  "spinnakerusers list, A. Rowley); SpiNNaker 2 keeps the packet format and its "
+                                  "papers name graded spikes (unverified here); stated as 65,535 (16 bits), the "
+                                  "most snnconv's field holds: neuron model 'graded' sends 8-bit payloads",
         "costs": "assumed: no verified per-operation figures; synaptic event 10 pJ, the order quoted for SpiNNaker 2 "
                  "prototypes (Mayr et al. 2019), about 10 cycles (33 ns) at 300 MHz; neuron update about 50 "
                  "cycles; hop 5 pJ / 10 ns",

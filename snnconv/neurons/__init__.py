@@ -15,13 +15,15 @@ Adding a model is one module here (a ``NeuronModel`` subclass) and its line in `
 from __future__ import annotations
 
 from snnconv.errors import BadGraphError
+from snnconv.neurons.graded import GradedIntegrateAndFire
 from snnconv.neurons.integrate_fire import IntegrateAndFire
 from snnconv.neurons.leaky import LeakyIntegrateAndFire
 from snnconv.neurons.model import NeuronModel
 
 __all__ = ["NeuronModel", "MODELS", "names", "get", "of"]
 
-MODELS: dict[str, NeuronModel] = {model.name: model for model in (IntegrateAndFire(), LeakyIntegrateAndFire())}
+MODELS: dict[str, NeuronModel] = {model.name: model for model in (IntegrateAndFire(), LeakyIntegrateAndFire(),
+                                                                  GradedIntegrateAndFire())}
 
 
 def names() -> tuple[str, ...]:

@@ -55,13 +55,15 @@ class NeuronModel:
     def membrane_bounds(self, layer, lo, hi, v0, timesteps: int):
         """Per-neuron (lower, upper) of the membrane over ``timesteps`` steps, with current in [lo, hi] per step.
 
-        One spike per step removes at most ``theta``, and nothing below the threshold is removed:
-        upper ``max(theta - 1 + hi, v0 + hi + (T - 1) * max(0, hi - theta))`` with subtractive reset,
-        ``max(theta - 1, v0) + hi`` with reset to zero; lower ``min(0, v0) + T * min(0, lo)``.
+        At most ``P = spikes_per_step`` spikes per step remove at most ``P theta``, and nothing below
+        the threshold is removed: upper ``max(theta - 1 + hi, v0 + hi + (T - 1) * max(0, hi - P theta))``
+        with subtractive reset, ``max(theta - 1, v0) + hi`` with reset to zero; lower
+        ``min(0, v0) + T * min(0, lo)``.
         """
         theta = layer.threshold
         if layer.reset == "subtract":
-            upper = (theta - 1 + hi).maximum(v0 + hi + (timesteps - 1) * (hi - theta).clamp(min=0))
+            drained = self.spikes_per_step * theta
+            upper = (theta - 1 + hi).maximum(v0 + hi + (timesteps - 1) * (hi - drained).clamp(min=0))
         else:
             upper = v0.clamp(min=theta - 1) + hi
         lower = v0.clamp(max=0) + timesteps * lo.clamp(max=0)

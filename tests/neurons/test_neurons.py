@@ -171,7 +171,7 @@ def test_nir_writes_a_leaky_population_as_lif_with_tau_from_the_decay(leaky_cnn,
     ({"neuron": "if", "decay": 0.1}, "neuron 'if' has no leak"),
     ({"neuron": "lif", "decay": 1.5}, "not a decay per step"),
     ({"neuron": "lif", "decay": 1e-9}, "not a decay per step"),
-    ({"neuron": "hodgkin-huxley"}, "neuron: 'hodgkin-huxley' is not one of 'if', 'lif'"),
+    ({"neuron": "hodgkin-huxley"}, "neuron: 'hodgkin-huxley' is not one of 'if', 'lif', 'graded'"),
 ])
 def test_neuron_options_are_checked_before_compiling(options, fragment):
     target = options.pop("target", "loihi")
@@ -180,7 +180,7 @@ def test_neuron_options_are_checked_before_compiling(options, fragment):
 
 
 def test_the_registry_lists_every_model_once_with_a_description():
-    assert neurons.names() == ("if", "lif")
+    assert neurons.names() == ("if", "lif", "graded")
     assert all(model.description and neurons.get(name) is model for name, model in neurons.MODELS.items())
 
 

@@ -1,0 +1,146 @@
+"""Graded: scale a spiking network of graded neurons so that one step carries the quantized activation.
+
+After ``spike`` every population has threshold 1 and the network is the normalized ANN:
+a neuron's constant input current ``c`` is its activation in threshold units, ``c`` in
+[0, 1] over the calibration range. A graded neuron (``snnconv.neurons.graded``) sends
+``floor(v / theta)`` spikes, up to ``P``, as one message. ReLU is positively homogeneous,
+so multiplying the network input's current and every bias by ``P`` multiplies every
+pre-activation by ``P``: the neuron then sends ``floor(c P + v0)``, its activation
+quantized to ``P`` levels, in the first step, and the next layer, which receives payloads
+``0..P`` through unchanged weights, sees ``P`` times its own ANN current in that same
+step. Over ``T`` steps the payload sums approach ``c P T``.
+
+What the pass does, layer by layer in order, tracking whether a value is in the ANN's
+units (factor 1: the input and what is computed from it alone) or ``P`` times them
+(payloads, and everything computed from them):
+
+- conv / dense / affine: weights (affine scale) times ``P / factor of its input``, bias
+  (affine shift) times ``P``: the output is ``P`` times the ANN's;
+- pooling, flatten, pad, add, concat: no weights, linear and homogeneous; their inputs
+  must share one factor (a sum of the raw input and a payload is refused);
+- a population must receive ``P`` times its ANN current (a ReLU applied to the raw input,
+  with no weighted layer between, is refused: there is nothing to scale);
+- the output integrator receives ``P`` times the logits, so ``output.scale`` is divided
+  by ``P``: reported outputs stay in the ANN's units, and the argmax is unchanged.
+
+Thresholds stay 1 and ``v_init`` stays a fraction of the threshold; ``quantize`` then
+picks integer thresholds from the overflow analysis, which bounds a graded population's
+readers with ``[0, P]`` per step (``snnconv.overflow``), so weights, thresholds and
+membranes stay within the chip's bits. Run after ``spike``, before tuning and bias
+correction (both then see the graded dynamics), only for graphs whose populations are all
+graded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from snnconv import neurons
+from snnconv.errors import BadGraphError, UnsupportedOpError
+from snnconv.geometry import host_computed
+from snnconv.ir import IF, Affine, Conv, Dense, Graph, Input, Output, Pool
+from snnconv.ir.rewrite import PassResult, rewire
+
+__all__ = ["Graded"]
+
+
+class Graded:
+    name = "graded"
+
+    def __init__(self, model: str = "graded"):
+        self.model = model
+
+    def run(self, graph: Graph) -> PassResult:
+        if not graph.fact("spiking"):
+            raise BadGraphError(f"graph {graph.name!r} is not spiking; run the spike pass before graded")
+        if graph.fact("graded"):
+            raise BadGraphError(f"graph {graph.name!r} is already scaled for graded spikes")
+        payload = neurons.get(self.model).spikes_per_step
+        others = sorted({layer.model for layer in graph if isinstance(layer, IF) and layer.model != self.model})
+        if others:
+            raise BadGraphError(f"graph {graph.name!r}: the graded pass scales networks of {self.model!r} neurons; "
+                                f"found {others}")
+        factor: dict[str, float] = {}
+        layers, scaled = [], []
+        for layer in graph:
+            if isinstance(layer, Input):
+                factor[layer.name] = 1.0
+                layers.append(layer)
+                continue
+            ins = {factor[src] for src in layer.inputs}
+            if len(ins) != 1:
+                raise UnsupportedOpError(f"layer {layer.name!r} ({layer.kind}) combines the network input with "
+                                         f"spikes without weights between; graded spikes cannot scale it: use "
+                                         f"neuron 'if'")
+            before = ins.pop()
+            if isinstance(layer, (Conv, Dense)):
+                layer = dataclasses.replace(layer, weight=_times(layer.weight, payload / before),
+                                            bias=_times(layer.bias, payload))
+                scaled.append(layer.name)
+                factor[layer.name] = payload
+            elif isinstance(layer, Affine):
+                layer = dataclasses.replace(layer, scale=_times(layer.scale, payload / before),
+                                            shift=_times(layer.shift, payload))
+                scaled.append(layer.name)
+                factor[layer.name] = payload
+            elif isinstance(layer, (IF, Output)):
+                if before != payload:
+                    raise UnsupportedOpError(f"layer {layer.name!r} ({layer.kind}) reads the network input with no "
+                                             f"weighted layer between; graded spikes cannot scale its current: use "
+                                             f"neuron 'if'")
+                if isinstance(layer, Output):
+                    layer = dataclasses.replace(layer, scale=layer.scale / payload)
+                factor[layer.name] = payload
+            else:  # pooling, flatten, pad, add, concat: linear, homogeneous, no bias
+                factor[layer.name] = before
+            layers.append(layer)
+        notes = {"payload_max": payload, "scaled_layers": scaled,
+                 "output_scale": f"divided by {payload}: outputs in the ANN's units"}
+        return PassResult(graph.rebuilt(layers, graded=payload), True, notes)
+
+
+def _times(array: np.ndarray, factor: float) -> np.ndarray:
+    return (np.asarray(array, np.float64) * factor).astype(np.asarray(array).dtype)
+
+
+class GradeRelays:
+    """Give every average pool of a graded network its own graded neurons ("relays").
+
+    ``legalize_fan_in`` inserts a relay population (model "if", threshold 1) after an
+    average pool whose readers' fan-in exceeds a core's axons; it passes the pool's mean on.
+    In a graded network that mean is up to ``P`` per step, which a binary relay would cap
+    at 1, so its relays become graded. And every other average pool of spikes gets one
+    too: without it, each of the ``k x k`` neurons of a window sends its message to every
+    synapse of the layer after the pool (the pool is folded into those weights), ``k^2``
+    times the ANN's multiply-accumulates; with it, one synapse per message into the pool's
+    neurons, which send ``floor(mean)`` (plus the carried residue) once per window. A graded
+    relay rounds to one level in ``P`` (the residue carries over), against the binary
+    relay's one spike in ``T``. Run after ``legalize_fan_in`` on a graph the graded pass
+    scaled (fact ``graded``).
+    """
+
+    name = "grade_relays"
+
+    def __init__(self, model: str = "graded"):
+        self.model = model
+
+    def run(self, graph: Graph) -> PassResult:
+        if not graph.fact("graded"):
+            raise BadGraphError(f"graph {graph.name!r} is not scaled for graded spikes; run the graded pass first")
+        graded = [layer.name for layer in graph if isinstance(layer, IF) and layer.model == "if"]
+        layers = [dataclasses.replace(layer, model=self.model) if layer.name in graded else layer for layer in graph]
+        host, added = host_computed(graph), []
+        for pool in graph:
+            if not (isinstance(pool, Pool) and pool.mode == "avg") or pool.name in host:
+                continue
+            if all(isinstance(reader, IF) for reader in graph.consumers(pool.name)):
+                continue  # already relayed
+            relay = IF(name=f"{pool.name}/neurons", inputs=(pool.name,), shape=pool.shape, model=self.model,
+                       threshold=1.0, reset="subtract", v_init=0.5)
+            layers = rewire(layers, pool.name, relay.name) + [relay]
+            added.append(pool.name)
+        changed = bool(graded or added)
+        return PassResult(graph.rebuilt(layers) if changed else graph, changed,
+                          {"relays_made_graded": graded, "pools_relayed": added})
