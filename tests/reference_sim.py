@@ -8,8 +8,9 @@ with its group-0 tile. Every step, layer by layer in program order: each core ad
 every source neuron that spiked, its row of weights to its neurons' currents; partial
 currents of input groups join their neuron's (a leaky neuron's membrane decays first, as
 Lava's bit-accurate Loihi model does); membranes saturate at the state bits;
-spikes and resets follow. Host-computed input currents come from the program's host
-layers, as the chip model computes them.
+spikes and resets follow (a graded neuron sends ``clip(v // theta, 0, P)`` spikes in one
+step, its payload, and subtracts ``payload * theta``). Host-computed input currents come
+from the program's host layers, as the chip model computes them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from mapping_checker import _box_indices, _population, connectivity, group_rows
 
-from snnconv import ann
+from snnconv import ann, neurons
 from snnconv.ir import IF, Graph, Input, Output, Pool
 
 
@@ -58,7 +59,8 @@ class Reference:
                         continue
                     rows = group_rows(self.graph, tile, src, w.shape[0])
                     block = w[np.ix_(rows, neurons)]
-                    assert np.abs(block).sum(axis=0).max(initial=0) < 2**52, "sums beyond exact float64"
+                    most = _payload(self.graph, src)
+                    assert most * np.abs(block).sum(axis=0).max(initial=0) < 2**52, "sums beyond exact float64"
                     tables.setdefault(dst, []).append((src, rows, neurons, block.astype(np.float64)))
         return tables
 
@@ -86,8 +88,9 @@ class Reference:
                 if isinstance(layer, IF):
                     v = _saturate(_decayed(layer, state[layer.name]) + current, layer.state_bits)
                     record.setdefault(layer.name, []).append(v.copy())
-                    fired = (v >= layer.threshold).astype(np.int64)
-                    state[layer.name] = v - fired * int(layer.threshold) if layer.reset == "subtract" else v * (1 - fired)
+                    fired = fire(layer, v)
+                    state[layer.name] = v - fired * int(layer.threshold) if layer.reset == "subtract" \
+                        else v * (fired == 0)
                     spikes[layer.name] = fired
                 elif isinstance(layer, Output):
                     integral = _saturate(integral + current, layer.state_bits)
@@ -104,16 +107,34 @@ class Reference:
         return total
 
 
+def fire(layer: IF, v: np.ndarray) -> np.ndarray:
+    """The spikes a population sends at membrane ``v`` (int64): 1 where ``v >= theta`` for binary models; for a
+    graded one its payload, the number of whole thresholds in ``v``, between 0 and ``P``."""
+    theta = int(layer.threshold)
+    if layer.model == "graded":
+        return np.clip(np.floor_divide(v, theta), 0, neurons.get("graded").spikes_per_step).astype(np.int64)
+    assert layer.model in ("if", "lif"), layer.model
+    return (v >= theta).astype(np.int64)
+
+
+def _payload(graph: Graph, name: str) -> int:
+    """The most a source sends per neuron and step (a max pool: what its source sends; the input: 1)."""
+    layer = graph[name]
+    while isinstance(layer, Pool) and layer.mode == "max":
+        layer = graph[layer.inputs[0]]
+    return neurons.get(layer.model).spikes_per_step if isinstance(layer, IF) else 1
+
+
 def _exact_product(spikes: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """``spikes @ weights`` in int64, computed by float64 BLAS: exact, spikes being 0/1 and every column's
-    absolute sum below 2^52 (checked when the table is built)."""
+    """``spikes @ weights`` in int64, computed by float64 BLAS: exact, spikes being 0..P and every column's
+    absolute sum times P below 2^52 (checked when the table is built)."""
     return np.rint(spikes.astype(np.float64) @ weights).astype(np.int64)
 
 
 def _decayed(layer: IF, v: np.ndarray) -> np.ndarray:
     """A leaky neuron's membrane after one step's decay, as Lava's bit-accurate Loihi model computes it:
     ``sign(v * (4096 - decay)) * (|v * (4096 - decay)| >> 12)``; an IF neuron's unchanged."""
-    if layer.model == "if":
+    if layer.model in ("if", "graded"):
         return v
     assert layer.model == "lif", layer.model
     product = v * (4096 - layer.decay)

@@ -15,7 +15,9 @@ format, so membranes reach the state bits in the long runs: about a third of the
 saturate on loihi and loihi2, a few on speck. The output integrator is sized for 1, 8 or 32
 steps; reset to zero (``reset="zero"``) is drawn where the target needs it (loihi). The
 neuron model is drawn too: integrate-and-fire, or leaky with a decay from 1 to 4095
-4096ths per step where the target has a leak (``snnconv.neurons.leaky``).
+4096ths per step where the target has a leak (``snnconv.neurons.leaky``), or graded
+spikes where the target carries their payloads (``snnconv.neurons.graded``: loihi2,
+spinnaker2; the network scaled by ``passes/graded``).
 
 ``SNNCONV_HYPOTHESIS_EXAMPLES`` raises the number of examples per target (25 by default).
 """
@@ -32,9 +34,9 @@ import torch
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 from random_networks import networks, small_cores
-from reference_sim import Reference, _window_max
+from reference_sim import Reference, _window_max, fire
 
-from snnconv import artifact, targets
+from snnconv import artifact, neurons, targets
 from snnconv.errors import DoesNotFitError
 from snnconv.ir import IF, Graph, Pool
 from snnconv.pipeline import convert, to_cores, to_target
@@ -66,11 +68,14 @@ def inputs(draw, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _mapped(graph: Graph, calibration: np.ndarray, target: str, reset: str, integrator_steps: int,
-            decay: int = 0) -> Graph:
+            decay: int = 0, graded: bool = False) -> Graph:
     """``graph`` at ``target``'s precision (output integrator sized for ``integrator_steps``; leaky neurons where
-    ``decay``), on small cores; on the target's own cores where the small ones cannot hold a layer."""
+    ``decay``, graded ones where ``graded`` and the target carries them), on small cores; on the target's own
+    cores where the small ones cannot hold a layer."""
     chip = small_cores(target)
     neuron = "lif" if decay and chip.neuron.leak else "if"
+    if graded and neurons.get("graded").unsupported(chip) is None:
+        neuron, decay = "graded", 0
     event(f"neuron {neuron}")
     spiking = convert(graph, calibration, neuron=neuron, decay=decay if neuron == "lif" else 0)
     quantized = to_target(spiking, chip, integrator_steps, reset)
@@ -106,7 +111,7 @@ def _reference_spike_counts(graph: Graph, membranes: dict[str, list[np.ndarray]]
     counts = {}
     for layer in graph:
         if isinstance(layer, IF):
-            counts[layer.name] = sum((v >= layer.threshold).astype(np.int64) for v in membranes[layer.name])
+            counts[layer.name] = sum(fire(layer, v.astype(np.int64)) for v in membranes[layer.name])
         elif isinstance(layer, Pool) and layer.mode == "max":
             source = counts[layer.inputs[0]]
             counts[layer.name] = _window_max(layer, source, graph.input_shapes(layer)[0], batch)
@@ -117,11 +122,11 @@ def _reference_spike_counts(graph: Graph, membranes: dict[str, list[np.ndarray]]
 @SETTINGS
 @given(case=networks(), data=st.data(), reset=st.sampled_from(["emulate", "zero"]),
        integrator_steps=st.sampled_from([1, 8, 32]), timesteps=st.sampled_from([8, 64]),
-       decay=st.sampled_from([0, 0, 1, 64, 4095]))
+       decay=st.sampled_from([0, 0, 1, 64, 4095]), graded=st.sampled_from([False, True]))
 def test_chip_model_equals_the_literal_reference_on_random_networks(target, case, data, reset, integrator_steps,
-                                                                     timesteps, decay):
+                                                                     timesteps, decay, graded):
     graph, calibration = case
-    compiled = _mapped(graph, calibration, target, reset, integrator_steps, decay)
+    compiled = _mapped(graph, calibration, target, reset, integrator_steps, decay, graded)
     x = data.draw(inputs(graph.input.shape), label="x")
 
     result, fast = _chip_model(_through_artifact(compiled), x, timesteps)
