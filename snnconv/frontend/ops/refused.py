@@ -10,6 +10,12 @@ output neuron repeats one input neuron), but no existing layer expresses it: a C
 Pool maps a window at ``i * stride`` to output ``i`` and so cannot make a map larger than
 its padded input with ``out[i] = x[i // s]``; a Dense after a Flatten could, but nothing
 turns the vector back into a feature map. It needs an upsampling layer in the IR.
+
+Pre-quantized models: a DequantizeLinear of constant int8 weights is folded to float weights
+(``(q - zero_point) * scale``, exact), so weight-only QDQ models convert and the quantize
+pass takes the weights to the chip's precision. Quantizers on activations (QDQ's
+QuantizeLinear/DequantizeLinear pairs between layers) and QOperator ops (QLinearConv, ...)
+are refused by name: dropping an activation's fake quantization would change the ANN.
 """
 
 from __future__ import annotations
@@ -80,3 +86,11 @@ def resize(node: Node, ctx: Context) -> None:
                                f"layer); {workaround}")
     raise node.unsupported(f"{node.op} by factors {scales} (only nearest upsampling by integer factors is planned); "
                            f"{workaround}")
+
+
+@refusal("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
+         "ConvInteger", "MatMulInteger")
+def pre_quantized(node: Node, ctx: Context) -> None:
+    raise node.unsupported(f"{node.op} quantizes activations (an int8 QDQ or QOperator model), which snnconv does "
+                           "not read yet (constant weights under DequantizeLinear are read); convert the float "
+                           "model, or quantize weights only; snnconv quantizes the weights to the chip's precision")
