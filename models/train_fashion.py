@@ -112,8 +112,9 @@ class ResNet(nn.Sequential):
         )
 
 
-def train(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, log=print) -> nn.Module:
-    """Adam with a one-cycle learning rate over ``epochs`` epochs of batches of 128."""
+def train(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, log=print, after_epoch=None) -> nn.Module:
+    """Adam with a one-cycle learning rate over ``epochs`` epochs of batches of 128; ``after_epoch(epoch)``
+    is called after each, with the model in eval mode (``train_qcfs.py`` watches the SNN there)."""
     generator = torch.Generator().manual_seed(SEED)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     steps = epochs * ((len(xt) + BATCH - 1) // BATCH)
@@ -132,6 +133,10 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, log=print
             schedule.step()
             total += loss.item() * len(batch)
         log(f"  epoch {epoch + 1}/{epochs}: loss {total / len(xt):.3f} ({time.perf_counter() - start:.0f} s)")
+        if after_epoch is not None:
+            model.eval()
+            after_epoch(epoch + 1)
+            model.train()
     return model.eval()
 
 

@@ -9,7 +9,7 @@ module being trained for loihi2 (ceilings as scales, T = L) and runs its SNN on 
 bundled test sample. Writes ``fashion_vgg_qcfs.onnx`` (ceilings and L in the file) and
 adds its accuracies to ``fashion_models.json``.
 
-    python models/train_qcfs.py [--levels 4] [--epochs 3]     # about 2 minutes per epoch on 2 cores
+    python models/train_qcfs.py [--levels 4] [--epochs 5]     # about 2 minutes per epoch on 2 cores
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from snnconv import training
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--levels", type=int, default=4)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(2)
     torch.manual_seed(SEED)
@@ -42,12 +42,14 @@ def main() -> None:
     test = np.load(HERE / "fashion_test.npz")
     model = training.qcfs(VGG().eval(), args.levels, calibration=torch.from_numpy(calibration[:256]))
     history = []
-    for epoch in range(1, args.epochs + 1):
-        train(model, x_train, y_train, 1)
+
+    def watch(epoch: int) -> None:
         evaluation = snnconv.evaluate(model, (test["x"], test["y"]), target="loihi2", timesteps=(args.levels,),
                                       calibration=calibration, example=torch.zeros(1, 1, 28, 28))
         print(f"epoch {epoch}\n{evaluation.render()}\n", flush=True)
         history.append(evaluation.to_dict())
+
+    train(model, x_train, y_train, args.epochs, after_epoch=watch)
     path = HERE / "fashion_vgg_qcfs.onnx"
     training.export(model.eval(), torch.zeros(1, 1, 28, 28), path)
     catalog_path = HERE / "fashion_models.json"
