@@ -236,6 +236,8 @@ def _output(layer: L.Output, xs: list[Tensor]) -> Tensor:
         return torch.log_softmax(xs[0], dim=1)
     if layer.activation == "sigmoid":
         return torch.sigmoid(xs[0])
+    if layer.activation == "tanh":
+        return torch.tanh(xs[0])
     return xs[0]
 
 

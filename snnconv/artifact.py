@@ -46,7 +46,7 @@ from numpy.lib import format as npy_format
 
 from snnconv import files, geometry, neurons
 from snnconv.errors import BadArtifactError, BadGraphError
-from snnconv.ir import IF, LAYER_KINDS, Affine, Conv, Dense, Graph, Layer, Output, Round
+from snnconv.ir import IF, LAYER_KINDS, OUTPUT_ACTIVATIONS, Affine, Conv, Dense, Graph, Layer, Output, Round
 from snnconv.mapping import Core, Mapping, Resources, Tile
 from snnconv.options import MAX_TIMESTEPS  # the cap of the API and the CLI holds for an artifact's T too
 from snnconv.targets.target import Precision, Target
@@ -71,7 +71,7 @@ MAX_INT = 1 << 31  # integers in the program and the core table are counts and s
 WRITTEN_WHEN_SET = frozenset({"source_shape"})  # Input: a 1-D network's (C, L)
 FACT_CHOICES = {"dtype": ("float32", "float64"), "encoding": ("current", "rate")}
 FIELD_CHOICES = {"reset": ("subtract", "zero"), "model": neurons.names(), "mode": ("avg", "sum", "max"),
-                 "activation": (None, "softmax", "log_softmax", "sigmoid")}
+                 "activation": OUTPUT_ACTIVATIONS}
 INT_RANGES = {"stride": (1, MAX_INT), "kernel": (1, MAX_INT), "dilation": (1, MAX_INT), "groups": (1, MAX_INT),
               "compartments": (1, MAX_INT), "bits": (1, 65), "state_bits": (1, 65), "exponent": (-1074, 1024)}
 

@@ -36,6 +36,9 @@ _INSIDE = {
                "capped at one spike per step, so it has no spiking equivalent inside the network; snnconv supports "
                "Sigmoid only as the model's last op: inside, retrain with ReLU, ReLU6 or HardSigmoid (a capped ReLU, "
                "which converts exactly)",
+    "tanh": "a Tanh is negative for negative inputs, while a spiking neuron's rate is a ReLU of its input (never "
+            "negative), so it has no spiking equivalent inside the network; snnconv supports Tanh only as the "
+            "model's last op: inside, retrain with ReLU or HardSigmoid (a capped ReLU)",
 }
 
 # The most elements one sample's tensor or one constant may have (1 GiB of float32):

@@ -7,6 +7,7 @@ from snnconv.ir.graph import Graph
 from snnconv.ir.layers import (
     IF,
     LAYER_KINDS,
+    OUTPUT_ACTIVATIONS,
     Add,
     Affine,
     BatchNorm,
@@ -25,6 +26,7 @@ from snnconv.ir.layers import (
 )
 
 __all__ = [
+    "OUTPUT_ACTIVATIONS",
     "Graph",
     "Layer",
     "Input",

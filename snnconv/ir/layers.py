@@ -19,6 +19,7 @@ from typing import ClassVar
 import numpy as np
 
 __all__ = [
+    "OUTPUT_ACTIVATIONS",
     "Layer",
     "Input",
     "Dense",
@@ -434,12 +435,15 @@ class Pad(Layer):
         return (c, h + top + bottom, w + left + right)
 
 
+OUTPUT_ACTIVATIONS = (None, "softmax", "log_softmax", "sigmoid", "tanh")  # what the host applies to the output
+
+
 @dataclass(frozen=True, eq=False, kw_only=True)
 class Output(Layer):
     """The network's result (one per graph).
 
-    ``activation`` records a Softmax or LogSoftmax over the features, or a Sigmoid per
-    element, that the source model applied last; it does not change the argmax, so the
+    ``activation`` records a Softmax or LogSoftmax over the features, or a Sigmoid or Tanh
+    per element, that the source model applied last; it does not change the argmax, so the
     spiking network leaves it out,
     and the float evaluator applies it to match the source model. ``scale`` is what the
     layers before it were divided by (normalization): the source model's output is
@@ -447,13 +451,13 @@ class Output(Layer):
     """
 
     kind: ClassVar[str] = "output"
-    activation: str | None = None  # None, "softmax", "log_softmax" or "sigmoid"
+    activation: str | None = None  # one of OUTPUT_ACTIVATIONS
     scale: float = 1.0
     state_bits: int | None = None  # signed, saturating bits of the integrating membrane; None: float
 
     def infer_shape(self, in_shapes: list[Shape]) -> Shape:
         _expect_inputs(in_shapes, 1)
-        if self.activation not in (None, "softmax", "log_softmax", "sigmoid"):
+        if self.activation not in OUTPUT_ACTIVATIONS:
             raise ShapeError(f"unknown activation {self.activation!r}")
         return in_shapes[0]
 

@@ -34,7 +34,7 @@ UNSUPPORTED = {
     "not ReLU-like: no integrate-and-fire equivalent": [
         "test_ELU", "test_GLU", "test_GLU_dim", "test_LeakyReLU", "test_LeakyReLU_with_negval", "test_PReLU_1d",
         "test_PReLU_1d_multiparam", "test_PReLU_2d", "test_PReLU_2d_multiparam", "test_PReLU_3d",
-        "test_PReLU_3d_multiparam", "test_SELU", "test_Softplus", "test_Softsign", "test_Tanh",
+        "test_PReLU_3d_multiparam", "test_SELU", "test_Softplus", "test_Softsign",
         "test_PoissonNLLLLoss_no_reduce", "test_Softmin",
     ],
     "padding with a non-zero constant (a spiking layer's padding is silence, zero)": ["test_ConstantPad2d"],

@@ -121,6 +121,10 @@ CASES = {
     "reshape_batch1_model_1_minus1": make_model(
         [H("Relu", ["x"], ["r"]), H("Reshape", ["r", "t"], ["y"])], (1, 2, 3, 3), {"t": np.array([1, -1], np.int64)},
         declared_input_shape=[1, 2, 3, 3], output_rank=2),
+    "tanh_regression_head": make_model(
+        [H("Conv", ["x", "W"], ["c"], pads=[1, 1, 1, 1]), H("Relu", ["c"], ["r"]), H("Flatten", ["r"], ["f"]),
+         H("Gemm", ["f", "G"], ["g"], transB=1), H("Tanh", ["g"], ["y"])],
+        (2, 3, 4, 4), {"W": w(4, 3, 3, 3), "G": w(5, 64)}, output_rank=2),
     "multi_label_sigmoid_head": make_model(
         [H("Conv", ["x", "W"], ["c"], pads=[1, 1, 1, 1]), H("Relu", ["c"], ["r"]), H("Flatten", ["r"], ["f"]),
          H("Gemm", ["f", "G"], ["g"], transB=1), H("Sigmoid", ["g"], ["y"])],

@@ -1,6 +1,6 @@
-"""Softmax, LogSoftmax and Sigmoid as the model's last op, recorded on the output layer.
+"""Softmax, LogSoftmax, Sigmoid and Tanh as the model's last op, recorded on the output layer.
 
-None changes which output is largest (a sigmoid is increasing per element), so the
+None changes which output is largest (a sigmoid or tanh is increasing per element), so the
 spiking network integrates the values before it and the host applies the function to
 the result (``snnconv.ann``): multi-label heads with a sigmoid convert like classifiers.
 Anywhere else in the network they are refused (``Context.layer_of``).
@@ -48,3 +48,9 @@ def log_softmax(node: Node, ctx: Context) -> None:
 def sigmoid(node: Node, ctx: Context) -> None:
     """Per element, any rank: no axis to check."""
     ctx.mark_output_activation(node, "sigmoid")
+
+
+@converter("Tanh", 1, 6, 13)
+def tanh(node: Node, ctx: Context) -> None:
+    """Per element, any rank (regression heads in [-1, 1]): the output integrates the values before it."""
+    ctx.mark_output_activation(node, "tanh")

@@ -1,9 +1,10 @@
 """Ops snnconv knows it cannot convert, each refused with why and what to do instead.
 
 A spiking neuron's rate is a ReLU of its input, capped at one spike per step: it is never
-negative. Activations that pass negative values (LeakyRelu, PRelu, Elu, Selu, Celu, Tanh)
-have no one-neuron equivalent. (LeakyRelu is ``relu(x) - alpha * relu(-x)``, which two
-populations of opposite sign could carry; the IR has no such pair yet.)
+negative. Activations that pass negative values (LeakyRelu, PRelu, Elu, Selu, Celu) have
+no one-neuron equivalent; Tanh converts only as the model's last op (``output.py``).
+(LeakyRelu is ``relu(x) - alpha * relu(-x)``, which two populations of opposite sign
+could carry; the IR has no such pair yet.)
 
 Resize and Upsample: nearest upsampling by an integer factor is exact routing (every
 output neuron repeats one input neuron), but no existing layer expresses it: a Conv or
@@ -39,13 +40,6 @@ def leaky_relu(node: Node, ctx: Context) -> None:
 def exponential_linear(node: Node, ctx: Context) -> None:
     raise node.unsupported(f"{node.op} is negative for negative inputs; {_RELU_RATE}; retrain (or fine-tune) the "
                            "model with ReLU in its place")
-
-
-@refusal("Tanh")
-def tanh(node: Node, ctx: Context) -> None:
-    raise node.unsupported(f"Tanh is negative for negative inputs; {_RELU_RATE}; inside the network retrain with "
-                           "ReLU or HardSigmoid (a capped ReLU); as the model's last op, export the model without it "
-                           "and apply tanh to snnconv's outputs on the host")
 
 
 @refusal("LRN")
