@@ -127,7 +127,8 @@ def onnxruntime_accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> float:
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    logits = session.run(None, {session.get_inputs()[0].name: x})[0]
+    name = session.get_inputs()[0].name
+    logits = np.concatenate([session.run(None, {name: x[i:i + 1000]})[0] for i in range(0, len(x), 1000)])
     return float((logits.argmax(1) == y).mean())
 
 

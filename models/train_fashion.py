@@ -30,10 +30,9 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import io
 import json
+import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +41,9 @@ import torch
 from torch import nn
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from train import export, onnxruntime_accuracy  # the MNIST script's exporter and scorer
+
 DATA = Path("/usr/share/datasets/fashion-mnist")
 SEED = 0
 BATCH = 128
@@ -138,30 +140,6 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, log=print
             after_epoch(epoch + 1)
             model.train()
     return model.eval()
-
-
-def export(model: nn.Module, exporter: str, opset: int) -> onnx.ModelProto:
-    example = torch.zeros(1, 1, 28, 28)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if exporter == "dynamo":
-            program = torch.onnx.export(model, (example,), dynamo=True, opset_version=opset, input_names=["input"],
-                                        dynamic_shapes=({0: torch.export.Dim("batch", min=1)},), verbose=False)
-            return program.model_proto
-        buffer = io.BytesIO()
-        torch.onnx.export(model, (example,), buffer, dynamo=False, opset_version=opset, input_names=["input"],
-                          output_names=["logits"], dynamic_axes={"input": {0: "batch"}},
-                          training=torch.onnx.TrainingMode.PRESERVE)
-        return onnx.load_from_string(buffer.getvalue())
-
-
-def onnxruntime_accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> float:
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    logits = np.concatenate([session.run(None, {name: x[i:i + 1000]})[0] for i in range(0, len(x), 1000)])
-    return float((logits.argmax(1) == y).mean())
 
 
 NETWORKS = {"vgg": (VGG, "legacy", 13, 3), "resnet": (ResNet, "dynamo", 18, 3)}  # class, exporter, opset, epochs

@@ -14,8 +14,8 @@ mesh hops, or across chips). A graded spike (``snnconv.neurons.graded``) is one 
 whatever its payload: for graded populations "spikes" are messages (the steps a neuron
 sent a nonzero payload, ``RunResult.message_counts``), and synaptic operations and
 routing are messages x fan-out; ``stats["spike_payload"]`` then gives the payloads'
-sum (the spike count of rate coding). For binary spikes messages are spikes. Energy and time per inference follow from the target's
-per-operation costs (see each target's ``sources`` for where they come from):
+sum (the spike count of rate coding). For binary spikes messages are spikes. Energy and
+time per inference follow from the target's per-operation costs (see each target's ``sources`` for where they come from):
 
     energy = synops * E_synop + updates * E_update + hops * E_hop + chip crossings * E_chip
              + static power * time

@@ -120,9 +120,12 @@ def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=No
 
     Without calibration data the SNN's scales could only come from a weight-based bound,
     which leaves the bundled MNIST nets at chance (10%) at T = 32, so it is refused unless
-    ``uncalibrated`` says the accuracy does not matter (a mapping report). ``neuron`` is the neuron model (``snnconv.neurons``: "if", or "lif" where the target has a
-    leak, with ``decay`` per step, 1/256 by default). ``tune`` ("off", "fast", "full") is how
-    much calibration data percentile and initial-membrane tuning simulates (see ``convert``).
+    ``uncalibrated`` says the accuracy does not matter (a mapping report). ``timesteps``:
+    the T to tune for, by default 32, or L for a network trained with QCFS
+    (``snnconv.training``). ``neuron`` is the neuron model (``snnconv.neurons``: "if",
+    "graded" where the target carries payloads, or "lif" where the target has a leak, with
+    ``decay`` per step, 1/256 by default). ``tune`` ("off", "fast", "full") is how much
+    calibration data percentile and initial-membrane tuning simulates (see ``convert``).
     """
     chip = targets.get(target)  # a bad target fails before the pipeline (and torch) loads
     timesteps = None if timesteps is None else options.timesteps(timesteps)

@@ -51,8 +51,8 @@ TUNING_SAMPLES = 512  # calibration samples simulated for bias correction, and f
 TUNE_SAMPLES = {"fast": 128, "full": TUNING_SAMPLES}  # samples each tuning candidate is simulated on
 # What "fast" (and "off", for bias correction) may simulate, in the float simulation's
 # multiply-accumulates: the network's MACs x T x samples (x 2 for bias correction, whose
-# sweep runs each IF layer twice). 2^38 is about 15 s on 2 cores: the bundled MNIST nets
-# tune on all 128 samples up to T = 128, while MobileNet-v1-128 or ResNet-18 at T = 32
+# sweep runs each IF layer twice). 2^38 is about 17 s at the ~16 G/s measured on 2 cores:
+# the bundled MNIST nets tune on all 128 samples up to T = 128, while MobileNet-v1-128 or ResNet-18 at T = 32
 # could not tune on even MIN_TUNE_SAMPLES and keep the defaults (tune="full" tunes them).
 FAST_WORK = {"tuning": 2**38, "bias": 2**37}
 MIN_TUNE_SAMPLES = 16  # fewer cannot rank candidates: each sample is 1/16 of the agreement

@@ -105,10 +105,11 @@ def sweep(graph: Graph, x, timesteps: int, correction: Correction, encoding: str
 
     The steps are ``simulate``'s, in another order: each IF layer (and spiking max pool)
     runs through all ``timesteps`` before the next one starts, and its spike train is
-    kept (as bools; graded payloads as bytes) while a later layer still reads it. An IF layer runs twice: once to
-    measure its spike counts ``(N, *shape)``, after which ``correction(name, counts)``
-    returns an extra input current (an array that broadcasts to the layer's shape, e.g.
-    one value per channel) or None, and once more with that current added every step;
+    kept (as bools; graded payloads as bytes) while a later layer still reads it. An IF
+    layer runs twice: once to measure its spike counts ``(N, *shape)``, after which
+    ``correction(name, counts)`` returns an extra input current (an array that broadcasts
+    to the layer's shape, e.g. one value per channel) or None, and once more with that
+    current added every step;
     its spikes of the second run are what later layers see. The run stops after the last
     IF layer: no outputs are produced.
 
@@ -162,8 +163,9 @@ class _Run:
         self.v: dict[str, torch.Tensor] = {}  # IF membranes, created when the layer first runs
         self.spike_totals: dict[str, torch.Tensor] = {}
         self.message_totals: dict[str, torch.Tensor] = {}  # only for sources that may send more than 1 per step
-        self.payloads = {layer.name: overflow.payload(graph, layer.name) for layer in graph
-                         if isinstance(layer, IF) or _is_spiking_pool(layer)}
+        self.payloads = graph.derived("payloads", lambda: {layer.name: overflow.payload(graph, layer.name)
+                                                           for layer in graph
+                                                           if isinstance(layer, IF) or _is_spiking_pool(layer)})
         self.counts: dict[str, torch.Tensor] = {}
         self.pooled: dict[str, torch.Tensor] = {}
         self.saturations: dict[str, int] = {}
