@@ -41,7 +41,7 @@ import snnconv  # noqa: E402
 from snnconv.snn import simulate  # noqa: E402
 
 T = 32
-REPEATS = 5
+REPEATS = 9
 BATCHES = (100, 1)
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -26,6 +26,8 @@ i.e. cores work in parallel and a step ends when the busiest core is done (barri
 synchronization, Loihi-style), plus the longest route across a chip's mesh (an
 assumption: routes run in parallel and the step waits for the longest possible one).
 Messages across chips cost ``E_chip`` each; their latency is not modeled.
+``stats["energy_split_uj"]`` gives the four terms apart: synaptic, neuron_update, routing
+(hops and chip crossings) and static.
 
 Beside them, ``stats["neurobench"]`` holds the NeuroBench metrics of the run (see
 ``snnconv.metrics``); the ANN's own cost is added by ``CompiledNetwork.run``.
@@ -45,7 +47,7 @@ from snnconv.data import check_labels
 from snnconv.errors import BadDataError, SnnconvError
 from snnconv.ir import IF, Graph
 from snnconv.mapping import Mapping, weighted_traffic
-from snnconv.snn import CHUNK_ELEMENTS, simulate
+from snnconv.snn import CHUNK_ELEMENTS, simulate, threads_for
 from snnconv.targets.target import Target
 
 __all__ = ["RunResult", "run"]
@@ -82,8 +84,14 @@ def run(graph: Graph, target: Target, x: np.ndarray, timesteps: int, batch_size:
     """Simulate ``x`` (N, *input shape) in batches; statistics averaged per sample."""
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise SnnconvError(f"device {device!r}: torch sees no CUDA GPU here; run on device 'cpu'")
-    outputs, counts, messages, saturations, input_macs = [], {}, {}, {}, 0.0
     batch_size = ann.samples_per_batch(graph, CHUNK_ELEMENTS, batch_size)  # a chunk of one step must fit
+    with threads_for(graph, min(batch_size, len(x)), device):
+        return _run(graph, target, x, timesteps, batch_size, device, progress)
+
+
+def _run(graph: Graph, target: Target, x: np.ndarray, timesteps: int, batch_size: int, device: str,
+         progress) -> RunResult:
+    outputs, counts, messages, saturations, input_macs = [], {}, {}, {}, 0.0
     for start in range(0, len(x), batch_size):
         result = simulate(graph, x[start:start + batch_size], timesteps, device=device)
         input_macs += metrics.effective_macs(graph, x[start:start + batch_size])
@@ -122,24 +130,24 @@ def statistics(graph: Graph, target: Target, counts: dict[str, np.ndarray], time
     for source, plan in graph.derived("synaptic op plans", lambda: _synaptic_op_plans(graph, mapping)).items():
         if source in counts:
             np.add.at(synops, plan.cores, plan.operations(_box_of(counts[source], graph[source].shape)))
-    for core in mapping.cores:
-        for tile in core.tiles:
-            if tile.group == 0 and tile.population in counts:
-                (c0, c1), (r0, r1), (x0, x1) = tile.box
-                box = _box_of(counts[tile.population], graph[tile.population].shape)
-                spikes[core.index] += box[c0:c1, r0:r1, x0:x1].sum()
+    for name, cores in graph.derived("spike cores", lambda: _spike_cores(graph, mapping)).items():
+        if name in counts:
+            spikes += np.bincount(cores, np.asarray(counts[name], np.float64).reshape(-1), n_cores + 1)[:n_cores]
     hops, across = _messages(graph, mapping, counts)
     costs = target.costs
     step_time = float(np.max(synops / timesteps * costs.synop_ns + updates / timesteps * costs.neuron_update_ns,
                              initial=0.0))
     time_ns = timesteps * (step_time + sum(target.chip.mesh) * costs.spike_hop_ns)
-    dynamic_pj = synops.sum() * costs.synop_pj + updates.sum() * costs.neuron_update_pj \
-        + hops * costs.spike_hop_pj + across * costs.chip_hop_pj
-    static_pj = costs.static_mw * max(mapping.chips, 1) * time_ns  # mW * ns = pJ
+    split_pj = {"synaptic": synops.sum() * costs.synop_pj, "neuron_update": updates.sum() * costs.neuron_update_pj,
+                "routing": hops * costs.spike_hop_pj + across * costs.chip_hop_pj,
+                "static": costs.static_mw * max(mapping.chips, 1) * time_ns}  # mW * ns = pJ
+    dynamic_pj = split_pj["synaptic"] + split_pj["neuron_update"] + split_pj["routing"]
+    static_pj = split_pj["static"]
     return {"timesteps": timesteps, "cores": n_cores, "chips": mapping.chips,
             "spikes": float(spikes.sum()), "synaptic_ops": float(synops.sum()), "neuron_updates": float(updates.sum()),
             "hops": float(hops), "messages_across_chips": float(across),
             "energy_uj": float(dynamic_pj + static_pj) / 1e6, "dynamic_energy_uj": float(dynamic_pj) / 1e6,
+            "energy_split_uj": {part: float(pj) / 1e6 for part, pj in split_pj.items()},
             "latency_us": float(time_ns) / 1e3,
             "per_core": {"spikes": spikes.tolist(), "synaptic_ops": synops.tolist(),
                          "neuron_updates": updates.tolist()}}
@@ -148,6 +156,20 @@ def statistics(graph: Graph, target: Target, counts: dict[str, np.ndarray], time
 def _box_of(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     box = tuple(shape) if len(shape) == 3 else (math.prod(shape), 1, 1)
     return np.asarray(values).reshape(box)
+
+
+def _spike_cores(graph: Graph, mapping: Mapping) -> dict[str, np.ndarray]:
+    """Per population, the core that sends each neuron's spikes (its group-0 tile's), flat in the neurons' order;
+    ``len(mapping.cores)`` for a neuron no tile holds."""
+    owners: dict[str, np.ndarray] = {}
+    for core in mapping.cores:
+        for tile in core.tiles:
+            if tile.group == 0:
+                box = owners.setdefault(tile.population, np.full(geometry.population_box_shape(graph[tile.population]),
+                                                                 len(mapping.cores)))
+                (c0, c1), (r0, r1), (x0, x1) = tile.box
+                box[c0:c1, r0:r1, x0:x1] = core.index
+    return {name: box.reshape(-1) for name, box in owners.items()}
 
 
 def _updates_per_step(graph: Graph, mapping: Mapping) -> np.ndarray:
@@ -170,25 +192,31 @@ class _SynapticOpPlan:
     """
 
     cores: np.ndarray  # (tiles,) the core of each tile
-    channels: np.ndarray  # (tiles, source C)
-    rows: np.ndarray  # (tiles, source H)
-    cols: np.ndarray  # (tiles, source W)
+    channels: torch.Tensor  # (tiles, source C), float64
+    rows: torch.Tensor  # (tiles, source H)
+    cols: torch.Tensor  # (tiles, source W)
 
     def __post_init__(self) -> None:
         """Where the product fits ``BLOCK_ELEMENTS``, the per-tile factors multiplied out once: each call is then
-        one matrix-vector product (a small network's batch-1 run spends less here than in the einsums)."""
+        one matrix-vector product (a small network's batch-1 run spends less here than in the einsums).
+
+        The products run in torch, on the simulator's threads: numpy's BLAS keeps threads of
+        its own spinning after each call, which on a small machine slowed the next batch's
+        simulation twofold.
+        """
         size = len(self.cores) * self.channels.shape[1] * self.rows.shape[1] * self.cols.shape[1]
-        self.matrix = (np.einsum("tc,ty,tx->tcyx", self.channels, self.rows, self.cols).reshape(len(self.cores), -1)
+        self.matrix = (torch.einsum("tc,ty,tx->tcyx", self.channels, self.rows, self.cols).reshape(len(self.cores), -1)
                        if size <= BLOCK_ELEMENTS else None)
 
     def operations(self, counts: np.ndarray) -> np.ndarray:
+        counts = torch.from_numpy(np.asarray(counts, np.float64))
         if self.matrix is not None:
-            return self.matrix @ counts.reshape(-1)
+            return (self.matrix @ counts.reshape(-1)).numpy()
         c, h, w = counts.shape
         flat, step = counts.reshape(c, h * w), max(1, BLOCK_ELEMENTS // (h * w))
-        blocks = [np.einsum("tyx,ty,tx->t", (self.channels[i:i + step] @ flat).reshape(-1, h, w),
-                            self.rows[i:i + step], self.cols[i:i + step]) for i in range(0, len(self.cores), step)]
-        return np.concatenate(blocks)
+        blocks = [torch.einsum("tyx,ty,tx->t", (self.channels[i:i + step] @ flat).reshape(-1, h, w),
+                               self.rows[i:i + step], self.cols[i:i + step]) for i in range(0, len(self.cores), step)]
+        return torch.cat(blocks).numpy()
 
 
 def _synaptic_op_plans(graph: Graph, mapping: Mapping) -> dict[str, _SynapticOpPlan]:
@@ -204,8 +232,9 @@ def _synaptic_op_plans(graph: Graph, mapping: Mapping) -> dict[str, _SynapticOpP
                     per_channel[:lo], per_channel[hi:] = 0, 0
                 factors.setdefault(p.source, []).append(
                     (core.index, per_channel, p.rows[r0:r1].sum(axis=0), p.cols[x0:x1].sum(axis=0)))
-    return {source: _SynapticOpPlan(np.array([f[0] for f in rows]), *(np.stack([f[i] for f in rows]).astype(np.float64)
-                                                                      for i in (1, 2, 3)))
+    return {source: _SynapticOpPlan(np.array([f[0] for f in rows]),
+                                    *(torch.from_numpy(np.stack([f[i] for f in rows]).astype(np.float64))
+                                      for i in (1, 2, 3)))
             for source, rows in factors.items()}
 
 

@@ -49,7 +49,8 @@ import numpy as np
 import torch
 
 from snnconv import ann, geometry
-from snnconv.ir import IF, Affine, Conv, Dense, Graph, Input, Layer, Pool
+from snnconv.errors import BadGraphError
+from snnconv.ir import IF, Affine, Conv, Dense, Graph, Input, Layer, Pool, Round
 from snnconv.targets.target import Target
 
 __all__ = ["effective_macs", "neurobench"]
@@ -136,28 +137,43 @@ def _synaptic_ops(graph: Graph, host: set[str], counts: dict[str, np.ndarray], o
 
     Every population's value is its own spike count (not a function of its input), so each
     population's input is the sum, over its incoming synapse maps, of spikes times synapses.
-    Host-computed layers carry no spikes: they arrive as biases.
+    Host-computed layers carry no spikes: they arrive as biases. That sum is linear in the
+    counts: each population's synapses out per neuron (``_fan_outs``, once per graph) turn
+    a call into one dot product per population.
+    """
+    fan_outs = graph.derived(("fan-outs", ones), lambda: _fan_outs(graph, host, ones))
+    return float(sum(float(fan_out @ torch.from_numpy(np.asarray(counts[name], np.float64)).reshape(-1))
+                     for name, fan_out in fan_outs.items() if name in counts))
+
+
+def _fan_outs(graph: Graph, host: set[str], ones: bool) -> dict[str, torch.Tensor]:
+    """Per population, the synaptic operations one spike of each of its neurons causes (flat, float64).
+
+    The forward pass of ``_synaptic_ops`` with each population's value a variable: its
+    gradient is the fan-out, as every layer between populations is linear (weights ``[w !=
+    0]``, no bias, pools as sums; ``Round`` only ever reads the host's constant input).
     """
     values: dict[str, torch.Tensor] = {}
-    total = 0.0
-    with torch.no_grad():
+    leaves: dict[str, torch.Tensor] = {}
+    total = torch.zeros((), dtype=torch.float64)
+    with torch.enable_grad():
         for layer in graph:
             inputs = [values[src] for src in layer.inputs]
             if geometry.is_population(layer):
                 arriving = ann.apply_layer(_binary(graph, layer), inputs) if isinstance(layer, Pool) else inputs[0]
-                total += float(arriving.sum())
-                values[layer.name] = _as_tensor(counts.get(layer.name), layer.shape)
+                total = total + arriving.sum()
+                values[layer.name] = leaves[layer.name] = torch.zeros((1, *layer.shape), dtype=torch.float64,
+                                                                      requires_grad=True)
             elif isinstance(layer, Input) or layer.name in host:
-                values[layer.name] = _as_tensor(None, layer.shape)
+                values[layer.name] = torch.zeros((1, *layer.shape), dtype=torch.float64)
             else:
+                if isinstance(layer, Round) and any(x.requires_grad for x in inputs):
+                    raise BadGraphError(f"layer {layer.name!r}: a Round reads spikes; it writes the host's "
+                                        "constant currents as biases and may only read them")
                 values[layer.name] = ann.apply_layer(_binary(graph, layer, ones), inputs)
-    return total
-
-
-def _as_tensor(count: np.ndarray | None, shape: tuple[int, ...]) -> torch.Tensor:
-    """A population's spike counts as a batch of one (zeros where none were measured)."""
-    values = np.zeros(shape) if count is None else np.asarray(count, np.float64).reshape(shape)
-    return torch.from_numpy(values).unsqueeze(0)
+        grads = torch.autograd.grad(total, list(leaves.values()), allow_unused=True) if total.requires_grad else ()
+    return {name: (torch.zeros(math.prod(leaf.shape), dtype=torch.float64) if grad is None else grad.reshape(-1))
+            for (name, leaf), grad in zip(leaves.items(), grads or [None] * len(leaves))}
 
 
 def _binary(graph: Graph, layer: Layer, ones: bool = False) -> Layer:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 import pytest
 from mapping_checker import _box_indices, connectivity, group_rows
 from test_chip import TEST, mapped
@@ -96,8 +97,10 @@ def test_statistics_of_a_second_run_reuse_the_first_runs_plans():
 def test_synaptic_operations_in_blocks_of_tiles_equal_one_contraction(monkeypatch):
     """Counting in blocks (bounded memory for networks of thousands of tiles) changes nothing."""
     rng = np.random.default_rng(0)
-    plan = chip._SynapticOpPlan(np.arange(50), rng.random((50, 8)), rng.random((50, 30)), rng.random((50, 20)))
+    factors = rng.random((50, 8)), rng.random((50, 30)), rng.random((50, 20))
     counts = rng.random((8, 30, 20))
-    whole = np.einsum("tc,ty,tx,cyx->t", plan.channels, plan.rows, plan.cols, counts)
-    monkeypatch.setattr(chip, "BLOCK_ELEMENTS", 3 * 30 * 20)  # three tiles per block
+    whole = np.einsum("tc,ty,tx,cyx->t", *factors, counts)
+    monkeypatch.setattr(chip, "BLOCK_ELEMENTS", 3 * 30 * 20)  # three tiles per block, too many to multiply out
+    plan = chip._SynapticOpPlan(np.arange(50), *(torch.from_numpy(f) for f in factors))
+    assert plan.matrix is None
     np.testing.assert_allclose(plan.operations(counts), whole, rtol=1e-12)
