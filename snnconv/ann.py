@@ -252,6 +252,16 @@ def _round(layer: L.Round, xs: list[Tensor]) -> Tensor:
     return torch.where(mantissa.abs() > largest, torch.sign(x) * largest, mantissa) * step
 
 
+def _recurrent(layer: L.Recurrent, xs: list[Tensor]) -> Tensor:
+    """``h_t = relu(W x_t + U h_{t-1} + b)`` over the items of (N, L, F) from ``h_0 = 0``; ``h_L``."""
+    x = xs[0]
+    weight, recurrent, bias = (_param(layer, name, x) for name in ("weight", "recurrent", "bias"))
+    h = torch.zeros((len(x), len(bias)), dtype=x.dtype, device=x.device)
+    for item in x.unbind(1):
+        h = torch.relu(item @ weight.T + h @ recurrent.T + bias)
+    return h
+
+
 _KERNELS: dict[type[Layer], Callable[[Layer, list[Tensor]], Tensor]] = {
     L.Dense: _dense,
     L.Conv: _conv,
@@ -266,4 +276,5 @@ _KERNELS: dict[type[Layer], Callable[[Layer, list[Tensor]], Tensor]] = {
     L.Pad: _pad,
     L.Output: _output,
     L.Round: _round,
+    L.Recurrent: _recurrent,
 }

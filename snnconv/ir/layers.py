@@ -35,6 +35,7 @@ __all__ = [
     "Pad",
     "Output",
     "Round",
+    "Recurrent",
     "LAYER_KINDS",
     "one_d_shape",
 ]
@@ -302,7 +303,9 @@ class IF(Layer):
     ``v += input current``; where ``v >= threshold`` the neuron spikes and ``v -= threshold``
     (reset ``"subtract"``) or ``v = 0`` (reset ``"zero"``). Driven by a constant current
     ``I``, the spike rate approaches ``clip(I / threshold, 0, 1)``: the ReLU, scaled and
-    capped. The leaky model (``"lif"``) first decays the membrane by ``decay / 4096``.
+    capped. The leaky model (``"lif"``) first decays the membrane by ``decay / 4096``;
+    models that fire several spikes in one step (``"graded"``, ``"burst"``) send up to
+    ``spikes_per_step``.
     The membrane starts at ``v_init * threshold`` (one value, or one per neuron).
 
     At a chip's precision (after ``quantize``) the threshold and currents are integers,
@@ -318,6 +321,9 @@ class IF(Layer):
     state_bits: int | None = None  # signed, saturating membrane bits; None: unbounded float
     compartments: int = 1  # chip compartments per neuron (2 where subtractive reset is emulated)
     decay: int = 0  # membrane decay per step in 1/4096 (Loihi's decay_v); model "lif" only
+    # the most spikes a neuron fires in one step, for models that fire several ("graded": its payload's largest
+    # value 2^bits - 1; "burst": the longest burst); None: the model's own (1 for binary neurons)
+    spikes_per_step: int | None = None
 
     def infer_shape(self, in_shapes: list[Shape]) -> Shape:
         _expect_inputs(in_shapes, 1)
@@ -331,6 +337,9 @@ class IF(Layer):
             raise ShapeError(f"compartments {self.compartments} must be positive")
         if not (isinstance(self.model, str) and isinstance(self.decay, int) and self.decay >= 0):
             raise ShapeError(f"model {self.model!r} and decay {self.decay!r}: a name and a non-negative integer")
+        if self.spikes_per_step is not None and not (isinstance(self.spikes_per_step, int)
+                                                     and self.spikes_per_step >= 1):
+            raise ShapeError(f"spikes_per_step {self.spikes_per_step!r} must be a positive integer or None")
         return in_shapes[0]
 
 
@@ -484,7 +493,39 @@ class Round(Layer):
         return in_shapes[0]
 
 
+@dataclass(frozen=True, eq=False, kw_only=True)
+class Recurrent(Layer):
+    """A ReLU Elman layer over a sequence (ONNX ``RNN`` with ``Relu``, forward): reads ``(L, F)``, gives ``(H,)``.
+
+    ``h_t = relu(W @ x_t + U @ h_{t-1} + b)`` for ``t = 1..L`` from ``h_0 = 0``; the value is
+    ``h_L``, the last hidden state (ONNX's ``Y_h``). After conversion (``snnconv.recurrent``)
+    it is a population whose input includes its own spikes through ``U``.
+    """
+
+    kind: ClassVar[str] = "recurrent"
+    weight: np.ndarray  # (hidden, features): W, the input weights
+    recurrent: np.ndarray  # (hidden, hidden): U, the weights of h_{t-1}
+    bias: np.ndarray  # (hidden,): b, ONNX's Wb + Rb
+
+    def infer_shape(self, in_shapes: list[Shape]) -> Shape:
+        _expect_inputs(in_shapes, 1)
+        _expect_rank(in_shapes[0], 2, "sequence (items, features)")
+        hidden, features = self.weight.shape
+        if in_shapes[0][1] != features:
+            raise ShapeError(f"weight takes {features} features per item, input has {in_shapes[0][1]}")
+        if self.recurrent.shape != (hidden, hidden) or self.bias.shape != (hidden,):
+            raise ShapeError(f"recurrent {self.recurrent.shape} / bias {self.bias.shape} do not fit {hidden} hidden")
+        return (hidden,)
+
+    def macs(self, in_shapes: list[Shape]) -> int:
+        return in_shapes[0][0] * int(self.weight.size + self.recurrent.size)
+
+    def fan_in(self, in_shapes: list[Shape]) -> int:
+        return int(self.weight.shape[1] + self.recurrent.shape[1])
+
+
 LAYER_KINDS: dict[str, type[Layer]] = {
     cls.kind: cls
-    for cls in (Input, Dense, Conv, BatchNorm, Affine, ReLU, IF, Pool, Add, Concat, Flatten, Pad, Output, Round)
+    for cls in (Input, Dense, Conv, BatchNorm, Affine, ReLU, IF, Pool, Add, Concat, Flatten, Pad, Output, Round,
+                Recurrent)
 }
