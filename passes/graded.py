@@ -57,11 +57,7 @@ class Graded:
             raise BadGraphError(f"graph {graph.name!r} is not spiking; run the spike pass before graded")
         if graph.fact("graded"):
             raise BadGraphError(f"graph {graph.name!r} is already scaled for graded spikes")
-        payload = neurons.get(self.model).spikes_per_step
-        others = sorted({layer.model for layer in graph if isinstance(layer, IF) and layer.model != self.model})
-        if others:
-            raise BadGraphError(f"graph {graph.name!r}: the graded pass scales networks of {self.model!r} neurons; "
-                                f"found {others}")
+        payload = self._payload(graph)
         factor: dict[str, float] = {}
         layers, scaled = [], []
         for layer in graph:
@@ -96,9 +92,22 @@ class Graded:
             else:  # pooling, flatten, pad, add, concat: linear, homogeneous, no bias
                 factor[layer.name] = before
             layers.append(layer)
-        notes = {"payload_max": payload, "scaled_layers": scaled,
+        notes = {"payload_max": payload, "payload_bits": payload.bit_length(), "scaled_layers": scaled,
                  "output_scale": f"divided by {payload}: outputs in the ANN's units"}
         return PassResult(graph.rebuilt(layers, graded=payload), True, notes)
+
+    def _payload(self, graph: Graph) -> int:
+        """``P``, the largest payload, which every population must share (each is scaled by it)."""
+        populations = [layer for layer in graph if isinstance(layer, IF)]
+        others = sorted({layer.model for layer in populations if layer.model != self.model})
+        if others:
+            raise BadGraphError(f"graph {graph.name!r}: the graded pass scales networks of {self.model!r} neurons; "
+                                f"found {others}")
+        payloads = sorted({neurons.of(layer).spikes_per_step for layer in populations})
+        if len(payloads) > 1:
+            raise BadGraphError(f"graph {graph.name!r}: the graded pass scales by one payload maximum; the "
+                                f"populations send up to {payloads}")
+        return payloads[0] if payloads else neurons.get(self.model).spikes_per_step
 
 
 def _times(array: np.ndarray, factor: float) -> np.ndarray:
@@ -108,17 +117,18 @@ def _times(array: np.ndarray, factor: float) -> np.ndarray:
 class GradeRelays:
     """Give every average pool of a graded network its own graded neurons ("relays").
 
-    ``legalize_fan_in`` inserts a relay population (model "if", threshold 1) after an
-    average pool whose readers' fan-in exceeds a core's axons; it passes the pool's mean on.
-    In a graded network that mean is up to ``P`` per step, which a binary relay would cap
-    at 1, so its relays become graded. And every other average pool of spikes gets one
-    too: without it, each of the ``k x k`` neurons of a window sends its message to every
-    synapse of the layer after the pool (the pool is folded into those weights), ``k^2``
-    times the ANN's multiply-accumulates; with it, one synapse per message into the pool's
-    neurons, which send ``floor(mean)`` (plus the carried residue) once per window. A graded
-    relay rounds to one level in ``P`` (the residue carries over), against the binary
-    relay's one spike in ``T``. Run after ``legalize_fan_in`` on a graph the graded pass
-    scaled (fact ``graded``).
+    ``legalize_fan_in`` inserts a relay population after an average pool whose readers'
+    fan-in exceeds a core's axons (of the model of the neurons the pool reads, model "if"
+    where it finds none); it passes the pool's mean on. In a graded network that mean is up
+    to ``P`` per step, which a binary relay would cap at 1, so any binary relay becomes
+    graded. And every other average pool of spikes gets one too: without it,
+    each of the ``k x k`` neurons of a window sends its message to every synapse of the
+    layer after the pool (the pool is folded into those weights), ``k^2`` times the ANN's
+    multiply-accumulates; with it, one synapse per message into the pool's neurons, which
+    send ``floor(mean)`` (plus the carried residue) once per window. A graded relay rounds
+    to one level in ``P`` (the residue carries over), against the binary relay's one spike
+    in ``T``. Run after ``legalize_fan_in`` on a graph the graded pass scaled (fact
+    ``graded``, the payload maximum ``P`` the relays send too).
     """
 
     name = "grade_relays"
@@ -127,10 +137,12 @@ class GradeRelays:
         self.model = model
 
     def run(self, graph: Graph) -> PassResult:
-        if not graph.fact("graded"):
+        payload = graph.fact("graded")
+        if not payload:
             raise BadGraphError(f"graph {graph.name!r} is not scaled for graded spikes; run the graded pass first")
         graded = [layer.name for layer in graph if isinstance(layer, IF) and layer.model == "if"]
-        layers = [dataclasses.replace(layer, model=self.model) if layer.name in graded else layer for layer in graph]
+        layers = [dataclasses.replace(layer, model=self.model, spikes_per_step=payload) if layer.name in graded
+                  else layer for layer in graph]
         host, added = host_computed(graph), []
         for pool in graph:
             if not (isinstance(pool, Pool) and pool.mode == "avg") or pool.name in host:
@@ -138,7 +150,7 @@ class GradeRelays:
             if all(isinstance(reader, IF) for reader in graph.consumers(pool.name)):
                 continue  # already relayed
             relay = IF(name=f"{pool.name}/neurons", inputs=(pool.name,), shape=pool.shape, model=self.model,
-                       threshold=1.0, reset="subtract", v_init=0.5)
+                       threshold=1.0, reset="subtract", v_init=0.5, spikes_per_step=payload)
             layers = rewire(layers, pool.name, relay.name) + [relay]
             added.append(pool.name)
         changed = bool(graded or added)

@@ -7,14 +7,17 @@ MobileNet at 128 x 128, beyond the 4,096 input axons of a Loihi core. An IF popu
 after the pool (threshold 1, like every converted layer) fires at the pool's mean rate,
 so its readers see ``inputs`` axons instead: the spiking average pooling of SNN
 Toolbox and NxTF, paid for with one neuron per pooled value. It is inserted only where
-needed; fan-in that no pool explains is left for partitioning to refuse.
+needed; fan-in that no pool explains is left for partitioning to refuse. Where the pool
+reads neurons firing several spikes per step (graded, burst: a stated ``spikes_per_step``),
+the relay fires as they do: their mean is up to that many per step, which a binary relay
+would cap at 1.
 """
 
 from __future__ import annotations
 
 import math
 
-from snnconv.ir import IF, Conv, Dense, Flatten, Graph, Layer, Pool
+from snnconv.ir import IF, Affine, Conv, Dense, Flatten, Graph, Input, Layer, Pool
 from snnconv.ir.rewrite import PassResult, rewire
 from snnconv.targets.target import Target
 
@@ -34,13 +37,24 @@ class LegalizeFanIn:
         for pool in graph:
             if isinstance(pool, Pool) and pool.mode == "avg" and (_fan_in_through(graph, pool) > axons
                                                                   or _read_by_max_pool(graph, pool)):
+                several = _several_per_step(graph, pool)
                 neurons = IF(name=f"{pool.name}/neurons", inputs=(pool.name,), shape=pool.shape, threshold=1.0,
-                             reset="subtract", v_init=0.5)
+                             reset="subtract", v_init=0.5, model=several.model if several else "if",
+                             spikes_per_step=several.spikes_per_step if several else None)
                 layers = rewire(layers, pool.name, neurons.name) + [neurons]
                 spiked.append(pool.name)
         if not spiked:
             return PassResult(graph, False, {"spiking_pools": []})
         return PassResult(graph.rebuilt(layers), True, {"spiking_pools": spiked})
+
+
+def _several_per_step(graph: Graph, pool: Pool) -> IF | None:
+    """The population whose spikes the pool averages (through layers without weights), where it fires a stated
+    number of spikes per step (graded, burst); None for binary neurons or currents."""
+    layer = graph[pool.inputs[0]]
+    while not isinstance(layer, (IF, Input, Conv, Dense, Affine)):
+        layer = graph[layer.inputs[0]]
+    return layer if isinstance(layer, IF) and layer.spikes_per_step is not None else None
 
 
 def _fan_in_through(graph: Graph, pool: Pool) -> int:

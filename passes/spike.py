@@ -1,7 +1,8 @@
 """Spike: turn the normalized ReLU network into integrate-and-fire neurons.
 
 - Every ReLU becomes a spiking population (``IF``) of the neuron model asked for
-  (``snnconv.neurons``: integrate-and-fire by default, or leaky with ``decay``): threshold 1 (the scale normalization gave the
+  (``snnconv.neurons``: integrate-and-fire by default, or leaky with ``decay``, or firing up
+  to ``spikes_per_step`` per step): threshold 1 (the scale normalization gave the
   weights), reset by subtraction (the residue carries over, so the spike count tracks
   the integrated input to within one spike), membrane starting at half the threshold
   (rounds the rate to nearest instead of down, halving the mean error at small T).
@@ -46,7 +47,7 @@ class Spike:
     name = "spike"
 
     def __init__(self, max_pool: str = "spiking", encoding: str = "current", v_init: str = "half",
-                 model: str = "if", decay: int = 0):
+                 model: str = "if", decay: int = 0, spikes_per_step: int | None = None):
         for name, value, allowed in (("max_pool", max_pool, MAX_POOL_MODES), ("encoding", encoding, ENCODINGS),
                                      ("v_init", v_init, V_INITS)):
             if value not in allowed:
@@ -54,7 +55,7 @@ class Spike:
         self.max_pool = max_pool
         self.encoding = encoding
         self.v_init = v_init
-        self.model, self.decay = model, decay
+        self.model, self.decay, self.spikes_per_step = model, decay, spikes_per_step
 
     def run(self, graph: Graph) -> PassResult:
         if not graph.fact("normalized"):
@@ -66,7 +67,8 @@ class Spike:
             if isinstance(layer, ReLU):
                 dither = self.v_init == "dither" and layer.name in constant
                 layer = IF(name=layer.name, inputs=layer.inputs, shape=layer.shape, model=self.model, threshold=1.0,
-                           reset="subtract", v_init=_dithered(layer.shape) if dither else 0.5, decay=self.decay)
+                           reset="subtract", v_init=_dithered(layer.shape) if dither else 0.5, decay=self.decay,
+                           spikes_per_step=self.spikes_per_step)
                 neurons.of(layer)
                 converted += 1
             elif isinstance(layer, Pool) and layer.mode == "max" and self.max_pool == "average":
@@ -74,7 +76,8 @@ class Spike:
                 averaged += 1
             layers.append(layer)
         notes = {"if_layers": converted, "max_pools_averaged": averaged, "encoding": self.encoding,
-                 "v_init": self.v_init, "neuron": self.model, "decay": self.decay}
+                 "v_init": self.v_init, "neuron": self.model, "decay": self.decay,
+                 "spikes_per_step": self.spikes_per_step}
         if pushed:
             notes["max_pools_through_concat"] = sorted(pushed)
         return PassResult(graph.rebuilt(layers, spiking=True, encoding=self.encoding), True, notes)

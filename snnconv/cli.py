@@ -21,6 +21,7 @@ import numpy as np
 
 from snnconv import files, neurons, options
 from snnconv.errors import BadDataError, BadOptionError, SnnconvError
+from snnconv.neurons import burst, graded
 from snnconv.progress import Progress, reporting, silence
 from snnconv.version import __version__
 
@@ -117,7 +118,8 @@ def _cmd_compile(args: argparse.Namespace) -> None:
     with reporting("compiling"):
         net = snnconv.compile(args.model, args.target, calibration, input_shape=args.input_shape,
                               timesteps=args.timesteps, chips=args.chips, percentile=args.percentile, reset=args.reset,
-                              neuron=args.neuron, decay=args.decay, tune=args.tune, uncalibrated=args.uncalibrated)
+                              neuron=args.neuron, decay=args.decay, payload_bits=args.payload_bits, burst=args.burst,
+                              tune=args.tune, uncalibrated=args.uncalibrated)
     path = net.save(args.output)
     written = {"artifact": str(path)}
     if args.nir:
@@ -196,7 +198,8 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     calibration = load_npz(args.calibration)[0] if args.calibration else None
     evaluation = snnconv.evaluate(args.model, (x, y), target=args.target, timesteps=args.timesteps,
                                   calibration=calibration, input_shape=args.input_shape, reset=args.reset,
-                                  neuron=args.neuron, decay=args.decay, batch_size=args.batch_size,
+                                  neuron=args.neuron, decay=args.decay, payload_bits=args.payload_bits,
+                                  burst=args.burst, batch_size=args.batch_size,
                                   compile_once=args.compile_once)
     _show(args, evaluation.to_dict(), evaluation.render)
 
@@ -328,6 +331,10 @@ def _neuron_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--neuron", choices=neurons.names(), default="if", help=f"the neuron model: {models}")
     command.add_argument("--decay", metavar="FRACTION", help="with --neuron lif: membrane decay per step "
                          "(default 1/256 = 0.0039; kept to 4096ths)")
+    command.add_argument("--payload-bits", metavar="BITS", help="with --neuron graded: bits of a spike's payload, "
+                         f"1 to {graded.MAX_PAYLOAD_BITS} (default {graded.DEFAULT_PAYLOAD_BITS}: up to 255 per step)")
+    command.add_argument("--burst", metavar="SPIKES", help="with --neuron burst: the most spikes of one burst, 1 to "
+                         f"{burst.MAX_BURST} (default {burst.DEFAULT_BURST})")
 
 
 def _one_line(text) -> str:

@@ -25,6 +25,7 @@ from snnconv import ann_cost, artifact, limits, neurons, options, targets
 from snnconv.data import as_array
 from snnconv.errors import BadArtifactError, BadDataError, BadOptionError
 from snnconv.ir import Graph
+from snnconv.neurons import graded
 from snnconv.targets.target import Target, from_dict
 
 __all__ = ["CompiledNetwork", "compile", "load"]
@@ -114,17 +115,19 @@ class CompiledNetwork:
 def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=None, *, example=None,
             input_shape: tuple[int, ...] | None = None, timesteps: int | None = None, chips: int | None = None,
             percentile: float | str = "auto", reset: str = "emulate", encoding: str = "current",
-            neuron: str = "if", decay: float | None = None, tune: str = "fast",
-            uncalibrated: bool = False) -> CompiledNetwork:
+            neuron: str = "if", decay: float | None = None, payload_bits: int | None = None,
+            burst: int | None = None, tune: str = "fast", uncalibrated: bool = False) -> CompiledNetwork:
     """Compile ``model`` for ``target`` with ``calibration`` data (an array, a tensor or batches).
 
     Without calibration data the SNN's scales could only come from a weight-based bound,
     which leaves the bundled MNIST nets at chance (10%) at T = 32, so it is refused unless
     ``uncalibrated`` says the accuracy does not matter (a mapping report). ``timesteps``:
     the T to tune for, by default 32, or L for a network trained with QCFS
-    (``snnconv.training``). ``neuron`` is the neuron model (``snnconv.neurons``: "if",
-    "graded" where the target carries payloads, or "lif" where the target has a leak, with
-    ``decay`` per step, 1/256 by default). ``tune`` ("off", "fast", "full") is how much
+    (``snnconv.training``). ``neuron`` is the neuron model (``snnconv.neurons``: "if";
+    "graded" where the target carries payloads, of ``payload_bits`` bits, 8 by default;
+    "burst" where it carries several spikes per step, bursts of up to ``burst`` spikes; or
+    "lif" where the target has a leak, with ``decay`` per step, 1/256 by default).
+    ``tune`` ("off", "fast", "full") is how much
     calibration data percentile and initial-membrane tuning simulates (see ``convert``).
     """
     chip = targets.get(target)  # a bad target fails before the pipeline (and torch) loads
@@ -134,8 +137,10 @@ def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=No
     reset, encoding = options.choice(reset, "reset", RESETS), options.choice(encoding, "encoding", ENCODINGS)
     input_shape = None if input_shape is None else options.shape(input_shape)
     decay_v = options.decay(decay, options.choice(neuron, "neuron", neurons.names()))
+    bits, longest = options.payload_bits(payload_bits, neuron), options.burst(burst, neuron)
+    most = graded.payload_max(bits) if bits else longest
     tune = options.choice(tune, "tune", TUNE_MODES)
-    if (reason := neurons.get(neuron).unsupported(chip)) is not None:
+    if (reason := neurons.sized(neuron, most).unsupported(chip)) is not None:
         raise BadOptionError(f"neuron {neuron!r}: {reason}; use neuron 'if' or another target")
     from snnconv.pipeline import convert, to_cores
 
@@ -147,11 +152,12 @@ def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=No
     if calibration is not None and not hasattr(calibration, "shape") and iter(calibration) is calibration:
         calibration = _Recording(calibration, TRAFFIC_SAMPLES)  # a one-shot stream: keep what placement reads again
     conversion = convert(graph, calibration, target=chip, reset=reset, percentile=percentile, encoding=encoding,
-                         timesteps=timesteps, neuron=neuron, decay=decay_v, tune=tune)
+                         timesteps=timesteps, neuron=neuron, decay=decay_v, spikes_per_step=most, tune=tune)
     rates_from = calibration.kept() if isinstance(calibration, _Recording) else calibration
     mapped = to_cores(conversion, chip, chips, rates_from)
     settings = {"model": _name(model, graph), "timesteps": timesteps, "chips": chips, "percentile": percentile,
-                "reset": reset, "encoding": encoding, "neuron": neuron, "decay": decay_v, "tune": tune}
+                "reset": reset, "encoding": encoding, "neuron": neuron, "decay": decay_v, "payload_bits": bits,
+                "burst": longest, "tune": tune}
     return _emitted(CompiledNetwork(mapped.graph, chip, settings, mapped.notes, cost))
 
 

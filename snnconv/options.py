@@ -12,9 +12,11 @@ import numbers
 from collections.abc import Iterable
 
 from snnconv.errors import BadOptionError
+from snnconv.neurons import burst as burst_neurons
+from snnconv.neurons import graded
 
-__all__ = ["MAX_TIMESTEPS", "choice", "decay", "device", "percentile", "positive", "shape", "timesteps",
-           "timesteps_list"]
+__all__ = ["MAX_TIMESTEPS", "burst", "choice", "decay", "device", "payload_bits", "percentile", "positive", "shape",
+           "timesteps", "timesteps_list"]
 
 # Rate-coded conversions reach their ANN's accuracy within a few hundred steps (Rueckauer et
 # al. 2017 report convergence by ~1,000 on ImageNet); 16,384 leaves room for the slowest and
@@ -92,6 +94,28 @@ def decay(value, neuron: str, name: str = "decay") -> int:
     if isinstance(value, bool) or not 1 <= steps <= 4095:
         raise BadOptionError(f"{name}: {value!r} is not a decay per step in [1/4096, 4095/4096]")
     return steps
+
+
+def payload_bits(value, neuron: str, name: str = "payload_bits") -> int | None:
+    """Graded spikes' payload width in bits, 1 to ``MAX_PAYLOAD_BITS`` (None: 8) for ``neuron`` "graded"; None
+    for the other neurons, which refuse a value (they send no payload)."""
+    return _count_for(value, neuron, "graded", name, graded.DEFAULT_PAYLOAD_BITS, graded.MAX_PAYLOAD_BITS,
+                      "sends no payload")
+
+
+def burst(value, neuron: str, name: str = "burst") -> int | None:
+    """The longest burst of a burst neuron, 1 to ``MAX_BURST`` spikes (None: ``DEFAULT_BURST``) for ``neuron``
+    "burst"; None for the other neurons, which refuse a value."""
+    return _count_for(value, neuron, "burst", name, burst_neurons.DEFAULT_BURST, burst_neurons.MAX_BURST,
+                      "fires no bursts")
+
+
+def _count_for(value, neuron: str, owner: str, name: str, default: int, high: int, others: str) -> int | None:
+    if neuron != owner:
+        if value is not None:
+            raise BadOptionError(f"{name}: {value!r} is given but neuron {neuron!r} {others}; use neuron {owner!r}")
+        return None
+    return default if value is None else positive(value, name, high)
 
 
 def choice(value, name: str, allowed: tuple[str, ...]) -> str:

@@ -2,7 +2,9 @@
 
 Interval arithmetic over the spiking graph, per neuron. Spike sources (IF layers,
 spiking max pools, a rate-coded input) emit 0 or 1 per step (a graded neuron up to its
-payload ``P``, ``snnconv.neurons.graded``; a max pool what its source emits); a constant-current input
+payload ``P``, ``snnconv.neurons.graded``, a burst neuron up to ``G`` spikes,
+``snnconv.neurons.burst``: the population's ``spikes_per_step``; a max pool what its source
+emits); a constant-current input
 lies in ``input_range``. A linear layer ``y = A x + b`` maps the interval with centre
 ``m`` and radius ``r`` to centre ``A m + b`` and radius ``|A| r``: the bounds are
 attained by some input, so they are tight per layer. Alongside, ``|A| |x| + |b|``
@@ -36,7 +38,8 @@ from snnconv import ann, neurons
 from snnconv.errors import BadGraphError
 from snnconv.ir import IF, Affine, Conv, Dense, Graph, Input, Layer, Output, Pool, Round
 
-__all__ = ["Interval", "current_bounds", "analyze", "payload", "exact_dtype", "LayerBounds", "EXACT_FLOAT32", "EXACT_FLOAT64"]
+__all__ = ["Interval", "current_bounds", "analyze", "payload", "spikes_per_step", "exact_dtype", "LayerBounds",
+           "EXACT_FLOAT32", "EXACT_FLOAT64"]
 
 EXACT_FLOAT32 = 2 ** 24
 EXACT_FLOAT64 = 2 ** 53
@@ -84,7 +87,7 @@ def current_bounds(graph: Graph, input_range: tuple[float, float] = (0.0, 1.0)) 
         elif isinstance(layer, (IF, Output)):
             bounds[layer.name] = bounds[layer.inputs[0]]
         elif isinstance(layer, Pool) and layer.mode == "max":
-            bounds[layer.name] = _constant(layer.shape, 0.0, payload(graph, layer.name))
+            bounds[layer.name] = _constant(layer.shape, 0.0, spikes_per_step(graph, layer.name))
         else:
             bounds[layer.name] = _through(layer, [_spikes_of(graph, src, bounds) for src in layer.inputs])
     return bounds
@@ -124,20 +127,34 @@ def _constant(shape: tuple[int, ...], lo: float, hi: float) -> Interval:
     return Interval(full * lo, full * hi, full * max(abs(lo), abs(hi)))
 
 
-def payload(graph: Graph, name: str) -> float:
+def spikes_per_step(graph: Graph, name: str) -> float:
     """The most a spike source sends per neuron and step: its neuron model's ``spikes_per_step`` (1 for binary
-    spikes, up to ``P`` for graded ones); a spiking max pool sends what its source does."""
+    spikes, up to ``P`` for graded ones, ``G`` for bursts); a spiking max pool sends what its source does."""
+    model = _source_model(graph, name)
+    return 1.0 if model is None else float(model.spikes_per_step)
+
+
+def payload(graph: Graph, name: str) -> float:
+    """The most one message of a spike source carries (``neurons.message_payload``): a graded neuron's payload
+    ``P``; 1 for binary spikes and for bursts, whose spikes are messages each. Above 1, the simulator counts
+    messages apart from spikes."""
+    model = _source_model(graph, name)
+    return 1.0 if model is None else float(neurons.message_payload(model))
+
+
+def _source_model(graph: Graph, name: str):
+    """The neuron model whose spikes layer ``name`` sends (through spiking max pools); None for the input."""
     layer = graph[name]
     while isinstance(layer, Pool) and layer.mode == "max":
         layer = graph[layer.inputs[0]]
-    return float(neurons.of(layer).spikes_per_step) if isinstance(layer, IF) else 1.0
+    return neurons.of(layer) if isinstance(layer, IF) else None
 
 
 def _spikes_of(graph: Graph, name: str, bounds: dict[str, Interval]) -> Interval:
-    """What a layer's readers receive: spikes (0 to the model's payload, 1 for binary) from an IF layer, else
-    its output interval."""
+    """What a layer's readers receive: spikes (0 to the model's spikes per step, 1 for binary) from an IF layer,
+    else its output interval."""
     if isinstance(graph[name], IF):
-        return _constant(graph[name].shape, 0.0, payload(graph, name))
+        return _constant(graph[name].shape, 0.0, spikes_per_step(graph, name))
     return bounds[name]
 
 

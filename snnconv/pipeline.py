@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from snnconv import ann, ann_cost, geometry, progress
+from snnconv import ann, ann_cost, geometry, overflow, progress
 from snnconv.data import iter_batches
 from snnconv.errors import SnnconvError
 from snnconv.ir import Graph
@@ -72,7 +72,8 @@ class Conversion:
 def convert(graph: Graph, calibration=None, *, target: Target | None = None, reset: str = "emulate",
             percentile: float | str = "auto", per_channel: bool = DEFAULT_PER_CHANNEL, max_pool: str = "spiking",
             encoding: str = "current", v_init: str = "auto", timesteps: int | None = None,
-            correct_bias: bool = True, neuron: str = "if", decay: int = 0, tune: str = "fast") -> Conversion:
+            correct_bias: bool = True, neuron: str = "if", decay: int = 0, spikes_per_step: int | None = None,
+            tune: str = "fast") -> Conversion:
     """Canonicalize, fold BN, normalize with ``calibration``, convert to IF neurons, and fit ``target``.
 
     A network trained with QCFS activations (``snnconv.training``; graph fact
@@ -85,7 +86,8 @@ def convert(graph: Graph, calibration=None, *, target: Target | None = None, res
     the defaults are used. With a ``target``, the result is at the chip's precision
     (``reset``: how a chip without subtractive reset gets one, see ``legalize_reset``).
     ``neuron`` names the neuron model (``snnconv.neurons``), ``decay`` a leaky one's decay
-    in 4096ths per step. ``tune``: "fast" simulates each candidate on up to 128
+    in 4096ths per step, ``spikes_per_step`` the most a graded or burst neuron fires in one
+    step (None: the model's default). ``tune``: "fast" simulates each candidate on up to 128
     calibration samples within a work budget (``FAST_WORK``; a network too big to tune on
     ``MIN_TUNE_SAMPLES`` keeps the defaults, and the notes say so), "full" on up to 512,
     "off" takes the defaults; the candidate whose predictions agree most with the ANN's
@@ -94,7 +96,7 @@ def convert(graph: Graph, calibration=None, *, target: Target | None = None, res
     ``FAST_WORK["bias"]`` (all of them with "full").
     """
     conversion = _spiking(graph, calibration, percentile, per_channel, max_pool, encoding, v_init, timesteps,
-                          correct_bias, {"model": neuron, "decay": decay}, tune)
+                          correct_bias, {"model": neuron, "decay": decay, "spikes_per_step": spikes_per_step}, tune)
     return conversion if target is None else to_target(conversion, target, timesteps, reset)
 
 
@@ -124,12 +126,23 @@ def to_cores(conversion: Conversion, target: Target, chips: int | None = None,
 
 
 def _rates(graph: Graph, calibration) -> dict[str, np.ndarray]:
-    """Mean rate per channel of every spiking population: the IF layers' clip(x / theta, 0, 1)."""
+    """Mean messages per step per channel of every spiking population, from the ANN equivalent's activations.
+
+    A binary neuron's activation is its rate, at most one spike and message per step; a
+    graded neuron's is its payload per step, sent in at most one message per step (so
+    ``min(payload, 1)``: a payload below 1 per step is a message in that fraction of the
+    steps); a burst of up to ``G`` spikes is that many messages.
+    """
     samples = np.concatenate(list(_first_samples(calibration, 256)))
     names = [p.name for p in geometry.populations(graph)]
     values = ann.activations(graph, samples, names)
-    return {name: np.clip(v, 0, 1).mean(axis=tuple(i for i in range(v.ndim) if i != 1))
+    return {name: np.clip(v, 0, _messages_per_step(graph, name)).mean(axis=tuple(i for i in range(v.ndim) if i != 1))
             for name, v in values.items()}
+
+
+def _messages_per_step(graph: Graph, name: str) -> float:
+    """The most messages a population (or spiking max pool) sends per neuron and step."""
+    return overflow.spikes_per_step(graph, name) / overflow.payload(graph, name)
 
 
 def _spiking(graph: Graph, calibration, percentile, per_channel, max_pool, encoding, v_init, timesteps,

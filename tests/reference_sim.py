@@ -9,7 +9,9 @@ every source neuron that spiked, its row of weights to its neurons' currents; pa
 currents of input groups join their neuron's (a leaky neuron's membrane decays first, as
 Lava's bit-accurate Loihi model does); membranes saturate at the state bits;
 spikes and resets follow (a graded neuron sends ``clip(v // theta, 0, P)`` spikes in one
-step, its payload, and subtracts ``payload * theta``). Host-computed input currents come
+step, its payload, and subtracts ``payload * theta``; a burst neuron fires
+``clip(v // theta, 0, G)`` the same way; ``P`` and ``G`` are the layer's
+``spikes_per_step``, or the model's default). Host-computed input currents come
 from the program's host layers, as the chip model computes them.
 """
 
@@ -21,7 +23,7 @@ import numpy as np
 import torch
 from mapping_checker import _box_indices, _population, connectivity, group_rows
 
-from snnconv import ann, neurons
+from snnconv import ann
 from snnconv.ir import IF, Graph, Input, Output, Pool
 
 
@@ -107,14 +109,22 @@ class Reference:
         return total
 
 
+MOST = {"graded": 255, "burst": 4}  # the models' defaults, for a layer that gives none
+
+
 def fire(layer: IF, v: np.ndarray) -> np.ndarray:
     """The spikes a population sends at membrane ``v`` (int64): 1 where ``v >= theta`` for binary models; for a
-    graded one its payload, the number of whole thresholds in ``v``, between 0 and ``P``."""
+    graded or burst one the number of whole thresholds in ``v``, between 0 and its ``spikes_per_step``."""
     theta = int(layer.threshold)
-    if layer.model == "graded":
-        return np.clip(np.floor_divide(v, theta), 0, neurons.get("graded").spikes_per_step).astype(np.int64)
+    if layer.model in MOST:
+        return np.clip(np.floor_divide(v, theta), 0, _most(layer)).astype(np.int64)
     assert layer.model in ("if", "lif"), layer.model
+    assert layer.spikes_per_step is None, layer.spikes_per_step
     return (v >= theta).astype(np.int64)
+
+
+def _most(layer: IF) -> int:
+    return MOST[layer.model] if layer.spikes_per_step is None else layer.spikes_per_step
 
 
 def _payload(graph: Graph, name: str) -> int:
@@ -122,7 +132,7 @@ def _payload(graph: Graph, name: str) -> int:
     layer = graph[name]
     while isinstance(layer, Pool) and layer.mode == "max":
         layer = graph[layer.inputs[0]]
-    return neurons.get(layer.model).spikes_per_step if isinstance(layer, IF) else 1
+    return _most(layer) if isinstance(layer, IF) and layer.model in MOST else 1
 
 
 def _exact_product(spikes: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -134,7 +144,7 @@ def _exact_product(spikes: np.ndarray, weights: np.ndarray) -> np.ndarray:
 def _decayed(layer: IF, v: np.ndarray) -> np.ndarray:
     """A leaky neuron's membrane after one step's decay, as Lava's bit-accurate Loihi model computes it:
     ``sign(v * (4096 - decay)) * (|v * (4096 - decay)| >> 12)``; an IF neuron's unchanged."""
-    if layer.model in ("if", "graded"):
+    if layer.model in ("if", *MOST):
         return v
     assert layer.model == "lif", layer.model
     product = v * (4096 - layer.decay)

@@ -16,8 +16,10 @@ saturate on loihi and loihi2, a few on speck. The output integrator is sized for
 steps; reset to zero (``reset="zero"``) is drawn where the target needs it (loihi). The
 neuron model is drawn too: integrate-and-fire, or leaky with a decay from 1 to 4095
 4096ths per step where the target has a leak (``snnconv.neurons.leaky``), or graded
-spikes where the target carries their payloads (``snnconv.neurons.graded``: loihi2,
-spinnaker2; the network scaled by ``passes/graded``).
+spikes of 1, 2 or 8-bit payloads where the target carries them (``snnconv.neurons.graded``:
+loihi2, spinnaker2; the network scaled by ``passes/graded``), or bursts of up to 2 or 5
+spikes where it carries that many per step (``snnconv.neurons.burst``). Messages per
+neuron are checked too: a graded neuron's steps with a payload, every spike of the others.
 
 ``SNNCONV_HYPOTHESIS_EXAMPLES`` raises the number of examples per target (25 by default).
 """
@@ -45,6 +47,8 @@ from snnconv.snn import simulate
 INTEGER_TARGETS = [name for name in targets.names() if not targets.get(name).precision.is_float]
 EXAMPLES = int(os.environ.get("SNNCONV_HYPOTHESIS_EXAMPLES", "25"))
 SCALES = (3.0, 30.0, 1e3, 1e5, -5.0, -1e5)  # input samples beyond the calibration range [0, 1)
+# models firing several spikes per step, with that number (None: none): graded payloads of 1, 2 and 8 bits, bursts
+SEVERAL = (None, None, ("graded", 1), ("graded", 3), ("graded", 255), ("burst", 2), ("burst", 5))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, print_blob=True,
                     phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],  # explaining takes minutes
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -68,16 +72,16 @@ def inputs(draw, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _mapped(graph: Graph, calibration: np.ndarray, target: str, reset: str, integrator_steps: int,
-            decay: int = 0, graded: bool = False) -> Graph:
+            decay: int = 0, several: tuple[str, int] | None = None) -> Graph:
     """``graph`` at ``target``'s precision (output integrator sized for ``integrator_steps``; leaky neurons where
-    ``decay``, graded ones where ``graded`` and the target carries them), on small cores; on the target's own
-    cores where the small ones cannot hold a layer."""
+    ``decay``, graded or burst ones firing up to ``several = (model, spikes per step)`` where the target carries
+    them), on small cores; on the target's own cores where the small ones cannot hold a layer."""
     chip = small_cores(target)
-    neuron = "lif" if decay and chip.neuron.leak else "if"
-    if graded and neurons.get("graded").unsupported(chip) is None:
-        neuron, decay = "graded", 0
-    event(f"neuron {neuron}")
-    spiking = convert(graph, calibration, neuron=neuron, decay=decay if neuron == "lif" else 0)
+    neuron, most = ("lif" if decay and chip.neuron.leak else "if"), None
+    if several and neurons.sized(*several).unsupported(chip) is None:
+        (neuron, most), decay = several, 0
+    event(f"neuron {neuron}" + (f" up to {most}" if most else ""))
+    spiking = convert(graph, calibration, neuron=neuron, decay=decay if neuron == "lif" else 0, spikes_per_step=most)
     quantized = to_target(spiking, chip, integrator_steps, reset)
     try:
         mapped = to_cores(quantized, chip, chips=10_000)
@@ -118,15 +122,23 @@ def _reference_spike_counts(graph: Graph, membranes: dict[str, list[np.ndarray]]
     return counts
 
 
+def _reference_messages(graph: Graph, membranes: dict[str, list[np.ndarray]]) -> dict:
+    """Each IF layer's messages: a graded neuron's steps with a nonzero payload; every spike of the others (a burst
+    of ``G`` spikes is ``G`` binary messages)."""
+    return {layer.name: sum(np.minimum(fired, 1) if layer.model == "graded" else fired
+                            for fired in (fire(layer, v.astype(np.int64)) for v in membranes[layer.name]))
+            for layer in graph if isinstance(layer, IF)}
+
+
 @pytest.mark.parametrize("target", INTEGER_TARGETS)
 @SETTINGS
 @given(case=networks(), data=st.data(), reset=st.sampled_from(["emulate", "zero"]),
        integrator_steps=st.sampled_from([1, 8, 32]), timesteps=st.sampled_from([8, 64]),
-       decay=st.sampled_from([0, 0, 1, 64, 4095]), graded=st.sampled_from([False, True]))
+       decay=st.sampled_from([0, 0, 1, 64, 4095]), several=st.sampled_from(SEVERAL))
 def test_chip_model_equals_the_literal_reference_on_random_networks(target, case, data, reset, integrator_steps,
-                                                                     timesteps, decay, graded):
+                                                                     timesteps, decay, several):
     graph, calibration = case
-    compiled = _mapped(graph, calibration, target, reset, integrator_steps, decay, graded)
+    compiled = _mapped(graph, calibration, target, reset, integrator_steps, decay, several)
     x = data.draw(inputs(graph.input.shape), label="x")
 
     result, fast = _chip_model(_through_artifact(compiled), x, timesteps)
@@ -144,3 +156,5 @@ def test_chip_model_equals_the_literal_reference_on_random_networks(target, case
     assert set(result.spike_counts) == set(counts)
     for name, count in counts.items():
         np.testing.assert_array_equal(result.spike_counts[name].reshape(len(x), -1), count, err_msg=name)
+    for name, sent in _reference_messages(compiled, reference).items():
+        np.testing.assert_array_equal(result.message_counts[name].reshape(len(x), -1), sent, err_msg=name)

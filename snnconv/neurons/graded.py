@@ -5,18 +5,9 @@ brief: graded spikes of up to 32 bits; SpiNNaker's multicast packets carry an op
 32-bit payload, which sPyNNaker already uses as a spike count). A neuron can so send its
 quantized activation in one message instead of as a train of binary spikes.
 
-The model here is the integrate-and-fire neuron with reset by subtraction that may fire
-up to ``P`` spikes in one step, sent as one message carrying their number:
-
-    v += I
-    out = clamp(floor(v / theta), 0, P)          # the payload, 0 = no message
-    v  -= out * theta                            # reset by subtraction
-    (reset "zero": v = 0 where out > 0)
-
-``P = spikes_per_step = 255`` (8-bit payloads, what Intel says is typically used). A
-synapse delivers ``w * payload``: the IR, the synapse tables and the chip model are the
-IF network's, only the number a source sends per step is larger. With ``P = 1`` this is
-the IF neuron exactly.
+The step is ``snnconv.neurons.multi_spike``'s with ``N = P = 2^b - 1`` for a payload of
+``b`` bits (``payload_bits``, 8 by default: what Intel says is typically used); the
+count fired is the payload, sent as one message. With ``b = 1`` this is the IF neuron.
 
 Why it cuts timesteps (``passes/graded`` does the scaling): ReLU is positively
 homogeneous, so multiplying the input current of the first weighted layers and every bias
@@ -28,15 +19,12 @@ receive that payload in the same step (every layer runs every step), so after on
 network computes the ``P``-level quantized ANN, and over ``T`` steps the payload sums
 approach ``c P T``: the error of rate coding at ``P T`` steps, in ``T``.
 
-Rate (the ANN activation approximated): ``clip(x / theta, 0, P)`` payload per step.
-
-Bounds: out of ``v >= theta`` a step removes ``min(floor(v / theta), P) theta``, so after
-a step ``v < theta`` unless ``v >= (P + 1) theta``, when at most ``P theta`` was removed:
-upper ``max(theta - 1 + hi, v0 + hi + (T - 1) max(0, hi - P theta))`` with subtractive
-reset (IF's with ``theta`` replaced by ``P theta`` in the drain), lower as IF's. The step
-computes ``(out + 1) * theta`` to check the floor, at most one threshold beyond the
-membrane (``work``). Readers of a graded population receive ``[0, P]`` per step
-(``snnconv.overflow``).
+What the payload width costs: fewer bits quantize every activation more coarsely (fewer
+levels, more neurons whose activation rounds to 0 and send nothing: fewer messages and
+synaptic operations); more bits make every reader's current up to ``P`` times a binary
+spike's, which the overflow analysis bounds and ``quantize`` fits into the chip's state
+bits (``snnconv.overflow``). A target carries payloads up to its
+``neuron.spikes_per_step`` (``unsupported``).
 
 Cost: a graded spike is one message whatever its payload, so the simulator counts, per
 neuron, the steps it sent a nonzero payload (``SimulationResult.message_counts``) and the
@@ -46,44 +34,43 @@ NIR has no graded-spike neuron: export is refused (``nir``).
 
 from __future__ import annotations
 
-from snnconv.errors import BadGraphError, UnsupportedOpError
-from snnconv.neurons.model import NeuronModel
+from snnconv.errors import UnsupportedOpError
+from snnconv.neurons.multi_spike import MultiSpike
 
-__all__ = ["GradedIntegrateAndFire", "PAYLOAD_MAX"]
+__all__ = ["DEFAULT_PAYLOAD_BITS", "MAX_PAYLOAD_BITS", "PAYLOAD_MAX", "GradedIntegrateAndFire", "payload_max"]
 
-PAYLOAD_MAX = 255  # 8-bit payloads
+DEFAULT_PAYLOAD_BITS = 8
+MAX_PAYLOAD_BITS = 16  # the widest payload a target states (``neuron.spikes_per_step`` holds at most 2^16 - 1)
 
 
-class GradedIntegrateAndFire(NeuronModel):
+def payload_max(bits: int) -> int:
+    """The largest payload of ``bits`` bits: ``P = 2^bits - 1``."""
+    return 2 ** bits - 1
+
+
+PAYLOAD_MAX = payload_max(DEFAULT_PAYLOAD_BITS)
+
+
+class GradedIntegrateAndFire(MultiSpike):
     name = "graded"
-    description = f"graded spikes: integrate-and-fire sending floor(v / theta) up to {PAYLOAD_MAX} per step as one " \
-                  "message (Loihi 2, SpiNNaker 2)"
+    description = "graded spikes: integrate-and-fire sending floor(v / theta), up to 2^payload_bits - 1 (255 for 8 " \
+                  "bits), per step as one message (Loihi 2, SpiNNaker 2)"
     spikes_per_step = PAYLOAD_MAX
+    one_message = True
 
-    def check(self, layer) -> None:
-        if layer.decay:
-            raise BadGraphError(f"layer {layer.name!r}: a 'graded' neuron has no leak (decay {layer.decay})")
+    @property
+    def payload_bits(self) -> int:
+        return self.spikes_per_step.bit_length()
 
-    def fire(self, layer, v, out) -> None:
-        """Payload ``clamp(floor(v / theta), 0, P)`` into ``out``, then reset, in place.
+    def refused_count(self, most: int) -> str | None:
+        if most < 1 or most & (most + 1) or most.bit_length() > MAX_PAYLOAD_BITS:
+            return (f"a 'graded' neuron sends payloads of 1 to {MAX_PAYLOAD_BITS} bits, up to 2^bits - 1; "
+                    f"{most} is not such a maximum")
+        return None
 
-        The floor is exact for integers (torch's floor division of floats is Python's: the
-        remainder is taken first), and checked against ``v`` once more all the same.
-        """
-        theta = layer.threshold
-        out.copy_(v).div_(theta, rounding_mode="floor")
-        out.sub_((out * theta > v).to(out.dtype)).add_(((out + 1) * theta <= v).to(out.dtype))
-        out.clamp_(0, self.spikes_per_step)
-        if layer.reset == "subtract":
-            v.sub_(out, alpha=theta)
-        else:
-            v.mul_((out <= 0).to(v.dtype))
-
-    def rate(self, layer, x):
-        return (x / layer.threshold).clamp(0.0, float(self.spikes_per_step))
-
-    def work(self, layer, membrane: float) -> float:
-        return membrane + float(layer.threshold)
+    def unsupported(self, target) -> str | None:
+        reason = super().unsupported(target)
+        return None if reason is None else f"{reason} ({self.payload_bits}-bit payloads)"
 
     def nir(self, layer, nir, v_threshold, metadata: dict):
         raise UnsupportedOpError(f"NIR has no graded-spike neuron (its IF sends one binary spike per step; this one "

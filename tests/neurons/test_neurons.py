@@ -171,7 +171,12 @@ def test_nir_writes_a_leaky_population_as_lif_with_tau_from_the_decay(leaky_cnn,
     ({"neuron": "if", "decay": 0.1}, "neuron 'if' has no leak"),
     ({"neuron": "lif", "decay": 1.5}, "not a decay per step"),
     ({"neuron": "lif", "decay": 1e-9}, "not a decay per step"),
-    ({"neuron": "hodgkin-huxley"}, "neuron: 'hodgkin-huxley' is not one of 'if', 'lif', 'graded'"),
+    ({"neuron": "hodgkin-huxley"}, "neuron: 'hodgkin-huxley' is not one of 'if', 'lif', 'graded', 'burst'"),
+    ({"neuron": "if", "payload_bits": 4}, "neuron 'if' sends no payload; use neuron 'graded'"),
+    ({"neuron": "graded", "payload_bits": 17, "target": "loihi2"}, "payload_bits: 17 is out of range"),
+    ({"neuron": "graded", "burst": 2, "target": "loihi2"}, "neuron 'graded' fires no bursts; use neuron 'burst'"),
+    ({"neuron": "burst", "burst": 0, "target": "loihi2"}, "burst: 0 is not a positive integer"),
+    ({"neuron": "burst"}, "target 'loihi' carries 1 spike.s. per neuron and step; neuron model 'burst' emits up to 4"),
 ])
 def test_neuron_options_are_checked_before_compiling(options, fragment):
     target = options.pop("target", "loihi")
@@ -180,7 +185,7 @@ def test_neuron_options_are_checked_before_compiling(options, fragment):
 
 
 def test_the_registry_lists_every_model_once_with_a_description():
-    assert neurons.names() == ("if", "lif", "graded")
+    assert neurons.names() == ("if", "lif", "graded", "burst")
     assert all(model.description and neurons.get(name) is model for name, model in neurons.MODELS.items())
 
 
