@@ -9,7 +9,7 @@ from snnconv.frontend import load_onnx, load_torch
 from snnconv.ir import Graph
 from snnconv.version import __version__
 
-__all__ = ["Graph", "__version__", "compile", "errors", "evaluate", "load", "load_onnx", "load_torch"]
+__all__ = ["Graph", "__version__", "bench", "compile", "errors", "evaluate", "load", "load_onnx", "load_torch"]
 
 
 def __getattr__(name: str):
@@ -21,6 +21,10 @@ def __getattr__(name: str):
         from snnconv.evaluation import evaluate
 
         return evaluate
+    if name == "bench":
+        from snnconv.benchmark import bench
+
+        return bench
     if name == "ann":
         import snnconv.ann
 

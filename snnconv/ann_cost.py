@@ -35,7 +35,7 @@ import numpy as np
 
 from snnconv.ir import Conv, Dense, Graph
 
-__all__ = ["ENERGY_SOURCE", "E_MAC_PJ", "ann_cost", "deterministic", "latency_us", "macs"]
+__all__ = ["ENERGY_SOURCE", "E_MAC_PJ", "ann_cost", "deterministic", "latency_us", "macs", "session"]
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +75,8 @@ def latency_us(model, sample_shape: tuple[int, ...]) -> tuple[float | None, str]
         import onnxruntime
     except ImportError:
         return None, "onnxruntime is not installed (pip install onnxruntime)"
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    options.log_severity_level = 3
     try:
-        session = onnxruntime.InferenceSession(model.SerializeToString(), options,
-                                               providers=["CPUExecutionProvider"])
-        first = session.get_inputs()[0]
-        feed = {first.name: np.zeros((1, *sample_shape), _DTYPES.get(first.type, np.float32))}
-        times = _timed_runs(session, feed)
+        times = _timed_runs(*session(model, sample_shape))
     except Exception as exc:  # noqa: BLE001 - onnxruntime's errors derive from Exception alone
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         log.warning("onnxruntime could not run the ANN, so its latency is not measured: %s", reason)
@@ -91,6 +84,21 @@ def latency_us(model, sample_shape: tuple[int, ...]) -> tuple[float | None, str]
     how = (f"onnxruntime {onnxruntime.__version__} CPUExecutionProvider on this CPU, batch 1, 1 thread, "
            f"median of {len(times)} runs after {WARMUP} warm-up runs")
     return statistics.median(times) / 1e3, how
+
+
+def session(model, sample_shape: tuple[int, ...]) -> tuple[object, dict]:
+    """An onnxruntime session of ``model`` on one CPU thread and its feed, one all-zero sample at batch 1.
+
+    Raises ImportError without onnxruntime and onnxruntime's own errors when it cannot run the model.
+    """
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    runner = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    first = runner.get_inputs()[0]
+    return runner, {first.name: np.zeros((1, *sample_shape), _DTYPES.get(first.type, np.float32))}
 
 
 def _timed_runs(session, feed: dict) -> list[int]:

@@ -204,6 +204,25 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     _show(args, evaluation.to_dict(), evaluation.render)
 
 
+def _cmd_bench(args: argparse.Namespace) -> None:
+    import snnconv
+    from snnconv.data import load_npz
+
+    targets = args.target.split(",")
+    files.check_outputs({"the HTML page (--html)": args.html},
+                        {"the model": args.model, "the data (--data)": args.data,
+                         "the calibration data": args.calibration,
+                         **{f"the target file {t}": _target_file(t) for t in targets}})
+    x, y = load_npz(args.data) if args.data else (None, None)
+    calibration = load_npz(args.calibration)[0] if args.calibration else None
+    result = snnconv.bench(args.model, targets, codings=args.coding.split(","), timesteps=args.timesteps, data=x,
+                           labels=y, calibration=calibration, input_shape=args.input_shape, samples=args.samples,
+                           tune=args.tune, calibration_samples=args.calibration_samples)
+    written = {"html": str(result.write_html(args.html))} if args.html else {}
+    _show(args, {**result.to_dict(), **written},
+          lambda: result.render() + (f"\n\nwrote {written['html']}" if written else ""))
+
+
 DEMO_CALIBRATION = 256  # of the 500 bundled digits: 98.7% on the test digits at T = 32 (98.5% with all 500), 1 s quicker
 
 
@@ -304,6 +323,27 @@ def build_parser() -> argparse.ArgumentParser:
                                "small-T accuracy)")
     evaluate.add_argument("--json", action="store_true", help="print the table as JSON")
     evaluate.set_defaults(run=_cmd_eval)
+
+    bench = commands.add_parser("bench", help="one inference at batch 1: the SNN per target, coding and T beside "
+                                "the ANN measured here and modeled on a CPU, GPU and edge accelerator")
+    bench.add_argument("model", help="path of an .onnx model")
+    bench.add_argument("--target", default="loihi", metavar="T,T,...",
+                       help="target names or .toml files, comma-separated (default loihi)")
+    bench.add_argument("--coding", default="if", metavar="NEURON,...",
+                       help="neuron models, comma-separated: if (rate coding, default), graded (loihi2, spinnaker2)")
+    bench.add_argument("--timesteps", type=_timesteps_list, metavar="T,T,...",
+                       help="the T to compile and run each for (default 32, or L for a QCFS-trained network)")
+    bench.add_argument("--data", metavar="DATA.npz", help="samples x (and labels y) for accuracy and the SNN's activity")
+    bench.add_argument("--samples", type=_positive, help="use the first N samples of --data (default all)")
+    bench.add_argument("--calibration", metavar="DATA.npz", help="samples to compile with (default: those of --data)")
+    bench.add_argument("--calibration-samples", type=_positive, default=128,
+                       help="compile with the first N calibration samples (default 128)")
+    bench.add_argument("--tune", choices=("off", "fast", "full"), default="off",
+                       help="tuning while compiling (default off, for speed; see `snnconv compile --help`)")
+    bench.add_argument("--input-shape", type=_shape, metavar="C,H,W", help="one sample's shape, if dynamic")
+    bench.add_argument("--html", metavar="FILE.html", help="write a self-contained page with the latency-energy plane")
+    bench.add_argument("--json", action="store_true", help="print every configuration and source as JSON")
+    bench.set_defaults(run=_cmd_bench)
 
     demo = commands.add_parser("demo", help="compile, run and report the bundled MNIST CNN on loihi")
     demo.add_argument("--json", action="store_true", help="print accuracy, statistics and report as JSON")
