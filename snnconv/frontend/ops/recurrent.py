@@ -25,7 +25,7 @@ _TIME_MAJOR = "time-major sequence"  # pending: a Transpose of the input to [L, 
 _HIDDEN = "rnn hidden state"  # pending: an RNN's Y_h, [directions, N, H]
 
 
-@converter("Transpose", 1, 13, 21, 23)
+@converter("Transpose", 1, 13, 21, 23, 24, 25)
 def transpose(node: Node, ctx: Context) -> None:
     """Only the swap of batch and items of a sequence input in front of an RNN: the IR has no time axis."""
     layer = ctx.layer_of(node.inputs[0], node)

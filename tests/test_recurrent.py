@@ -1,0 +1,169 @@
+"""Recurrent networks (snnconv.recurrent, frontend ops/recurrent.py): import, refusals, bit-exactness, accuracy.
+
+Oracles: onnxruntime for the frontend; the literal int64 per-core reference
+(``recurrent_reference.py``) for the streamed chip model, bit for bit, on
+hypothesis-drawn recurrent nets and on the bundled model; the ANN for accuracy.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import recurrent_reference
+from snnconv import ann, recurrent, targets
+from snnconv.errors import SnnconvError, UnsupportedOpError
+from snnconv.frontend import load_onnx
+from snnconv.ir import Dense, Graph, Input, Output, Recurrent
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+TARGETS = ["loihi", "loihi2", "spinnaker2"]
+
+
+def _export(module: torch.nn.Module, items: int = 6, features: int = 5):
+    import onnx
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), (torch.zeros(1, items, features),), buffer, dynamo=False, opset_version=14,
+                          input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+    return onnx.load_from_string(buffer.getvalue())
+
+
+class _Net(torch.nn.Module):
+    def __init__(self, cell=torch.nn.RNN, **kwargs):
+        super().__init__()
+        torch.manual_seed(0)
+        self.rnn = cell(5, 8, batch_first=True, **kwargs)
+        self.head = torch.nn.Linear(8, 3)  # h[-1]: the last direction's final state
+
+    def forward(self, x):
+        out = self.rnn(x)[1]
+        h = out[0] if isinstance(out, tuple) else out
+        return self.head(h[-1])
+
+
+def test_rnn_relu_matches_onnxruntime():
+    import onnxruntime
+
+    model = _export(_Net(nonlinearity="relu"))
+    graph = load_onnx(model)
+    assert [layer.kind for layer in graph] == ["input", "recurrent", "dense", "output"]
+    x = np.random.default_rng(0).random((7, 6, 5), dtype=np.float32)
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    expected = session.run(None, {"x": x})[0]
+    np.testing.assert_allclose(ann.evaluate(graph, x), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("net, words", [
+    (_Net(nonlinearity="tanh"), "only Relu converts"),
+    (_Net(nonlinearity="relu", bidirectional=True), "direction 'bidirectional'"),
+    (_Net(torch.nn.LSTM), "LSTM gates multiply"),
+    (_Net(torch.nn.GRU), "GRU gates multiply"),
+])
+def test_refusals_say_why(net, words):
+    with pytest.raises(UnsupportedOpError, match=words):
+        load_onnx(_export(net))
+
+
+def _graph(rng: np.random.Generator, items: int, features: int, hidden: int, classes: int) -> Graph:
+    recurrent_weights = rng.normal(0, 0.9 / np.sqrt(hidden), (hidden, hidden))
+    layers = [Input(name="x", inputs=(), shape=(items, features)),
+              Recurrent(name="rnn", inputs=("x",), shape=(hidden,), weight=rng.normal(0, 1, (hidden, features)),
+                        recurrent=recurrent_weights, bias=rng.normal(0, 0.2, hidden)),
+              Dense(name="head", inputs=("rnn",), shape=(classes,), weight=rng.normal(0, 1, (classes, hidden)),
+                    bias=rng.normal(0, 0.1, classes)),
+              Output(name="out", inputs=("head",), shape=(classes,))]
+    return Graph.from_layers(layers, name="random_rnn")
+
+
+def _assert_bit_exact(program: recurrent.RecurrentProgram, x: np.ndarray) -> None:
+    fast = recurrent.run(program, x)
+    integrals, spikes, saturations = recurrent_reference.run(program, x)
+    np.testing.assert_array_equal(fast.spikes, spikes)
+    assert fast.saturations == saturations
+    expected = integrals * program.output_scale / program.steps_per_item
+    np.testing.assert_array_equal(fast.item_outputs, expected)
+
+
+@settings(max_examples=12, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**31), items=st.integers(1, 5), hidden=st.integers(1, 12),
+       steps=st.integers(1, 6), target=st.sampled_from(TARGETS))
+def test_chip_model_equals_reference_on_random_recurrent_nets(seed, items, hidden, steps, target):
+    rng = np.random.default_rng(seed)
+    graph = _graph(rng, items, 3, hidden, 4)
+    x = rng.random((6, items, 3)).astype(np.float32)
+    program = recurrent.compile(graph, target, x, steps_per_item=steps)
+    _assert_bit_exact(program, x)
+
+
+def test_recurrent_delay_is_one_window():
+    """A lone neuron whose only input is itself: it fires in item 2 exactly where it fired in item 1."""
+    layers = [Input(name="x", inputs=(), shape=(3, 1)),
+              Recurrent(name="rnn", inputs=("x",), shape=(1,), weight=np.array([[1.0]]), recurrent=np.array([[1.0]]),
+                        bias=np.zeros(1)),
+              Dense(name="head", inputs=("rnn",), shape=(1,), weight=np.ones((1, 1)), bias=np.zeros(1)),
+              Output(name="out", inputs=("head",), shape=(1,))]
+    graph = Graph.from_layers(layers, name="echo")
+    x = np.array([[[0.5], [0.0], [0.0]]], np.float32)
+    program = recurrent.compile(graph, None, x, steps_per_item=8, percentile=100)
+    result = recurrent.run(program, x)
+    assert result.spikes.tolist() == [[8, 8, 8]]  # lambda_h = 0.5: rate 1, carried from item to item (h_t = h_{t-1})
+    np.testing.assert_allclose(result.item_outputs[0, :, 0], [0.5, 0.5, 0.5])
+
+
+def test_partition_routes_a_core_to_itself_and_refuses_what_does_not_fit():
+    rng = np.random.default_rng(1)
+    x = rng.random((4, 3, 3)).astype(np.float32)
+    program = recurrent.compile(_graph(rng, 3, 3, 300, 4), "spinnaker2", x)  # over one core's 256 neurons
+    hidden = [c for c in program.cores if c.population == "hidden"]
+    assert len(hidden) > 1 and hidden[0].neurons[0] == 0 and hidden[-1].neurons[1] == 300
+    assert all(a.neurons[1] == b.neurons[0] for a, b in zip(hidden, hidden[1:]))
+    memory = targets.get("spinnaker2").core.synapse_memory_bits
+    assert all(c.memory_bits <= memory and c.neurons[1] - c.neurons[0] <= 256 for c in hidden)
+    assert all(c.index in c.routes and c.input_axons == 300 for c in hidden)
+    with pytest.raises(SnnconvError, match=r"input axons \(5,000\) exceeded max \(4,096\)"):
+        recurrent.compile(_graph(rng, 2, 3, 5000, 4), "loihi", x[:, :2])
+
+
+def test_general_pipeline_refuses_recurrent_graphs():
+    import snnconv
+
+    rng = np.random.default_rng(2)
+    with pytest.raises(UnsupportedOpError, match="snnconv.recurrent.compile"):
+        snnconv.compile(_graph(rng, 3, 3, 4, 2), target="loihi", calibration=rng.random((4, 3, 3), dtype=np.float32))
+
+
+def _bundled():
+    if not (MODELS / "mnist_rnn.onnx").exists():
+        pytest.skip("models/mnist_rnn.onnx not trained yet (python models/train_rnn.py)")
+    calib, test = np.load(MODELS / "mnist_rnn_calib.npz"), np.load(MODELS / "mnist_rnn_test.npz")
+    return load_onnx(MODELS / "mnist_rnn.onnx"), calib["x"], test["x"], test["y"]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_bundled_rnn_converts_and_equals_the_reference(target):
+    graph, calib, x, _ = _bundled()
+    program = recurrent.compile(graph, target, calib)
+    assert program.cores and any(c.index in c.routes for c in program.cores)
+    _assert_bit_exact(program, x[:4])
+
+
+@pytest.mark.xfail(strict=False, reason="measured on loihi at 128 steps per item, percentile 99, every third test "
+                   "sequence: SNN 84.1% vs ANN 87.4% (3.3 points; float SNN 96% vs 90% on the first 200); "
+                   "issue 20's 1-point bar is not met yet")
+def test_bundled_rnn_within_one_point_of_the_ann():
+    graph, calib, x, y = _bundled()
+    x, y = x[::3], y[::3]  # every third test sequence: all classes, a third of the time
+    ann_accuracy = float((ann.evaluate(graph, x).argmax(1) == y).mean())
+    program = recurrent.compile(graph, "loihi", calib)
+    snn_accuracy = float((recurrent.run(program, x).predictions == y).mean())
+    assert snn_accuracy >= ann_accuracy - 0.01, (snn_accuracy, ann_accuracy)
