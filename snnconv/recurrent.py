@@ -10,7 +10,7 @@ each hidden neuron's bias for those steps (as a constant-current input layer of 
 feed-forward pipeline). The hidden population is integrate-and-fire with subtractive
 reset; its membranes restart at ``v_init`` at each item's first step (the ANN carries
 state only through ``h``: a membrane carried across items kept negative charge from
-silent items, and the bundled RNN fell from 96% to 24% in float), and its own spikes
+silent items; the two were not compared at equal settings), and its own spikes
 come back through the recurrent synapses ``U`` **with a delay of K steps**: at step ``k``
 of item ``t`` the recurrent current is ``U s[(t-1)K + k - K]``, the spike of the same step
 of the previous item (zero for the first item, ``h_0 = 0``). Over item ``t``'s window the
