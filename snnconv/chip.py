@@ -35,6 +35,7 @@ Beside them, ``stats["neurobench"]`` holds the NeuroBench metrics of the run (se
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass, field
@@ -80,37 +81,70 @@ class RunResult:
 
 
 def run(graph: Graph, target: Target, x: np.ndarray, timesteps: int, batch_size: int = 256,
-        device: str = "cpu", progress=None) -> RunResult:
-    """Simulate ``x`` (N, *input shape) in batches; statistics averaged per sample."""
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        device: str = "cpu", progress=None, executor: str = "local", ray_address: str | None = None) -> RunResult:
+    """Simulate ``x`` (N, *input shape) in batches; statistics averaged per sample.
+
+    ``executor="ray"`` runs the batches as tasks on a Ray cluster (``snnconv.distributed``;
+    ``ray_address``: a running one, else one started here): the same result, to the byte.
+    """
+    if str(device).startswith("cuda") and not torch.cuda.is_available() and executor == "local":
         raise SnnconvError(f"device {device!r}: torch sees no CUDA GPU here; run on device 'cpu'")
     batch_size = ann.samples_per_batch(graph, CHUNK_ELEMENTS, batch_size)  # a chunk of one step must fit
+    work = functools.partial(batch_totals, timesteps=timesteps)
     with threads_for(graph, min(batch_size, len(x)), device):
-        return _run(graph, target, x, timesteps, batch_size, device, progress)
+        if executor == "ray":
+            from snnconv.distributed import map_batches
+
+            totals = map_batches(graph, x, batch_size, work, device, ray_address, progress)
+        else:
+            totals = [work(graph, x[start:start + batch_size], device) for start in _starts(x, batch_size, progress)]
+        return _merged(graph, target, totals, len(x), timesteps)
 
 
-def _run(graph: Graph, target: Target, x: np.ndarray, timesteps: int, batch_size: int, device: str,
-         progress) -> RunResult:
-    outputs, counts, messages, saturations, input_macs = [], {}, {}, {}, 0.0
+@dataclass
+class BatchTotals:
+    """What one batch contributes to a run: its outputs, and its counts summed over its samples."""
+
+    outputs: np.ndarray
+    counts: dict[str, np.ndarray]
+    messages: dict[str, np.ndarray]
+    saturations: dict[str, int]
+    input_macs: float
+
+
+def batch_totals(graph: Graph, x: np.ndarray, device: str, timesteps: int) -> BatchTotals:
+    """Simulate one batch and sum what the run's statistics need (a module-level function: Ray ships it)."""
+    result = simulate(graph, x, timesteps, device=device)
+    return BatchTotals(result.outputs[timesteps], {name: c.sum(axis=0) for name, c in result.spike_counts.items()},
+                       {name: c.sum(axis=0) for name, c in result.message_counts.items()}, dict(result.saturations),
+                       metrics.effective_macs(graph, x))
+
+
+def _starts(x: np.ndarray, batch_size: int, progress):
+    """The batches' first samples, reporting each batch done to ``progress``."""
     for start in range(0, len(x), batch_size):
-        result = simulate(graph, x[start:start + batch_size], timesteps, device=device)
-        input_macs += metrics.effective_macs(graph, x[start:start + batch_size])
-        outputs.append(result.outputs[timesteps])
-        for name, c in result.spike_counts.items():
-            counts[name] = counts.get(name, 0) + c.sum(axis=0)
-        for name, c in result.message_counts.items():
-            messages[name] = messages.get(name, 0) + c.sum(axis=0)
-        for name, n in result.saturations.items():
-            saturations[name] = saturations.get(name, 0) + n
+        yield start
         if progress is not None:
             progress(min(len(x), start + batch_size))
+
+
+def _merged(graph: Graph, target: Target, totals: list[BatchTotals], samples: int, timesteps: int) -> RunResult:
+    """The run's result from its batches' totals, added in batch order (the same sums wherever batches ran)."""
+    counts, messages, saturations, input_macs = {}, {}, {}, 0.0
+    for batch in totals:
+        input_macs += batch.input_macs
+        for name, c in batch.counts.items():
+            counts[name] = counts.get(name, 0) + c
+        for name, c in batch.messages.items():
+            messages[name] = messages.get(name, 0) + c
+        for name, n in batch.saturations.items():
+            saturations[name] = saturations.get(name, 0) + n
     if saturations:
         log.warning("membranes saturated at the chip's state bits %s times (%s); the chip clips them the same way",
                     f"{sum(saturations.values()):,}", ", ".join(sorted(saturations)))
-    samples = len(x)
     mean_counts = {name: c / samples for name, c in counts.items()}
     mean_messages = {name: c / samples for name, c in messages.items()}
-    output = np.concatenate(outputs)
+    output = np.concatenate([batch.outputs for batch in totals])
     # what costs energy and traffic is a message (a binary spike, or a graded spike whatever its payload)
     stats = statistics(graph, target, mean_messages, timesteps) if graph.fact("mapping") else {}
     if stats and any(isinstance(layer, IF) and neurons.of(layer).spikes_per_step > 1 for layer in graph):

@@ -22,6 +22,7 @@ sample's output vector with the ANN's.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -77,16 +78,20 @@ class Evaluation:
 
 def evaluate(model, data, labels=None, *, target="loihi", timesteps: Sequence[int] = (8, 16, 32), calibration=None,
              example=None, input_shape: tuple[int, ...] | None = None, batch_size: int = 256, device: str = "cpu",
-             compile_once: bool = False, **options) -> Evaluation:
+             compile_once: bool = False, executor: str = "local", ray_address: str | None = None,
+             **options) -> Evaluation:
     """The ANN vs SNN table for ``model`` on ``data``: ``(x, y)``, ``x`` with ``labels``, or (x, y) batches.
 
     ``options`` go to ``snnconv.compile`` (``percentile``, ``reset``, ``chips``, ...).
+    ``executor="ray"`` simulates the batches as tasks on a Ray cluster (``ray_address``,
+    else one started here): the same table, to the byte (``snnconv.distributed``).
     """
     from snnconv.compiled import _load, compile
 
     x, y = _samples(data, labels)
     steps = valid.timesteps_list(timesteps)
     batch_size, device = valid.positive(batch_size, "batch_size"), valid.device(device)
+    executor = valid.choice(executor, "executor", valid.EXECUTORS)
     graph, _ = _load(model, example if example is not None else _example(x), input_shape)
     check_labels(y, math.prod(graph.output.shape), "data: labels")
     ann_outputs = ann.evaluate(graph, x, graph.output.inputs[0]).reshape(len(x), -1)  # before any output function
@@ -97,7 +102,7 @@ def evaluate(model, data, labels=None, *, target="loihi", timesteps: Sequence[in
     for group in groups:
         with reporting(f"compiling for T = {group[-1]}"):
             net = compile(graph, target, calibration, timesteps=group[-1], **options)
-        snn.update(_outputs(net, x, group, batch_size, device))
+        snn.update(_outputs(net, x, group, batch_size, device, executor, ray_address))
         compiled_for.update({t: group[-1] for t in group})
     return Evaluation(net.target.name, len(x), float((ann_predictions == y).mean()),
                       {t: float((o.argmax(axis=1) == y).mean()) for t, o in snn.items()},
@@ -106,19 +111,31 @@ def evaluate(model, data, labels=None, *, target="loihi", timesteps: Sequence[in
                       {t: _mean_cosine(o, ann_outputs) for t, o in snn.items()}, compiled_for)
 
 
-def _outputs(net, x: np.ndarray, steps: list[int], batch_size: int, device: str) -> dict[int, np.ndarray]:
+def _outputs(net, x: np.ndarray, steps: list[int], batch_size: int, device: str, executor: str,
+             ray_address: str | None) -> dict[int, np.ndarray]:
     """The chip model's output integrators after each of ``steps``, one simulation of ``steps[-1]`` steps."""
-    from snnconv.snn import CHUNK_ELEMENTS, simulate
+    from snnconv.snn import CHUNK_ELEMENTS
 
     show = Progress(f"simulating T = {steps[-1]}", len(x), "samples")
-    outputs = {t: [] for t in steps}
     batch_size = ann.samples_per_batch(net.graph, CHUNK_ELEMENTS, batch_size)
-    for start in range(0, len(x), batch_size):
-        result = simulate(net.graph, x[start:start + batch_size], steps[-1], checkpoints=steps, device=device)
-        for t in steps:
-            outputs[t].append(result.outputs[t])
-        show(min(len(x), start + batch_size))
-    return {t: np.concatenate(o).reshape(len(x), -1) for t, o in outputs.items()}
+    work = functools.partial(batch_outputs, steps=tuple(steps))
+    if executor == "ray":
+        from snnconv.distributed import map_batches
+
+        batches = map_batches(net.graph, x, batch_size, work, device, ray_address, show)
+    else:
+        batches = []
+        for start in range(0, len(x), batch_size):
+            batches.append(work(net.graph, x[start:start + batch_size], device))
+            show(min(len(x), start + batch_size))
+    return {t: np.concatenate([batch[t] for batch in batches]).reshape(len(x), -1) for t in steps}
+
+
+def batch_outputs(graph, x: np.ndarray, device: str, steps: tuple[int, ...]) -> dict[int, np.ndarray]:
+    """One batch's output integrators after each of ``steps`` (a module-level function: Ray ships it)."""
+    from snnconv.snn import simulate
+
+    return simulate(graph, x, steps[-1], checkpoints=steps, device=device).outputs
 
 
 def _relative_rms_error(outputs: np.ndarray, reference: np.ndarray) -> float:

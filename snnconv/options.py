@@ -15,13 +15,14 @@ from snnconv.errors import BadOptionError
 from snnconv.neurons import burst as burst_neurons
 from snnconv.neurons import graded
 
-__all__ = ["MAX_TIMESTEPS", "burst", "choice", "decay", "device", "payload_bits", "percentile", "positive", "shape",
-           "timesteps", "timesteps_list"]
+__all__ = ["EXECUTORS", "MAX_TIMESTEPS", "burst", "choice", "decay", "device", "payload_bits", "percentile", "positive",
+           "shape", "timesteps", "timesteps_list"]
 
 # Rate-coded conversions reach their ANN's accuracy within a few hundred steps (Rueckauer et
 # al. 2017 report convergence by ~1,000 on ImageNet); 16,384 leaves room for the slowest and
 # keeps a run bounded: T = 2^31 would simulate for days.
 MAX_TIMESTEPS = 1 << 14
+EXECUTORS = ("local", "ray")  # where a run's batches simulate: here, or as tasks on Ray (snnconv.distributed)
 
 
 def positive(value, name: str, high: int | None = None) -> int:
