@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from snnconv import ann, ann_cost, geometry, overflow, progress
+from snnconv import ann, ann_cost, geometry, neurons, overflow, progress
 from snnconv.data import iter_batches
 from snnconv.errors import SnnconvError
 from snnconv.ir import Graph
@@ -233,7 +233,8 @@ def _trials(graph: Graph, calibration, percentiles, schemes, per_channel, max_po
         for scheme in schemes:
             scheme_notes = dict(trial_notes)
             spiking = _run(Spike(max_pool, encoding, scheme, **neuron), normalized, scheme_notes)
-            spiking = _run(Graded(), spiking, scheme_notes) if neuron["model"] == "graded" else spiking
+            if neurons.fires_several(neuron["model"]):  # graded, burst: one step carries up to spikes_per_step
+                spiking = _run(Graded(neuron["model"]), spiking, scheme_notes)
             trials[(p, scheme)] = (spiking, scheme_notes)
     return trials
 

@@ -26,7 +26,7 @@ from snnconv.neurons.leaky import LeakyIntegrateAndFire
 from snnconv.neurons.model import NeuronModel
 from snnconv.neurons.multi_spike import MultiSpike
 
-__all__ = ["NeuronModel", "MODELS", "names", "get", "of", "sized", "message_payload"]
+__all__ = ["NeuronModel", "MODELS", "names", "get", "of", "sized", "fires_several", "message_payload"]
 
 MODELS: dict[str, NeuronModel] = {model.name: model for model in (IntegrateAndFire(), LeakyIntegrateAndFire(),
                                                                   GradedIntegrateAndFire(), BurstIntegrateAndFire())}
@@ -72,6 +72,12 @@ def _several(model: NeuronModel, count: int, where: str = "") -> MultiSpike:
         raise BadGraphError(f"{where}neuron model {model.name!r} fires one spike per step; a number of spikes per "
                             f"step ({count}) is for {several}")
     return model
+
+
+def fires_several(name: str) -> bool:
+    """Whether the model called ``name`` may fire several spikes per step (its networks are scaled so that one
+    step carries up to that many: ``passes/graded``)."""
+    return isinstance(get(name), MultiSpike)
 
 
 def message_payload(model: NeuronModel) -> int:

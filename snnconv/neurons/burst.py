@@ -9,15 +9,21 @@ burst neuron releases it between two steps as a burst: ``min(floor(v / theta), G
 spikes, reset by subtracting them all; its rate saturates at ``G`` per step, not 1.
 
 The step is ``snnconv.neurons.multi_spike``'s with ``N = G`` (``IF.spikes_per_step``;
-``burst`` per compile, ``DEFAULT_BURST`` unless given). Unlike graded spikes, the network
-is not rescaled: thresholds stay at the normalized activation's ceiling, and the burst
-only removes the one-spike-per-step bottleneck. With ``G = 1`` this is the IF neuron.
+``burst`` per compile, ``DEFAULT_BURST`` unless given). With ``G = 1`` this is the IF
+neuron. As for graded spikes, ``passes/graded`` scales the network by ``G`` so that a
+neuron's activation ``a`` (in [0, 1] of its ceiling) fires ``G a`` spikes per step: in
+``T`` steps the counts resolve ``G T`` levels, rate coding's resolution at ``G T`` steps,
+for as many spikes. Unscaled, thresholds at the activation's ceiling, a neuron seldom
+holds more than one threshold and bursts change little (measured in ``passes/graded``).
 
 Cost: a burst is that many binary spikes, each its own message: no payload is needed, so
 ``one_message`` is false and the simulator's spike counts are the messages; synaptic
 operations, routing and energy count every spike of a burst (``snnconv.chip``), as rate
 coding does. What a burst saves is steps: fewer neuron updates, static energy and
-latency. A target runs it where a neuron can send ``G`` spikes in one step
+latency (on the Fashion VGG on loihi2, ``G = 4`` at ``T = 4`` scores 92.3% for 284 uJ
+and 928 us against rate coding's 92.4% for 669 uJ and 2,033 us at ``T = 32``).
+
+A target runs it where a neuron can send ``G`` spikes in one step
 (``neuron.spikes_per_step``): of the bundled ones loihi2 and spinnaker2, whose sources
 state that through graded payloads (where a burst's count would travel as one payload,
 ``graded`` is the cheaper coding); loihi and speck send one spike per step and refuse it.
@@ -32,7 +38,7 @@ from snnconv.neurons.multi_spike import MultiSpike
 
 __all__ = ["DEFAULT_BURST", "MAX_BURST", "BurstIntegrateAndFire"]
 
-DEFAULT_BURST = 4  # spikes in the longest burst; benchmarks/codings.py measures 2..8
+DEFAULT_BURST = 4  # spikes in the longest burst: on the Fashion VGG at T = 4, 92.3% (G = 2 at T = 8: 92.0%)
 MAX_BURST = 255  # a burst is counted in a byte where spike trains are kept (snnconv.snn)
 
 

@@ -5,7 +5,8 @@ neuron; the release of residual input against a hand-computed train; the rate ag
 clipped ReLU, with every spike a message; the overflow bounds; the bundled MNIST CNN on
 loihi2, whose statistics count every spike of a burst; refusals where a target sends one
 spike per step, and for NIR. The chip model against the literal per-core reference on
-random burst networks is in ``tests/test_chip_random.py``.
+random burst networks is in ``tests/test_chip_random.py``; the network's scaling by ``G``
+against the ``G``-level quantized ANN here.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import torch
 import snnconv
 from snnconv import ann, neurons, overflow
 from snnconv.errors import BadOptionError, UnsupportedOpError
-from snnconv.ir import IF, Dense, Graph, Input, Output
+from snnconv.ir import IF, Dense, Graph, Input, Output, ReLU
 from snnconv.neurons.burst import DEFAULT_BURST
+from snnconv.pipeline import convert
 from snnconv.snn import simulate
 
 MODELS = resources.files("snnconv.models")
@@ -147,3 +149,24 @@ def test_the_command_line_takes_the_burst_and_refuses_it_for_loihi_in_one_line(t
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert "neuron model 'burst' emits up to 3" in result.stderr, result.stderr
     assert not (tmp_path / "x.snn").exists()
+
+
+def test_a_burst_network_is_scaled_so_that_one_step_is_its_g_level_quantization(rng):
+    """As graded spikes are (``passes/graded``): the hidden layer fires round(G a) spikes of its normalized
+    activation a in the first step, and the output reads them through unchanged weights."""
+    layers = [Input(name="x", inputs=(), shape=(12,)),
+              Dense(name="d1", inputs=("x",), shape=(16,), weight=rng.normal(size=(16, 12)).astype(np.float32) / 3,
+                    bias=rng.normal(size=16).astype(np.float32) / 4),
+              ReLU(name="r1", inputs=("d1",), shape=(16,)),
+              Dense(name="d2", inputs=("r1",), shape=(4,), weight=rng.normal(size=(4, 16)).astype(np.float32) / 4,
+                    bias=np.zeros(4, np.float32)),
+              Output(name="o", inputs=("d2",), shape=(4,))]
+    x = rng.random((32, 12)).astype(np.float32)
+    spiking = convert(Graph.from_layers(layers), x, neuron="burst", spikes_per_step=4, correct_bias=False,
+                      percentile=100.0, v_init="half").graph
+    assert spiking.fact("graded") == 4 and spiking["r1"].spikes_per_step == 4
+    hidden = ann.activations(spiking, x, ["r1"])["r1"]  # 4 a, at most 4
+    assert hidden.max() <= 4 and hidden.max() > 3  # the largest activation (percentile 100) reaches G
+    d2 = spiking["d2"]
+    expected = (np.floor(hidden + 0.5) @ d2.weight.T.astype(np.float64) + d2.bias) * spiking.output.scale
+    np.testing.assert_allclose(simulate(spiking, x, 1).outputs[1], expected, rtol=1e-5, atol=1e-5)
