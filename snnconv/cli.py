@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from snnconv import files, neurons, options
+from snnconv import files, html_codings, neurons, options
 from snnconv.errors import BadDataError, BadOptionError, SnnconvError
 from snnconv.neurons import burst, graded
 from snnconv.progress import Progress, reporting, silence
@@ -44,6 +44,7 @@ _percentile = _option(options.percentile)
 _positive = _option(options.positive, "value")
 _timesteps = _option(options.timesteps)
 _timesteps_list = _option(options.timesteps_list)
+_neuron_list = _option(options.choices, "neuron", neurons.names())
 
 
 def _cmd_inspect(args: argparse.Namespace) -> None:
@@ -176,15 +177,17 @@ def _cmd_report(args: argparse.Namespace) -> None:
         _show(args, report.to_dict(), report.render)
         return
     files.check_outputs({"the HTML report (--html)": args.html}, {"the artifact": args.artifact,
-                                                                 "the data (--data)": args.data})
+                                                                 "the data (--data)": args.data,
+                                                                 "the evaluation (--eval)": args.eval})
     net = snnconv.load(args.artifact)
+    evaluation = html_codings.read(args.eval) if args.eval else None
     run, accuracy = None, None
     if args.data:
         x, y = load_npz(args.data)
         check_labels(y, net.classes, f"{args.data}: y")
         run = net.run(x, batch_size=args.batch_size, progress=Progress("simulating", len(x), "samples"))
         accuracy = {"snn": {run.timesteps: run.accuracy(y)}} if y is not None else None
-    path = net.write_html(args.html, run, accuracy)
+    path = net.write_html(args.html, run, accuracy, evaluation)
     _show(args, {"html": str(path)}, lambda: f"wrote {path}")
 
 
@@ -303,6 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("artifact", help="a .snn file from `snnconv compile`")
     report.add_argument("--html", metavar="FILE.html", help="write a self-contained HTML report with pictures")
     report.add_argument("--data", metavar="DATA.npz", help="with --html: run these samples to add spikes and energy")
+    report.add_argument("--eval", metavar="EVAL.json", help="with --html: the output of `snnconv eval --json`, drawn "
+                        "as accuracy against energy, one curve per coding")
     report.add_argument("--batch-size", type=_positive, default=256, help=argparse.SUPPRESS)
     report.add_argument("--json", action="store_true", help="print the report as JSON")
     report.set_defaults(run=_cmd_report)
@@ -315,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the T to score (default 8,16,32); compiled for the largest")
     evaluate.add_argument("--calibration", metavar="DATA.npz", help="calibration samples (default: the first 500 of --data)")
     evaluate.add_argument("--reset", choices=("emulate", "zero"), default="emulate", help=argparse.SUPPRESS)
-    _neuron_options(evaluate)
+    _neuron_options(evaluate, several=True)
     evaluate.add_argument("--input-shape", type=_shape, metavar="C,H,W", help="one sample's shape, if dynamic")
     evaluate.add_argument("--batch-size", type=_positive, default=256)
     evaluate.add_argument("--compile-once", action="store_true",
@@ -366,9 +371,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {_one_line(message)} (see {self.prog} --help)\n")
 
 
-def _neuron_options(command: argparse.ArgumentParser) -> None:
+def _neuron_options(command: argparse.ArgumentParser, several: bool = False) -> None:
+    """``--neuron`` and each model's own options; ``several``: ``--neuron`` takes a comma-separated list (eval)."""
     models = ", ".join(f"{name} ({model.description})" for name, model in neurons.MODELS.items())
-    command.add_argument("--neuron", choices=neurons.names(), default="if", help=f"the neuron model: {models}")
+    if several:
+        command.add_argument("--neuron", type=_neuron_list, default="if", metavar="NEURON,...",
+                             help=f"the codings to compare, comma-separated, e.g. if,graded: {models}")
+    else:
+        command.add_argument("--neuron", choices=neurons.names(), default="if", help=f"the neuron model: {models}")
     command.add_argument("--decay", metavar="FRACTION", help="with --neuron lif: membrane decay per step "
                          "(default 1/256 = 0.0039; kept to 4096ths)")
     command.add_argument("--payload-bits", metavar="BITS", help="with --neuron graded: bits of a spike's payload, "

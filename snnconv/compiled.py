@@ -99,11 +99,13 @@ class CompiledNetwork:
             extra["ann"] = ann_cost.deterministic(self.ann)
         return extra
 
-    def write_html(self, path: str | Path, run=None, accuracy: dict | None = None) -> Path:
-        """The partitioning report as one self-contained HTML page; with ``run`` (a ``RunResult``), its activity."""
+    def write_html(self, path: str | Path, run=None, accuracy: dict | None = None,
+                   evaluation: dict | None = None) -> Path:
+        """The partitioning report as one self-contained HTML page; with ``run`` (a ``RunResult``), its activity;
+        with ``evaluation`` (``snnconv.evaluate(...).to_dict()``), accuracy against energy per coding."""
         from snnconv import html_report
 
-        return html_report.write(self, path, run, accuracy, title=self.options.get("model"))
+        return html_report.write(self, path, run, accuracy, title=self.options.get("model"), evaluation=evaluation)
 
     def to_nir(self, path: str | Path) -> list[str]:
         """Export to NIR (``snnconv.export``); returns what NIR could not express, also logged as warnings."""

@@ -12,7 +12,9 @@ global state is never touched) and embedded as base64 ``data:`` URLs. It shows:
 - with a ``RunResult``: spike rates per layer, synaptic operations per core on the mesh
   (the busiest core sets the step time), energy and latency beside the ANN's, the run's
   statistics and NeuroBench metrics;
-- with measured accuracies: accuracy against timesteps, the ANN's as a reference line.
+- with measured accuracies: accuracy against timesteps, the ANN's as a reference line;
+- with the results of ``snnconv eval`` over several codings: accuracy against modeled
+  energy per inference, one curve per coding (``snnconv.html_codings``).
 
 The same inputs give the same bytes (no timestamps; PNG metadata without the software
 version), so reports can be diffed and checked in.
@@ -29,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from snnconv import files
+from snnconv import files, html_codings
 from snnconv.errors import MissingDependencyError
 from snnconv.limits import Limits
 from snnconv.mapping import Core, Mapping
@@ -53,12 +55,15 @@ class _Section:
     note: str = ""  # plain text: how to read the section
 
 
-def render(network, run=None, accuracy: dict | None = None, *, title: str | None = None) -> str:
+def render(network, run=None, accuracy: dict | None = None, *, title: str | None = None,
+           evaluation: dict | None = None) -> str:
     """The report of a ``CompiledNetwork`` as one HTML document.
 
     ``run``: a ``RunResult`` of the network, for spikes, traffic, energy and latency.
     ``accuracy``: ``{"ann": 0.985, "snn": {8: 0.90, 16: 0.97, 32: 0.985}}``, either part
     optional. ``title``: what the model is called (default: the graph's name).
+    ``evaluation``: ``snnconv.evaluate(...).to_dict()`` (or ``snnconv eval --json``), whose
+    rows per coding and T are drawn as accuracy against energy.
     """
     _require_matplotlib()
     partition = network.report
@@ -74,16 +79,23 @@ def render(network, run=None, accuracy: dict | None = None, *, title: str | None
         sections.append(_Section("accuracy", "Accuracy against timesteps", _image(
             "accuracy-image", "accuracy against timesteps", _accuracy_figure(accuracy)),
             "The SNN on the chip model at each number of timesteps T; the ANN's accuracy dashed."))
+    if evaluation and html_codings.has_energy(evaluation):
+        sections.append(_Section("codings", "Accuracy against energy, per coding", _image(
+            "codings-image", "accuracy against energy per coding", html_codings.figure(evaluation)),
+            f"Each coding compiled and run on the {evaluation.get('target', 'target')} chip model at each T "
+            f"(on {evaluation.get('samples', '?'):,} samples); energy modeled per inference, on a log axis. "
+            "Up and to the left is better; the ANN's accuracy dashed."))
     sections += _table_sections(report, run, mapping, colors)
     heading = title or network.graph.name
     return _page(f"{heading} on {network.target.name}", [network.target.description, _limits(network.target)],
                  _summary(report, stats, accuracy, run), sections)
 
 
-def write(network, path: str | Path, run=None, accuracy: dict | None = None, *, title: str | None = None) -> Path:
+def write(network, path: str | Path, run=None, accuracy: dict | None = None, *, title: str | None = None,
+          evaluation: dict | None = None) -> Path:
     """Write ``render(...)`` to ``path`` atomically (``snnconv.files.atomic_write``), with the umask's permissions."""
     files.check_outputs({"the HTML report": path})
-    text = render(network, run, accuracy, title=title)
+    text = render(network, run, accuracy, title=title, evaluation=evaluation)
     return files.atomic_write(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 

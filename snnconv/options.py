@@ -15,8 +15,8 @@ from snnconv.errors import BadOptionError
 from snnconv.neurons import burst as burst_neurons
 from snnconv.neurons import graded
 
-__all__ = ["EXECUTORS", "MAX_TIMESTEPS", "burst", "choice", "decay", "device", "payload_bits", "percentile", "positive",
-           "shape", "timesteps", "timesteps_list"]
+__all__ = ["EXECUTORS", "MAX_TIMESTEPS", "burst", "choice", "choices", "decay", "device", "payload_bits", "percentile",
+           "positive", "shape", "timesteps", "timesteps_list"]
 
 # Rate-coded conversions reach their ANN's accuracy within a few hundred steps (Rueckauer et
 # al. 2017 report convergence by ~1,000 on ImageNet); 16,384 leaves room for the slowest and
@@ -123,6 +123,21 @@ def choice(value, name: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise BadOptionError(f"{name}: {value!r} is not one of {', '.join(map(repr, allowed))}")
     return value
+
+
+def choices(value, name: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """One of ``allowed`` or several, in the order given and without repeats; "if,graded" is accepted as text."""
+    if isinstance(value, str):
+        items = value.split(",")
+    elif isinstance(value, Iterable):
+        items = list(value)
+    else:
+        items = [value]
+    picked = tuple(dict.fromkeys(choice(item.strip() if isinstance(item, str) else item, name, allowed)
+                                 for item in items))
+    if not picked:
+        raise BadOptionError(f"{name}: empty; give one or more of {', '.join(map(repr, allowed))}")
+    return picked
 
 
 def device(value, name: str = "device") -> str:

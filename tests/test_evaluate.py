@@ -1,8 +1,11 @@
-"""``snnconv.evaluate``: the ANN vs SNN table, and the training-loop example that calls it each epoch."""
+"""``snnconv.evaluate``: the ANN vs SNN table per coding and T, and the training-loop example that calls it."""
 
 from __future__ import annotations
 
 import functools
+import json
+import subprocess
+import sys
 from importlib import resources
 
 import numpy as np
@@ -10,7 +13,7 @@ import pytest
 from helpers import onnxruntime_output
 
 import snnconv
-from snnconv.errors import BadDataError
+from snnconv.errors import BadDataError, BadOptionError
 from snnconv.models import watch_training
 from snnconv.snn import simulate
 
@@ -98,3 +101,59 @@ def test_the_training_example_watches_the_snn_each_epoch_without_writing_files(t
     first, last = history
     assert last.ann > first.ann - 0.02 and last.ann > 0.8  # it trains
     assert last.snn[32] >= last.ann - 0.05  # and its SNN follows it on the chip model
+
+
+@functools.cache
+def two_codings():
+    return snnconv.evaluate(MLP, (TEST["x"][:200], TEST["y"][:200]), target="loihi2", timesteps=(1, 4),
+                            calibration=CALIB, neuron="if,graded", payload_bits=4)
+
+
+def test_each_coding_and_t_is_its_own_compile_and_chip_run_with_its_cost():
+    """A row per coding and T, each what compiling that coding for that T and running the chip model gives:
+    its accuracy, and the run's synaptic operations, energy and latency per inference; the ANN's cost beside."""
+    x, y = TEST["x"][:200], TEST["y"][:200]
+    evaluation = two_codings()
+    assert evaluation.codings == ["if", "graded 4-bit"]
+    assert [(row.neuron, row.timesteps) for row in evaluation.rows] == [("if", 1), ("if", 4), ("graded", 1),
+                                                                        ("graded", 4)]
+    for row in evaluation.rows:
+        options = {"payload_bits": 4} if row.neuron == "graded" else {}
+        net = snnconv.compile(MLP, "loihi2", CALIB, timesteps=row.timesteps, neuron=row.neuron, **options)
+        alone = net.run(x, row.timesteps)
+        assert row.accuracy == alone.accuracy(y)
+        assert (row.synaptic_ops, row.energy_uj, row.latency_us) == tuple(
+            alone.stats[key] for key in ("synaptic_ops", "energy_uj", "latency_us"))
+    assert evaluation.ann_cost["macs"] == net.ann["macs"] and evaluation.ann_cost["energy_uj"] == net.ann["energy_uj"]
+
+
+def test_several_codings_are_a_column_in_the_table_and_the_dict():
+    evaluation = two_codings()
+    text, table = evaluation.render(), evaluation.to_dict()
+    assert text.splitlines()[1].split()[:2] == ["coding", "T"] and "graded 4-bit" in text and "energy uJ" in text
+    assert [(row["coding"], row["timesteps"]) for row in table["snn"]] == [("if", 1), ("if", 4), ("graded 4-bit", 1),
+                                                                           ("graded 4-bit", 4)]
+    assert {"synaptic_ops", "energy_uj", "latency_us"} <= set(table["snn"][0]) and table["ann"]["macs"] > 0
+    with pytest.raises(BadOptionError, match="2 codings"):
+        evaluation.snn
+
+
+@pytest.mark.parametrize("options, needle", [
+    ({"neuron": "if", "payload_bits": 4}, "neuron 'if' sends no payload"),
+    ({"neuron": "if,graded", "decay": 0.01}, "neuron 'if' has no leak"),
+    ({"neuron": "if,hodgkin"}, "neuron: 'hodgkin' is not one of"),
+])
+def test_a_neuron_s_own_option_goes_to_that_coding_and_is_refused_without_it(options, needle):
+    with pytest.raises(BadOptionError, match=needle):
+        snnconv.evaluate(MLP, (TEST["x"][:10], TEST["y"][:10]), target="loihi2", timesteps=(1,), **options)
+
+
+def test_the_command_line_compares_codings_in_json(tmp_path):
+    np.savez(tmp_path / "test.npz", x=TEST["x"][:60], y=TEST["y"][:60])
+    result = subprocess.run([sys.executable, "-m", "snnconv.cli", "eval", MLP, "--data", str(tmp_path / "test.npz"),
+                             "--target", "loihi2", "--timesteps", "1", "--neuron", "if,burst", "--burst", "2",
+                             "--json"], capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["snn"]
+    assert [(row["coding"], row["timesteps"]) for row in rows] == [("if", 1), ("burst G=2", 1)]
+    assert all(row["energy_uj"] > 0 and row["synaptic_ops"] > 0 for row in rows)
