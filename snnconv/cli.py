@@ -137,7 +137,8 @@ def _cmd_run(args: argparse.Namespace) -> None:
     net = snnconv.load(args.artifact)
     x, y = load_npz(args.data)
     check_labels(y, net.classes, f"{args.data}: y")  # before the run, not after
-    result = net.run(x, args.timesteps, args.batch_size, args.device, Progress("simulating", len(x), "samples"))
+    result = net.run(x, args.timesteps, args.batch_size, args.device, Progress("simulating", len(x), "samples"),
+                     **_executor(args))
     summary = {"samples": len(x), "timesteps": result.timesteps, "predictions": result.predictions.tolist(),
                "accuracy": result.accuracy(y) if y is not None else None,
                "stats": {k: v for k, v in result.stats.items() if k != "per_core"}}
@@ -203,8 +204,15 @@ def _cmd_eval(args: argparse.Namespace) -> None:
                                   calibration=calibration, input_shape=args.input_shape, reset=args.reset,
                                   neuron=args.neuron, decay=args.decay, payload_bits=args.payload_bits,
                                   burst=args.burst, batch_size=args.batch_size,
-                                  compile_once=args.compile_once)
+                                  compile_once=args.compile_once, **_executor(args))
     _show(args, evaluation.to_dict(), evaluation.render)
+
+
+def _executor(args: argparse.Namespace) -> dict:
+    """``--ray [ADDRESS]`` as the API's ``executor`` and ``ray_address``."""
+    if args.ray is None:
+        return {}
+    return {"executor": "ray", "ray_address": None if args.ray == _LOCAL_RAY else args.ray}
 
 
 def _cmd_bench(args: argparse.Namespace) -> None:
@@ -299,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timesteps", type=_timesteps, help="T (default: what it was compiled for)")
     run.add_argument("--batch-size", type=_positive, default=256)
     run.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the chip model runs")
+    _ray_option(run)
     run.add_argument("--json", action="store_true", help="print predictions and statistics as JSON")
     run.set_defaults(run=_cmd_run)
 
@@ -326,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--compile-once", action="store_true",
                           help="compile once, for the largest T, and read the smaller T off it (faster; understates "
                                "small-T accuracy)")
+    _ray_option(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print the table as JSON")
     evaluate.set_defaults(run=_cmd_eval)
 
@@ -369,6 +379,15 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"error: {self.prog}: {_one_line(message)} (see {self.prog} --help)\n")
+
+
+_LOCAL_RAY = "local"
+
+
+def _ray_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--ray", nargs="?", const=_LOCAL_RAY, metavar="ADDRESS",
+                         help="simulate the batches as tasks on a Ray cluster: ADDRESS (e.g. auto, ray://host:10001), "
+                              "or without one a cluster started here; the same result (needs pip install ray)")
 
 
 def _neuron_options(command: argparse.ArgumentParser, several: bool = False) -> None:

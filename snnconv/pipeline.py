@@ -23,7 +23,7 @@ import numpy as np
 
 from snnconv import ann, ann_cost, geometry, neurons, overflow, progress
 from snnconv.data import iter_batches
-from snnconv.errors import SnnconvError
+from snnconv.errors import SnnconvError, UnsupportedOpError
 from snnconv.ir import Graph
 from snnconv.passes.canonicalize import Canonicalize
 from snnconv.passes.correct_bias import CorrectBias
@@ -95,6 +95,11 @@ def convert(graph: Graph, calibration=None, *, target: Target | None = None, res
     serves every percentile. Bias correction runs on the samples that fit
     ``FAST_WORK["bias"]`` (all of them with "full").
     """
+    recurrent = [layer.name for layer in graph if layer.kind == "recurrent"]
+    if recurrent:
+        raise UnsupportedOpError(f"{recurrent[0]}: a recurrent layer streams a sequence item by item, which this "
+                                 "pipeline does not; compile it with snnconv.recurrent.compile(model, target, "
+                                 "calibration)")
     conversion = _spiking(graph, calibration, percentile, per_channel, max_pool, encoding, v_init, timesteps,
                           correct_bias, {"model": neuron, "decay": decay, "spikes_per_step": spikes_per_step}, tune)
     return conversion if target is None else to_target(conversion, target, timesteps, reset)
