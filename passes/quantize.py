@@ -10,8 +10,11 @@ and the integer weights ``w_q = m * 2^e ~ theta * w`` that lose least:
   the synapse group (an output channel, or a whole layer) fits; targets without shared
   exponents have ``e = 0``, and there ``theta`` also sets how many large weights clip;
 - biases ``b_q = round(theta * b)`` in the target's bias format (mantissa and exponent);
-- ``theta`` among the representable thresholds (powers of two, and without shared
-  exponents also ``M / (r * max|w|)`` for clip ratios ``r`` in 0.5..1) minimizing the squared
+- ``theta`` among the representable thresholds (powers of two, without shared exponents
+  also ``M / (r * max|w|)`` for clip ratios ``r`` in 0.5..1, and for weights that are
+  integers ``q`` times one step ``c``, as a QDQ model's int8 weights under a per-tensor
+  scale stay through per-layer normalization, the ``theta`` near ``2^j / c`` whose
+  mantissas are ``q`` itself: ``max|q| * |theta c / 2^j - 1| < 1/2``) minimizing the squared
   weight and bias error (plus ``1 / (12 theta^2)`` per neuron for rounding a host
   current), and among those within 1% of the least error (or 0.1% RMS of the weights
   and currents more) the smallest: the most headroom below the state range, and float32
@@ -50,6 +53,7 @@ __all__ = ["Quantize", "quantize_bias"]
 CLIP_RATIOS = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5)
 NEAR_OPTIMAL = 0.01  # among thresholds within 1% of the least error, the smallest: most headroom
 NEGLIGIBLE = 1e-6  # ... or within this squared error per unit of squared weight (0.1% RMS)
+GRID_TOLERANCE = 1e-3  # how far from an integer w / c may be for w = q * c in float32 (127 * 2^-24 << 1e-3)
 
 
 class Quantize:
@@ -159,7 +163,8 @@ def _choose_threshold(population: Layer, members: _Members, bounds: dict[str, ov
     bias_max = (2 ** (precision.bias_bits - 1) - 1) * 2.0 ** precision.bias_exponent[1]
     neurons_fed_by_host = math.prod(population.shape) if members.host_edges else 0
     trials = []
-    for theta in _candidate_thresholds(members.weighted, precision):
+    grid = _grid_thresholds(members.weighted, precision)
+    for theta in _candidate_thresholds(members.weighted, precision) + sorted(grid):
         peak = max(timesteps, hi, -low) if isinstance(population, Output) else 1 + hi
         fits = theta * peak <= state_max and theta * magnitude < state_max and theta * host_peak <= bias_max
         error, details = _error(members.weighted, theta, precision)
@@ -172,7 +177,7 @@ def _choose_threshold(population: Layer, members: _Members, bounds: dict[str, ov
     tolerance = max(least * (1 + NEAR_OPTIMAL), least + NEGLIGIBLE * (scale + neurons_fed_by_host))
     near = [trial for trial in trials if trial[0] == unfit and trial[1] <= tolerance]
     unfit, error, theta, details = min(near, key=lambda trial: trial[2])
-    notes = {"threshold": theta, "weight_error": details, "fits_state": not unfit}
+    notes = {"threshold": theta, "weight_error": details, "fits_state": not unfit, "integer_grid": theta in grid}
     return _Plan(theta, notes)
 
 
@@ -186,6 +191,44 @@ def _candidate_thresholds(weighted: list[Layer], precision: Precision) -> list[i
         return powers
     ideal = [precision.weight_max / (ratio * peak) for ratio in CLIP_RATIOS]
     return sorted({int(min(max(round(t / step), 1) * step, largest)) for t in ideal} | set(powers))
+
+
+def _grid_thresholds(weighted: list[Layer], precision: Precision) -> set[int]:
+    """Per layer whose weights are ``q * c`` (integers ``q``), the smallest representable ``theta`` near
+    ``2^j / c`` that makes every mantissa ``q`` (times ``2^(j - e)``): the quantizer's integers kept."""
+    step = 2 ** precision.threshold_shift
+    largest = (2 ** precision.threshold_bits - 1) * step
+    widest = precision.weight_max * 2 ** precision.weight_exponent[1]
+    found = set()
+    for layer in weighted:
+        grid = _integer_grid(_weights(layer), precision.weight_max)
+        if grid is None:
+            continue
+        c, peak = grid
+        j = 0
+        while peak * 2 ** j <= widest:
+            theta = max(round(2 ** j / c / step), 1) * step
+            if theta > largest:
+                break
+            if peak * abs(theta * c / 2 ** j - 1) < 0.5:
+                found.add(int(theta))
+                break
+            j += 1
+    return found
+
+
+def _integer_grid(weights: np.ndarray, weight_max: int) -> tuple[float, int] | None:
+    """``(c, max|q|)`` where ``weights = q * c`` for integers ``0 < |q| <= weight_max`` (to float32 precision),
+    ``c`` the smallest magnitude; else None."""
+    magnitudes = np.abs(weights[weights != 0])
+    if not magnitudes.size:
+        return None
+    c = float(magnitudes.min())
+    peak = float(magnitudes.max()) / c
+    if peak > weight_max + 0.5:  # float weights end here, before anything of their size is built in float64
+        return None
+    q = magnitudes.astype(np.float64) / c
+    return (c, round(peak)) if np.abs(q - np.round(q)).max() <= GRID_TOLERANCE else None
 
 
 def _weights(layer: Layer) -> np.ndarray:

@@ -9,7 +9,9 @@ partition and saves the ``.snn`` artifact; ``load`` reads one back.
 The ANN's own cost (``snnconv.ann_cost``: MACs, modeled energy, onnxruntime latency) is
 measured before conversion and kept in ``ann``; ``run`` adds it to the statistics. The
 artifact keeps its MACs and energy but not the timing, which differs on every compilation
-and would break byte-identical output: a loaded network's ANN latency is None.
+and would break byte-identical output: a loaded network's ANN latency is None. For a QDQ
+model, what folding its activation quantizers changes in the ANN is measured on the
+calibration data (``snnconv.fake_quant``) and kept as a graph fact in the artifact.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from snnconv import ann_cost, artifact, limits, neurons, options, targets
+from snnconv import ann_cost, artifact, fake_quant, limits, neurons, options, targets
 from snnconv.data import as_array
 from snnconv.errors import BadArtifactError, BadDataError, BadOptionError
 from snnconv.ir import Graph
@@ -151,6 +153,8 @@ def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=No
         raise BadDataError(UNCALIBRATED)
     timesteps = timesteps or graph.fact("qcfs_levels") or DEFAULT_TIMESTEPS  # a QCFS-trained net runs T = L
     cost = ann_cost.ann_cost(graph, onnx_model)
+    if graph.fact("fake_quant") and onnx_model is not None and calibration is not None:  # a QDQ model
+        graph = graph.rebuilt(graph.layers, fake_quant_effect=fake_quant.effect(graph, onnx_model, calibration))
     if calibration is not None and not hasattr(calibration, "shape") and iter(calibration) is calibration:
         calibration = _Recording(calibration, TRAFFIC_SAMPLES)  # a one-shot stream: keep what placement reads again
     conversion = convert(graph, calibration, target=chip, reset=reset, percentile=percentile, encoding=encoding,

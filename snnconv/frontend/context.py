@@ -117,6 +117,8 @@ class Context:
     producers: dict[str, str] = field(default_factory=dict)  # tensor name -> label of its node
     output_activations: dict[str, tuple[str, str]] = field(default_factory=dict)  # tensor -> (activation, source)
     one_d: set[str] = field(default_factory=set)  # tensors whose layer's (C, 1, L) stands for ONNX's (N, C, L)
+    pending: dict[str, object] = field(default_factory=dict)  # tensor -> what an op left for a later op to read
+    facts: dict[str, object] = field(default_factory=dict)  # graph facts the ops record for the passes and the report
     _by_name: dict[str, L.Layer] = field(default_factory=dict)
 
     # --- reading -------------------------------------------------------------------

@@ -34,7 +34,7 @@ from snnconv.frontend.context import MAX_ELEMENTS, Node, one_line
 
 __all__ = ["LARGER", "MAX_FOLDED_BYTES", "MAX_FOLD_WORK", "NO_LARGER", "PRODUCTS", "Folder"]
 
-MAX_FOLDED_BYTES = 256 << 20  # far beyond the weights of any network a neuromorphic chip holds
+MAX_FOLDED_BYTES = 768 << 20  # VGG-19's 575 MB of float32 weights (onnx's light_vgg19), made by ConstantOfShape
 MAX_FOLD_WORK = 2_000_000_000  # element operations: a few seconds of numpy at worst
 SHAPE_DATA_ELEMENTS = 4096  # constants up to this size are shown to shape inference by value (shapes, pads, scales)
 TEXT_BYTES = 64  # what one element of a text tensor is counted as: a short Python string

@@ -78,7 +78,7 @@ def import_model(model: onnx.ModelProto, label: str, input_shape: tuple[int, ...
     _add_output(model.graph, ctx, label)
     try:
         return Graph.from_layers(_reaching_output(ctx.layers), name=model.graph.name or "graph",
-                                 facts=_trained_levels(model, label))
+                                 facts=_trained_levels(model, label) + tuple(sorted(ctx.facts.items())))
     except BadGraphError as exc:
         raise BadModelError(f"{label}: {exc}; fix or re-export the model") from exc
 

@@ -10,10 +10,18 @@ from snnconv.frontend import registry
 NEWEST = onnx.defs.onnx_opset_version()
 
 
+def _since(op: str, opset: int) -> int | None:
+    """The version of ``op`` a model at ``opset`` uses; None where the op is newer (QuantizeLinear: opset 10)."""
+    try:
+        return onnx.defs.get_schema(op, max_inclusive_version=opset).since_version
+    except onnx.defs.SchemaError:
+        return None
+
+
 @pytest.mark.parametrize("op", registry.supported_ops())
 def test_every_supported_op_converts_at_every_opset(op):
     """A new onnx release that revises an op makes this fail until the converter is reviewed."""
-    needed = {onnx.defs.get_schema(op, max_inclusive_version=v).since_version for v in range(9, NEWEST + 1)}
+    needed = {_since(op, v) for v in range(9, NEWEST + 1)} - {None}
     assert needed <= set(registry.registered_versions(op)), f"{op}: missing schema versions"
 
 

@@ -109,3 +109,44 @@ def test_the_ideal_target_leaves_weights_in_float():
     ideal = compiled("mlp", "ideal")
     np.testing.assert_array_equal(simulate(float_graph, TEST["x"][:200], 16).outputs[16],
                                   simulate(ideal, TEST["x"][:200], 16).outputs[16])
+
+
+def _integer_weight_graph(q: np.ndarray, step: float) -> snnconv.Graph:
+    """input -> dense -> capped ReLU -> dense of weights ``q * step`` -> output: the second layer's weights are a
+    QDQ model's integers under one scale, and the ReLU its activation quantizer's ceiling, which gives it one
+    normalization scale (the first layer, fed by the input current, stays on the host)."""
+    from snnconv.ir import Graph, Input, ReLU
+
+    rng = np.random.default_rng(5)
+    layers = [Input(name="x", inputs=(), shape=(6,)),
+              Dense(name="hidden", inputs=("x",), shape=(q.shape[1],),
+                    weight=rng.normal(0, 1, (q.shape[1], 6)).astype(np.float32), bias=np.zeros(q.shape[1], np.float32)),
+              ReLU(name="relu", inputs=("hidden",), shape=(q.shape[1],), max_value=2.0),
+              Dense(name="classes", inputs=("relu",), shape=(q.shape[0],), weight=(q * step).astype(np.float32),
+                    bias=np.zeros(q.shape[0], np.float32)),
+              Output(name="out", inputs=("classes",), shape=(q.shape[0],))]
+    return Graph.from_layers(layers)
+
+
+@pytest.mark.parametrize("target", INTEGER_TARGETS)
+def test_integer_weights_under_one_scale_are_kept_as_the_quantizer_set_them(target):
+    """One threshold per population makes every chip weight the integer times a power of two, where the format
+    holds the integers: ``theta`` near ``2^j / c`` with ``max|q| * |theta c / 2^j - 1| < 1/2``."""
+    rng = np.random.default_rng(6)
+    q = rng.integers(-127, 128, (4, 16))
+    q[0, :2] = (127, 1)  # the full int8 range, and the step itself
+    graph = _integer_weight_graph(q, 0.0123)
+    calibration = rng.random((64, 6), dtype=np.float32)
+    converted = convert(graph, calibration, target=targets.get(target), timesteps=16, tune="off", correct_bias=False)
+    weight = converted.graph["classes"].weight
+    ratio = weight[0, 1] / q[0, 1]
+    assert converted.notes["quantize"]["layers"]["out"]["integer_grid"]
+    assert ratio == 2.0 ** round(np.log2(ratio))
+    np.testing.assert_array_equal(weight, q * ratio)
+
+
+def test_float_weights_have_no_integer_grid():
+    from snnconv.passes.quantize import _integer_grid
+
+    assert _integer_grid(np.random.default_rng(7).normal(0, 1, (8, 8)), 127) is None
+    assert _integer_grid(np.array([[0.5, -1.5, 0.0]]), 127) == (0.5, 3)

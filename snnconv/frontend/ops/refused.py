@@ -12,11 +12,12 @@ Pool maps a window at ``i * stride`` to output ``i`` and so cannot make a map la
 its padded input with ``out[i] = x[i // s]``; a Dense after a Flatten could, but nothing
 turns the vector back into a feature map. It needs an upsampling layer in the IR.
 
-Pre-quantized models: a DequantizeLinear of constant int8 weights is folded to float weights
-(``(q - zero_point) * scale``, exact), so weight-only QDQ models convert and the quantize
-pass takes the weights to the chip's precision. Quantizers on activations (QDQ's
-QuantizeLinear/DequantizeLinear pairs between layers) and QOperator ops (QLinearConv, ...)
-are refused by name: dropping an activation's fake quantization would change the ANN.
+Pre-quantized models: QDQ models convert (constant weights under DequantizeLinear fold
+to float weights; activation quantizer pairs, ``quantization.py``). QOperator models
+(QLinearConv, QLinearMatMul, ConvInteger, MatMulInteger) compute on integer codes with
+integer accumulators and requantize between layers; they are refused by name: quantize
+the float model with QuantFormat.QDQ instead. DynamicQuantizeLinear picks its scale per
+input at run time, which no fixed network does.
 """
 
 from __future__ import annotations
@@ -82,9 +83,15 @@ def resize(node: Node, ctx: Context) -> None:
                            f"{workaround}")
 
 
-@refusal("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
-         "ConvInteger", "MatMulInteger")
-def pre_quantized(node: Node, ctx: Context) -> None:
-    raise node.unsupported(f"{node.op} quantizes activations (an int8 QDQ or QOperator model), which snnconv does "
-                           "not read yet (constant weights under DequantizeLinear are read); convert the float "
-                           "model, or quantize weights only; snnconv quantizes the weights to the chip's precision")
+@refusal("QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger")
+def qoperator(node: Node, ctx: Context) -> None:
+    raise node.unsupported(f"{node.op} is a QOperator op (integer codes in, integer accumulators, requantized "
+                           "outputs), which snnconv does not read; quantize the float model with QuantFormat.QDQ "
+                           "(onnxruntime's default) instead, or convert the float model")
+
+
+@refusal("DynamicQuantizeLinear")
+def dynamic_quantization(node: Node, ctx: Context) -> None:
+    raise node.unsupported("DynamicQuantizeLinear picks each input's scale at run time, which no fixed spiking "
+                           "network can; quantize the float model statically (quantize_static, QuantFormat.QDQ) "
+                           "or convert the float model")

@@ -34,6 +34,7 @@ def _reshape_sample(node: Node, ctx: Context, sample: tuple[int, ...]) -> None:
     if sample != full[1:] and len(sample) != 1:
         raise node.unsupported(
             f"reshape of a sample {list(full[1:])} to {list(sample)}; only flattening to (batch, features) converts"
+            + _shuffle_hint(full[1:], sample)
         )
     if head is None and (sample == full[1:] or len(ctx.shape(source, node)) == 1):
         ctx.alias(node, source)
@@ -45,6 +46,14 @@ def _reshape_sample(node: Node, ctx: Context, sample: tuple[int, ...]) -> None:
         flat = node.outputs[0] + "/values"
         ctx.emit(node, Flatten, [source], output=flat)
         ctx.mark_output_activation(node, head[0], flat)
+
+
+def _shuffle_hint(shape: tuple[int, ...], sample: tuple[int, ...]) -> str:
+    """Why a reshape that splits the channels into groups is refused: it begins a channel shuffle."""
+    if len(shape) < 2 or len(sample) != len(shape) + 1 or sample[2:] != shape[1:] or sample[0] * sample[1] != shape[0]:
+        return ""
+    return (f"; splitting {shape[0]} channels into {sample[0]} groups begins a channel shuffle (ShuffleNet's Reshape "
+            "-> Transpose -> Reshape), a permutation of channels, which no IR layer expresses yet")
 
 
 @converter("Flatten", 9, 11, 13, 21, 23, 24, 25)
