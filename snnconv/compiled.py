@@ -70,17 +70,22 @@ class CompiledNetwork:
         """The number of outputs (classes) of the network."""
         return math.prod(self.graph.layers[-1].shape)
 
-    def run(self, x, timesteps: int | None = None, batch_size: int = 256, device: str = "cpu", progress=None):
+    def run(self, x, timesteps: int | None = None, batch_size: int = 256, device: str = "cpu", progress=None,
+            executor: str = "local", ray_address: str | None = None):
         """Simulate the chip on ``x``: predictions, outputs and per-inference statistics (``RunResult``).
 
         ``x`` is (N, *input shape), or for a 1-D network (N, C, L) as its source model takes
-        it; a 1-D network's feature-map output comes back as (N, C, L) too.
+        it; a 1-D network's feature-map output comes back as (N, C, L) too. ``executor="ray"``
+        runs the batches on a Ray cluster (``ray_address``, else one started here) with the
+        same result (``snnconv.distributed``).
         """
         from snnconv.chip import run
 
         steps = options.timesteps(self.timesteps if timesteps is None else timesteps)
         batch_size, device = options.positive(batch_size, "batch_size"), options.device(device)
-        result = run(self.graph, self.target, np.asarray(x), steps, batch_size, device, progress)
+        executor = options.choice(executor, "executor", options.EXECUTORS)
+        result = run(self.graph, self.target, np.asarray(x), steps, batch_size, device, progress, executor,
+                     ray_address)
         shown = self.graph.user_shape(self.graph.output.shape)
         if shown != self.graph.output.shape:
             result.outputs = result.outputs.reshape(len(result.outputs), *shown)
