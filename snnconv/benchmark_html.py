@@ -30,6 +30,8 @@ _PLANE_NOTE = ("Log-log. Each point is one configuration, labelled with its accu
                "energy x latency); lower left is better. Circles: the SNN on the chip model; squares: the ANN modeled "
                "on a reference platform; vertical lines: the ANN measured on this machine, whose energy it cannot "
                "meter. A target without costs (ideal) models zero and is in the tables only.")
+_LABEL_OFFSETS = ((6, 3), (6, -21), (-6, 3), (-6, -21))  # points: right above, right below, left above, left below
+_LABEL_CHAR_PT, _LABEL_LINES_PT = 4.3, 19.0  # a 7.5 pt character's width, two lines' height
 _SYSTEM_STYLE = {"snn": ("o", None), "ann": ("s", "#8c8c8c")}  # marker, colour (None: one per target)
 
 
@@ -61,31 +63,52 @@ def _plane_figure(rows: list[dict]):
     ax = fig.subplots()
     points = [row for row in rows if row["latency_us"] and row["energy_uj"]]  # log axes: zero (ideal) left out
     colors = _target_colors(points)
-    for row in points:
-        marker, color = _SYSTEM_STYLE[row["system"]]
-        ax.scatter(row["latency_us"], row["energy_uj"], marker=marker, s=60, zorder=3,
-                   color=color or colors[row["target"]], edgecolor="white", linewidth=0.8)
-        ax.annotate(f"{row['name']}\n{_label(row)}", (row["latency_us"], row["energy_uj"]), xytext=(6, 4),
-                    textcoords="offset points", fontsize=7.5, color="#333333")
     lines = [row for row in rows if row["latency_us"] and row["energy_uj"] is None]
-    for row in lines:
-        ax.axvline(row["latency_us"], color="#8c8c8c", linestyle=":", linewidth=1.2)
     x_range, y_range = _limits([r["latency_us"] for r in points + lines]), _limits([r["energy_uj"] for r in points])
-    for row in lines:
-        ax.annotate(f"{row['name']}\n{_duration(row['latency_us'])}, energy not measurable here",
-                    (row["latency_us"], y_range[0]), xytext=(3, 4), textcoords="offset points", rotation=90,
-                    fontsize=7, color="#59636e", va="bottom")
-    _iso_edp(ax, points, x_range, y_range)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(*x_range)
     ax.set_ylim(*y_range)
+    for row in points:
+        marker, color = _SYSTEM_STYLE[row["system"]]
+        ax.scatter(row["latency_us"], row["energy_uj"], marker=marker, s=60, zorder=3,
+                   color=color or colors[row["target"]], edgecolor="white", linewidth=0.8)
+    _label_points(ax, points, colors)
+    for row in lines:
+        ax.axvline(row["latency_us"], color="#8c8c8c", linestyle=":", linewidth=1.2)
+        ax.annotate(f"{row['name']}\n{_duration(row['latency_us'])}, energy not measurable here",
+                    (row["latency_us"], y_range[0]), xytext=(3, 4), textcoords="offset points", rotation=90,
+                    fontsize=7, color="#59636e", va="bottom")
+    _iso_edp(ax, points, x_range, y_range)
     _legend(ax)
     ax.set_xlabel("latency per inference (µs)")
     ax.set_ylabel("energy per inference (µJ)")
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     return fig
+
+
+def _label_points(ax, points: list[dict], colors: dict[str, tuple]) -> None:
+    """Each point's name and accuracy beside it, in the point's colour, on the first side (right or left, above or
+    below) where the label overlaps no label placed before; sizes are estimated in points from the text's length."""
+    to_points = 72 / ax.figure.dpi
+    placed: list[tuple[float, float, float, float]] = []
+    for row in sorted(points, key=lambda r: r["latency_us"]):
+        text = f"{row['name']}\n{_label(row)}"
+        x, y = ax.transData.transform((row["latency_us"], row["energy_uj"])) * to_points
+        width, height = _LABEL_CHAR_PT * max(map(len, text.splitlines())), _LABEL_LINES_PT
+        boxes = [(dx, dy, (x + dx - width if dx < 0 else x + dx), y + dy) for dx, dy in _LABEL_OFFSETS]
+        free = [b for b in boxes if not any(_overlap((b[2], b[3], width, height), other) for other in placed)]
+        dx, dy, left, bottom = (free or boxes)[0]
+        placed.append((left, bottom, width, height))
+        ax.annotate(text, (row["latency_us"], row["energy_uj"]), xytext=(dx, dy), textcoords="offset points",
+                    fontsize=7.5, color=colors.get(row["target"], "#333333"), ha="right" if dx < 0 else "left",
+                    va="bottom")
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    """Whether two (left, bottom, width, height) boxes overlap."""
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
 
 
 def _iso_edp(ax, points: list[dict], x_range: tuple[float, float], y_range: tuple[float, float]) -> None:
@@ -129,7 +152,7 @@ def _limits(values: list[float]) -> tuple[float, float]:
     return min(known) / 4, max(known) * 4
 
 
-def _target_colors(points: list[dict]) -> dict[str, str]:
+def _target_colors(points: list[dict]) -> dict[str, tuple]:
     """One colour per SNN target, from matplotlib's tab10."""
     from matplotlib import colormaps
 
