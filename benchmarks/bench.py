@@ -148,6 +148,18 @@ def _stalled_us() -> int | None:
     return int(dict(part.split("=") for part in first.split()[1:])["total"])
 
 
+def sources(records: list[dict]) -> dict[str, str]:
+    """Every modeled figure's source, once (``system / parameter``), taken out of the runs, which repeat them."""
+    found = {}
+    for record in records:
+        result = record["result"]
+        for config in result["snn"]:
+            found.update({f"{config['target']} / {key}": text for key, text in config.pop("sources", {}).items()})
+        for model in result["ann_platforms"]:
+            found.update({f"{model['platform']} / {key}": text for key, text in model.pop("sources").items()})
+    return found
+
+
 def _pressure(record: dict) -> str:
     value = record["cpu_pressure_percent"]
     return "-" if value is None else f"{value:.0f}"
@@ -163,7 +175,8 @@ def main() -> None:
     meta = {"snnconv": snnconv.__version__, "machine": platform.machine(), "processor": platform.processor(),
             "samples": SAMPLES, "calibration_samples": CALIBRATION_SAMPLES, "graded_timesteps": GRADED_TIMESTEPS}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bench.json").write_text(json.dumps({"meta": meta, "runs": records}, indent=1) + "\n")
+    (RESULTS / "bench.json").write_text(json.dumps({"meta": meta, "sources": sources(records), "runs": records},
+                                                   indent=1) + "\n")
     (RESULTS / "bench.md").write_text(markdown(records))
     print(markdown(records))
 
