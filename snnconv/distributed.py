@@ -61,7 +61,8 @@ def map_batches(graph: Graph, x: np.ndarray, batch_size: int, work: Callable, de
         try:
             results[start] = ray.get(finished[0])
         except ray.exceptions.RayTaskError as exc:  # the simulation raised: the same error here, not a retry
-            raise exc.as_instanceof_cause() from None
+            cause = getattr(exc, "cause", None)
+            raise (cause if isinstance(cause, Exception) else exc) from None
         except ray.exceptions.RayError as exc:  # the worker or its node died: submit the batch again
             pending[_retry(task, digest, stored, work, x, start, batch_size, device, attempt, exc)] = (start,
                                                                                                     attempt + 1)

@@ -123,8 +123,9 @@ def test_a_batch_that_keeps_failing_fails_the_run_naming_its_samples(cluster, cn
 def test_an_error_in_the_simulation_is_raised_as_itself(cluster, cnn):
     x = TEST["x"][:10].copy()
     x[3, 0, 0, 0] = np.nan
-    with pytest.raises(snnconv.errors.BadDataError, match="NaN"):
+    with pytest.raises(snnconv.errors.BadDataError, match="NaN") as raised:
         cnn.run(x, executor="ray")
+    assert type(raised.value) is snnconv.errors.BadDataError and "\n" not in str(raised.value)  # one line, as here
 
 
 def test_eval_ray_json_is_byte_identical_to_the_local_run(tmp_path):
