@@ -34,8 +34,8 @@ spikes were seen (``passes/correct_bias``) at the cost of one simulation, not on
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
