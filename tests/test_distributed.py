@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from importlib import resources
@@ -27,9 +28,19 @@ CALIBRATION = np.load(str(MODELS.joinpath("mnist_calib.npz")))["x"][:64]
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """A local two-CPU Ray cluster for this module's tests (the API then uses it instead of starting one)."""
-    ray.init(num_cpus=2, log_to_driver=False, configure_logging=False, include_dashboard=False)
+def cluster(tmp_path_factory):
+    """A local two-CPU Ray cluster for this module's tests (the API then uses it instead of starting one).
+
+    Started from an empty folder: Ray puts the driver's working directory on its workers'
+    path, and from the repository's root they would import the source tree, not the
+    installed package.
+    """
+    here = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("ray"))
+    try:
+        ray.init(num_cpus=2, log_to_driver=False, configure_logging=False, include_dashboard=False)
+    finally:
+        os.chdir(here)
     yield
     ray.shutdown()
 
@@ -147,5 +158,6 @@ def test_ray_is_not_imported_without_it():
             "net = snnconv.compile(str(m.joinpath('mnist_mlp.onnx')), 'loihi', d, timesteps=8); net.run(d); "
             "snnconv.evaluate(str(m.joinpath('mnist_mlp.onnx')), (d, np.zeros(32, int)), timesteps=(8,), "
             "calibration=d); print('ray' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=tempfile.gettempdir())  # not the repository's root: the installed package
     assert out.stdout.strip() == "False"

@@ -152,7 +152,8 @@ def test_the_command_line_compares_codings_in_json(tmp_path):
     np.savez(tmp_path / "test.npz", x=TEST["x"][:60], y=TEST["y"][:60])
     result = subprocess.run([sys.executable, "-m", "snnconv.cli", "eval", MLP, "--data", str(tmp_path / "test.npz"),
                              "--target", "loihi2", "--timesteps", "1", "--neuron", "if,burst", "--burst", "2",
-                             "--json"], capture_output=True, text=True, timeout=600, check=False)
+                             "--json"], capture_output=True, text=True, timeout=600, check=False,
+                            cwd=tmp_path)  # not the repository's root: the installed package
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)["snn"]
     assert [(row["coding"], row["timesteps"]) for row in rows] == [("if", 1), ("burst G=2", 1)]

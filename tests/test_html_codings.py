@@ -76,7 +76,8 @@ def test_report_html_with_eval_draws_a_real_evaluation(mlp, tmp_path):
     mlp.save(tmp_path / "mlp.snn")
     result = subprocess.run([sys.executable, "-m", "snnconv.cli", "report", str(tmp_path / "mlp.snn"), "--html",
                              str(tmp_path / "mlp.html"), "--eval", str(tmp_path / "eval.json")],
-                            capture_output=True, text=True, timeout=600, check=False)
+                            capture_output=True, text=True, timeout=600, check=False,
+                            cwd=tmp_path)  # not the repository's root: the installed package
     assert result.returncode == 0, result.stderr
     page = (tmp_path / "mlp.html").read_text()
     assert 'id="codings-image"' in page and "Accuracy against energy, per coding" in page

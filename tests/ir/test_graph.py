@@ -29,6 +29,7 @@ from snnconv.ir import (
     Output,
     Pad,
     Pool,
+    Recurrent,
     ReLU,
     Round,
 )
@@ -358,6 +359,22 @@ def pool_case(in_shape, mode, kernel, stride, pad=(0, 0), dilation=(1, 1), ceil_
     return layer, [in_shape], oracle
 
 
+def recurrent_case(items, features, hidden):
+    """A ReLU Elman layer against torch's ``nn.RNN(nonlinearity="relu")``: its last hidden state."""
+    weight, recurrent, bias = w(hidden, features), w(hidden, hidden), w(hidden)
+    layer = Recurrent(name="rnn", inputs=("x",), shape=(1,), weight=weight, recurrent=recurrent, bias=bias)
+    rnn = torch.nn.RNN(features, hidden, nonlinearity="relu", batch_first=True, dtype=torch.float64)
+    with torch.no_grad():
+        for name, value in (("weight_ih_l0", weight), ("weight_hh_l0", recurrent), ("bias_ih_l0", bias),
+                            ("bias_hh_l0", np.zeros_like(bias))):
+            getattr(rnn, name).copy_(torch.from_numpy(value))
+
+    def oracle(x):
+        return rnn(x.double())[1][0]
+
+    return layer, [(items, features)], oracle
+
+
 def simple(layer, in_shapes, oracle):
     return layer, in_shapes, oracle
 
@@ -400,6 +417,7 @@ ORACLE_CASES = {
                   lambda x: F.pad(x, (2, 0, 1, 3))),
     "output": simple(out("x", (1,)), [(10,)], lambda x: F.softmax(x, 1)),
     "round": simple(Round(name="q", inputs=("x",), shape=(1,), bits=8, exponent=(0, 3)), [(3, 4)], torch.round),
+    "recurrent": recurrent_case(items=6, features=4, hidden=5),
 }
 
 
