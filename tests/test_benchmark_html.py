@@ -10,7 +10,7 @@ import re
 
 import pytest
 from bench_cases import mlp_bench
-from test_html_report import CHROMIUM, CHROMIUM_ARGS
+from test_html_report import open_in_chromium
 
 from snnconv import benchmark_text
 
@@ -27,24 +27,8 @@ def page_file(result, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(page_file):
-    """The page opened in headless Chromium: (page, problems), problems being every error it met."""
-    if CHROMIUM is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium); .ci/run installs it")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-    url = page_file.as_uri()
-    problems = []
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        view = browser.new_page(viewport={"width": 1200, "height": 900})
-        view.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning")
-                else None)
-        view.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-        view.on("requestfailed", lambda r: problems.append(f"failed request: {r.url} ({r.failure})"))
-        view.on("request", lambda r: problems.append(f"request outside the file: {r.url}")
-                if r.url != url and not r.url.startswith("data:") else None)
-        view.goto(url, wait_until="load")
-        yield view, problems
-        browser.close()
+    """The page opened in headless Chromium: (page, problems)."""
+    yield from open_in_chromium(page_file)
 
 
 def test_chromium_loads_the_page_without_errors(page, tmp_path):

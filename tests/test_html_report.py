@@ -54,13 +54,13 @@ def report_file(compiled, tmp_path_factory):
                              title="mnist_cnn")
 
 
-@pytest.fixture(scope="module")
-def page(report_file):
-    """The report opened in headless Chromium: (page, problems), problems being every error it met."""
+def open_in_chromium(path):
+    """``path`` opened in headless Chromium, yielding (page, problems): every error it met, and any request that
+    leaves the file (a self-contained page makes none)."""
     if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium); .ci/run installs it")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-    url = report_file.as_uri()
+    url = path.as_uri()
     problems = []
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -74,6 +74,12 @@ def page(report_file):
         view.goto(url, wait_until="load")
         yield view, problems
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(report_file):
+    """The report opened in headless Chromium: (page, problems)."""
+    yield from open_in_chromium(report_file)
 
 
 def test_chromium_loads_the_report_without_errors(page, tmp_path):
