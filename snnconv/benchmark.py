@@ -23,6 +23,14 @@ row that says why rather than an error.
 Compiling is the slow part, so by default it runs without tuning on the first
 ``CALIBRATION_SAMPLES`` calibration samples (``tune`` and ``calibration_samples`` say
 otherwise): accuracy can be a little below what ``snnconv compile --tune fast`` reaches.
+
+On Ray (``executor="ray"``) only the exact, countable part moves: each configuration's
+run over the samples (accuracy, agreement, spikes, synaptic operations, and the energy
+and latency *modeled* from those counts) is cut into batches that run as tasks and are
+merged as counts and sums (``snnconv.distributed``), the same bytes as here. Nothing
+measured by a clock leaves this machine: the ANN is timed here, before any task is
+submitted, because a batch-1 latency taken on a worker shared with other tasks would be
+the contention's, not the network's. Compiling and the modeled platforms stay here too.
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ from snnconv import ann, ann_measure, files, neurons, options, platforms
 from snnconv import targets as known_targets
 from snnconv.data import as_array, check_labels
 from snnconv.errors import BadDataError, BadOptionError, DoesNotFitError
-from snnconv.progress import reporting
+from snnconv.progress import Progress, reporting
 
 __all__ = ["CALIBRATION_SAMPLES", "Bench", "bench"]
 
@@ -102,7 +110,8 @@ class Bench:
 def bench(model, targets: Sequence = (known_targets.DEFAULT,), *, codings: Sequence[str] = ("if",),
           timesteps: Sequence[int] | None = None, data=None, labels=None, calibration=None, example=None,
           input_shape: tuple[int, ...] | None = None, samples: int | None = None, tune: str = "off",
-          calibration_samples: int = CALIBRATION_SAMPLES, budget_s: float = ann_measure.BUDGET_S) -> Bench:
+          calibration_samples: int = CALIBRATION_SAMPLES, budget_s: float = ann_measure.BUDGET_S,
+          batch_size: int = 256, executor: str = "local", ray_address: str | None = None) -> Bench:
     """Benchmark ``model`` (a path, an ``onnx.ModelProto`` or a ``torch.nn.Module`` with ``example``) at batch 1.
 
     ``targets``: target names, TOML paths or ``Target`` objects; ``codings``: neuron models
@@ -111,6 +120,9 @@ def bench(model, targets: Sequence = (known_targets.DEFAULT,), *, codings: Seque
     ``data``: samples (``x`` or ``(x, y)``, or ``x`` with ``labels``) for accuracy and for the
     SNN's activity, the first ``samples`` of them; ``calibration``: samples to compile with
     (default: those of ``data``), the first ``calibration_samples``, compiled with ``tune``.
+    ``executor="ray"`` simulates each configuration's samples, ``batch_size`` at a time, as
+    tasks on a Ray cluster (``ray_address``, else one started here): the same result, while
+    the ANN's wall-clock measurement stays here and runs before any task.
     """
     from snnconv.compiled import _load
 
@@ -118,6 +130,8 @@ def bench(model, targets: Sequence = (known_targets.DEFAULT,), *, codings: Seque
     codings = [options.choice(coding, "coding", neurons.names()) for coding in codings]
     steps = (None,) if timesteps is None else options.timesteps_list(timesteps)
     tune = options.choice(tune, "tune", ("off", "fast", "full"))
+    run = {"batch_size": options.positive(batch_size, "batch_size"),
+           "executor": options.choice(executor, "executor", options.EXECUTORS), "ray_address": ray_address}
     _check_runnable(chips, codings)
     x, y = _data(data, labels, samples)
     calibration = _calibration(calibration, x, options.positive(calibration_samples, "calibration_samples"))
@@ -126,9 +140,9 @@ def bench(model, targets: Sequence = (known_targets.DEFAULT,), *, codings: Seque
         check_labels(y, math.prod(graph.output.shape), "data: labels")
     activity = x if x is not None else calibration[:ACTIVITY_SAMPLES]
     ann_predictions = ann.evaluate(graph, activity).argmax(axis=1)
-    with reporting("measuring the ANN"):
+    with reporting("measuring the ANN"):  # first: no task of ours runs while the clock does
         measured = ann_measure.measure(proto, graph, budget_s)
-    snn = [_configuration(graph, chip, coding, t, calibration, tune, activity, y, ann_predictions)
+    snn = [_configuration(graph, chip, coding, t, calibration, tune, activity, y, ann_predictions, run)
            for chip in chips for coding in codings for t in steps]
     settings = {"tune": tune, "calibration_samples": len(calibration), "targets": [chip.name for chip in chips],
                 "codings": codings, "timesteps": list(steps),
@@ -148,8 +162,9 @@ def _check_runnable(chips: list, codings: list[str]) -> None:
 
 
 def _configuration(graph, chip, coding: str, steps: int | None, calibration: np.ndarray, tune: str,
-                   x: np.ndarray, y: np.ndarray | None, ann_predictions: np.ndarray) -> dict:
-    """One SNN configuration compiled and run: its statistics, or why it cannot run on ``chip``."""
+                   x: np.ndarray, y: np.ndarray | None, ann_predictions: np.ndarray, run: dict) -> dict:
+    """One SNN configuration compiled here and run (``run``: ``net.run``'s batch size and executor): its
+    statistics, or why it cannot run on ``chip``."""
     from snnconv.compiled import compile
 
     config = {"target": chip.name, "coding": coding, "timesteps": steps}
@@ -161,7 +176,7 @@ def _configuration(graph, chip, coding: str, steps: int | None, calibration: np.
             net = compile(graph, chip, calibration, timesteps=steps, neuron=coding, tune=tune)
     except DoesNotFitError as exc:
         return {**config, "runs": False, "reason": str(exc)}
-    result = net.run(x)
+    result = net.run(x, progress=Progress("simulating", len(x), "samples"), **run)
     stats, predictions = result.stats, result.predictions
     return {**config, "timesteps": result.timesteps, "runs": True, "latency_us": stats["latency_us"],
             "energy_uj": stats["energy_uj"], "dynamic_energy_uj": stats["dynamic_energy_uj"],

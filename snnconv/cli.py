@@ -228,7 +228,8 @@ def _cmd_bench(args: argparse.Namespace) -> None:
     calibration = load_npz(args.calibration)[0] if args.calibration else None
     result = snnconv.bench(args.model, targets, codings=args.coding.split(","), timesteps=args.timesteps, data=x,
                            labels=y, calibration=calibration, input_shape=args.input_shape, samples=args.samples,
-                           tune=args.tune, calibration_samples=args.calibration_samples)
+                           tune=args.tune, calibration_samples=args.calibration_samples,
+                           batch_size=args.batch_size, **_executor(args))
     written = {"html": str(result.write_html(args.html))} if args.html else {}
     _show(args, {**result.to_dict(), **written},
           lambda: result.render() + (f"\n\nwrote {written['html']}" if written else ""))
@@ -356,6 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--tune", choices=("off", "fast", "full"), default="off",
                        help="tuning while compiling (default off, for speed; see `snnconv compile --help`)")
     bench.add_argument("--input-shape", type=_shape, metavar="C,H,W", help="one sample's shape, if dynamic")
+    bench.add_argument("--batch-size", type=_positive, default=256, help="samples simulated per batch (or Ray task)")
+    bench.add_argument("--ray", nargs="?", const=_LOCAL_RAY, metavar="ADDRESS",
+                       help="simulate the samples' counts (accuracy, spikes, synaptic ops, modeled energy) as tasks "
+                            "on a Ray cluster: ADDRESS, or without one a cluster started here; the same result. The "
+                            "ANN's wall-clock measurement stays here (needs pip install ray)")
     bench.add_argument("--html", metavar="FILE.html", help="write a self-contained page with the latency-energy plane")
     bench.add_argument("--json", action="store_true", help="print every configuration and source as JSON")
     bench.set_defaults(run=_cmd_bench)

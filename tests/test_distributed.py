@@ -152,6 +152,67 @@ def test_eval_ray_json_is_byte_identical_to_the_local_run(tmp_path):
     assert on_ray.stdout == local.stdout and json.loads(local.stdout)["snn"]
 
 
+def _bench_without_the_clock(result: dict) -> dict:
+    """A bench's JSON less what a clock measured here (the ANN's runtimes differ from run to run by nature)."""
+    rows = [row for row in result["rows"] if row["how"] != "measured here"]
+    return {**{k: v for k, v in result.items() if k not in ("ann_measured", "best")}, "rows": rows}
+
+
+def test_bench_on_ray_gives_the_same_json_and_times_the_ann_before_any_task(cluster, monkeypatch):
+    """The counted part (accuracy, spikes, synaptic ops, modeled energy) on Ray, the same bytes; the clock here, first.
+
+    The ANN is measured once and that measurement is handed to both runs, so every byte
+    of the two results must agree; the order of events shows no task of ours was running
+    while the clock ran.
+    """
+    from snnconv import ann_measure, benchmark
+
+    events, measure, map_batches = [], ann_measure.measure, distributed.map_batches
+    measured = {}
+
+    def measure_once(*args, **kwargs):
+        events.append("measure")
+        if not measured:
+            measured.update(measure(*args, **kwargs))
+        return json.loads(json.dumps(measured))
+
+    def recorded(*args, **kwargs):
+        events.append("ray")
+        return map_batches(*args, **kwargs)
+
+    monkeypatch.setattr(benchmark.ann_measure, "measure", measure_once)
+    monkeypatch.setattr(distributed, "map_batches", recorded)
+    kwargs = dict(targets=["loihi", "loihi2"], codings=["if", "graded"], timesteps=[4], calibration=CALIBRATION,
+                  data=(TEST["x"][:90], TEST["y"][:90]), batch_size=32, budget_s=0.2)
+    local = benchmark.bench(str(MODELS.joinpath("mnist_mlp.onnx")), **kwargs)
+    assert events == ["measure"]
+    on_ray = benchmark.bench(str(MODELS.joinpath("mnist_mlp.onnx")), executor="ray", **kwargs)
+    assert events[1] == "measure" and events[2:] == ["ray"] * 3  # loihi if; loihi2 if and graded (loihi: no graded)
+    assert json.dumps(on_ray.to_dict()) == json.dumps(local.to_dict())
+    assert sum(config["runs"] for config in local.snn) == 3 and local.samples == 90
+
+
+def test_bench_ray_json_equals_the_local_run_and_ray_stays_unimported_without_it(tmp_path):
+    """The command line, each run in its own process; the runs differ only in what the clock measured here."""
+    data = tmp_path / "data.npz"
+    np.savez(data, x=TEST["x"][:80], y=TEST["y"][:80])
+    calibration = tmp_path / "calibration.npz"
+    np.savez(calibration, x=CALIBRATION)
+    args = ["bench", str(MODELS.joinpath("mnist_mlp.onnx")), "--target", "loihi2", "--coding", "if,graded",
+            "--timesteps", "4,8", "--data", str(data), "--calibration", str(calibration), "--batch-size", "24",
+            "--json", "-q"]
+    code = ("import sys; from snnconv import cli; status = cli.main(sys.argv[1:]); "
+            "print('ray' in sys.modules, file=sys.stderr); sys.exit(status)")
+    local = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True,
+                           cwd=tmp_path)
+    on_ray = subprocess.run([sys.executable, "-m", "snnconv.cli", *args, "--ray"], capture_output=True, text=True,
+                            check=True, cwd=tmp_path)
+    assert local.stderr.strip().splitlines()[-1] == "False"
+    local_json, ray_json = json.loads(local.stdout), json.loads(on_ray.stdout)
+    assert len([c for c in local_json["snn"] if c["runs"] and c["accuracy"] is not None]) == 4
+    assert json.dumps(_bench_without_the_clock(ray_json)) == json.dumps(_bench_without_the_clock(local_json))
+
+
 def test_ray_is_not_imported_without_it():
     code = ("import sys, numpy as np, snnconv; from importlib import resources; "
             "m = resources.files('snnconv.models'); d = np.load(str(m.joinpath('mnist_calib.npz')))['x'][:32]; "
