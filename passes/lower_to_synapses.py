@@ -4,8 +4,8 @@ A chip connects spike sources (IF populations, spiking max pools, spike-encoded 
 to neuron populations (IF layers, the output integrator) through synapses: one weight
 per connection. So every path from a source to a population must cross exactly one
 weighted layer (conv, dense, or affine, an affine being one synapse per neuron), with
-only weight-free routing around it (flatten, zero pad, sum pooling, add, concat). This
-pass makes it so, exactly in float arithmetic:
+only weight-free routing around it (flatten, zero pad, nearest upsampling, sum pooling,
+add, concat). This pass makes it so, exactly in float arithmetic:
 
 - average pooling becomes sum pooling followed by an affine ``1 / count`` (one value,
   or one per position where borders count fewer elements): a pooling window's spikes
@@ -13,10 +13,13 @@ pass makes it so, exactly in float arithmetic:
 - an affine read by several layers is copied per reader, consecutive affines merge, a
   per-channel scale moves past a sum pool, and each affine folds into the weighted layer
   next to it: backwards into the conv/dense
-  producing it (``w * s``, ``b * s + t``; also through sum pooling when ``t = 0``), or
-  forwards into the conv/dense reading it (``w[:, c] * s[c]``; through flatten into a
-  dense, ``w * s`` by column and ``b + w @ t``);
-- a path with no weighted layer (an identity shortcut) gets an affine of scale 1.
+  producing it (``w * s``, ``b * s + t``; also through sum pooling when ``t = 0``, and
+  through nearest upsampling, which commutes with a per-channel affine), or forwards into
+  the conv/dense reading it (``w[:, c] * s[c]``, also through nearest upsampling; through
+  flatten into a dense, ``w * s`` by column and ``b + w @ t``);
+- a path with no weighted layer (an identity shortcut) gets an affine of scale 1 (an
+  upsample or zero pad shared with weighted paths is first copied per reader, so that
+  affine sits on the shortcut only).
 
 Paths from a constant-current input are computed by the host and are left alone.
 What cannot be lowered (two weighted layers with no neurons between them) is refused
@@ -33,7 +36,7 @@ import torch
 from snnconv import ann
 from snnconv.errors import UnsupportedOpError
 from snnconv.geometry import host_computed, is_integrator, is_routing, is_spike_source, is_weighted
-from snnconv.ir import Affine, Conv, Dense, Flatten, Graph, Layer, Pool
+from snnconv.ir import Affine, Conv, Dense, Flatten, Graph, Layer, Pad, Pool, Upsample
 from snnconv.ir.rewrite import PassResult, bypass, rewire
 
 __all__ = ["LowerToSynapses"]
@@ -94,7 +97,12 @@ def _by_name(layers: list[Layer]) -> dict[str, Layer]:
 
 def _channel_scale(affine: Affine) -> np.ndarray | None:
     """The affine's scale as one value per channel (per feature of a vector); None if it varies by position."""
-    full = np.broadcast_to(affine.scale, affine.shape)
+    return _channel_values(affine.scale, affine.shape)
+
+
+def _channel_values(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
+    """``array`` broadcast to ``shape`` as one value per channel; None if it varies by position."""
+    full = np.broadcast_to(array, shape)
     flat = full.reshape(full.shape[0], -1)
     return flat[:, 0].astype(np.float64) if np.all(flat == flat[:, :1]) else None
 
@@ -143,23 +151,27 @@ def _past_sum_pool(layers: list[Layer], host: set[str]) -> list[Layer] | None:
 
 
 def _fold_backward(layers: list[Layer], host: set[str]) -> list[Layer] | None:
-    """``conv/dense [-> sum pool] -> affine``: the affine's scale and shift go into the weights and bias."""
+    """``conv/dense [-> sum pool | upsample ...] -> affine``: the affine's scale and shift go into the weights and
+    bias (a per-channel affine commutes with nearest upsampling; with sum pooling only when ``t = 0``)."""
     by_name = _by_name(layers)
     for affine in layers:
         if not isinstance(affine, Affine) or affine.name in host:
             continue
-        producer, pool = by_name[affine.inputs[0]], None
-        if isinstance(producer, Pool) and producer.mode == "sum" and not affine.shift.any():
-            pool, producer = producer, by_name[producer.inputs[0]]
-        chain = [producer] + ([pool] if pool else [])
+        producer, between = by_name[affine.inputs[0]], []
+        while isinstance(producer, Upsample) or isinstance(producer, Pool) and producer.mode == "sum" \
+                and not affine.shift.any():
+            between.append(producer)
+            producer = by_name[producer.inputs[0]]
         channel_scale = _channel_scale(affine)
-        if not isinstance(producer, (Conv, Dense)) or channel_scale is None \
-                or any(len(_readers(layers, x.name)) != 1 for x in chain):
+        shift = affine.shift if not between else _channel_values(affine.shift, affine.shape)
+        if not isinstance(producer, (Conv, Dense)) or channel_scale is None or shift is None \
+                or any(len(_readers(layers, x.name)) != 1 for x in [producer, *between]):
             continue
         weight = producer.weight * channel_scale.reshape(-1, *([1] * (producer.weight.ndim - 1)))
         bias = producer.bias * channel_scale.reshape(-1, *([1] * (producer.bias.ndim - 1)))
-        if pool is None:
-            bias = _add_shift(bias, affine.shift, producer)
+        if between:
+            shift = shift.reshape(-1, *([1] * (len(producer.shape) - 1)))
+        bias = _add_shift(bias, shift, producer)
         folded = dataclasses.replace(producer, weight=weight.astype(np.float32), bias=bias.astype(np.float32))
         layers = [folded if layer is producer else layer for layer in layers]
         return bypass(layers, affine.name)
@@ -176,17 +188,19 @@ def _add_shift(bias: np.ndarray, shift: np.ndarray, producer: Layer) -> np.ndarr
 
 
 def _fold_forward(layers: list[Layer], host: set[str]) -> list[Layer] | None:
-    """``affine -> conv`` (per-channel scale, no shift) or ``affine [-> flatten] -> dense``."""
+    """``affine [-> upsample ...] -> conv`` (per-channel scale, no shift) or ``affine [-> flatten] -> dense``."""
     for affine in layers:
         if not isinstance(affine, Affine) or affine.name in host:
             continue
         readers = _readers(layers, affine.name)
         if len(readers) != 1:
             continue
-        reader, flatten = readers[0], None
-        if isinstance(reader, Flatten) and len(_readers(layers, reader.name)) == 1:
+        reader, flatten, upsampled = readers[0], None, False
+        while isinstance(reader, Upsample) and len(_readers(layers, reader.name)) == 1:
+            reader, upsampled = _readers(layers, reader.name)[0], True
+        if isinstance(reader, Flatten) and not upsampled and len(_readers(layers, reader.name)) == 1:
             flatten, reader = reader, _readers(layers, reader.name)[0]
-        if isinstance(reader, Dense):
+        if isinstance(reader, Dense) and not upsampled:
             folded = _scaled_dense_columns(reader, affine)
         elif isinstance(reader, Conv) and flatten is None and not affine.shift.any() \
                 and _channel_scale(affine) is not None:
@@ -219,6 +233,7 @@ def _scaled_conv_inputs(conv: Conv, affine: Affine) -> Conv:
 
 def _identity_synapses(layers: list[Layer], host: set[str]) -> tuple[list[Layer], int]:
     """An affine of scale 1 on each edge from a source whose path onward has no weighted layer."""
+    layers = _copy_per_reader(layers, host)
     by_name = _by_name(layers)
     unweighted = _reaches_population_unweighted(layers)
     result, inserted = list(layers), 0
@@ -239,6 +254,24 @@ def _identity_synapses(layers: list[Layer], host: set[str]) -> tuple[list[Layer]
         if tuple(new_inputs) != layer.inputs:
             result = [dataclasses.replace(x, inputs=tuple(new_inputs)) if x.name == layer.name else x for x in result]
     return result, inserted
+
+
+def _copy_per_reader(layers: list[Layer], host: set[str]) -> list[Layer]:
+    """An upsample or zero pad read by several layers, one of which reaches a population without a weighted
+    layer, is copied per reader: the identity synapse that path needs goes before its own copy, not on the
+    paths through the other readers' weights (routing copies cost nothing on a chip)."""
+    while True:
+        unweighted = _reaches_population_unweighted(layers)
+        shared = next((layer for layer in layers if isinstance(layer, (Upsample, Pad)) and layer.name not in host
+                       and layer.name in unweighted and len(_readers(layers, layer.name)) > 1), None)
+        if shared is None:
+            return layers
+        extra = _readers(layers, shared.name)[1]
+        copy = dataclasses.replace(shared, name=f"{shared.name}/for_{extra.name}")
+        rewired = dataclasses.replace(extra, inputs=tuple(copy.name if src == shared.name else src
+                                                          for src in extra.inputs))
+        layers = [rewired if layer is extra else layer for layer in layers]
+        layers.insert(layers.index(shared) + 1, copy)  # in order: the walks below go through the list in order
 
 
 def _reaches_population_unweighted(layers: list[Layer]) -> set[str]:

@@ -48,7 +48,7 @@ import numpy as np
 from snnconv import ann
 from snnconv.data import iter_batches
 from snnconv.errors import BadGraphError
-from snnconv.ir import IF, Add, Affine, Concat, Conv, Dense, Flatten, Graph, Input, Layer, Output, Pad, Pool, ReLU
+from snnconv.ir import IF, Add, Affine, Concat, Conv, Dense, Flatten, Graph, Input, Layer, Output, Pad, Pool, ReLU, Upsample
 from snnconv.ir.rewrite import PassResult
 
 __all__ = ["Normalize", "LogHistogram"]
@@ -291,6 +291,8 @@ def _weight_bound_scales(graph: Graph, anchors: dict[str, str]) -> dict[str, np.
         elif isinstance(layer, Pool):
             bound[layer.name] = np.broadcast_to(ins[0].reshape(ins[0].shape[0], -1).max(axis=1)[:, None, None],
                                                 layer.shape)
+        elif isinstance(layer, Upsample):
+            bound[layer.name] = np.repeat(np.repeat(ins[0], layer.factor[0], 1), layer.factor[1], 2)
         elif isinstance(layer, Pad):
             bound[layer.name] = np.pad(ins[0], ((0, 0), *[(layer.pads[i], layer.pads[i + 2]) for i in (0, 1)]))
         else:  # ReLU, Output

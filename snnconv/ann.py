@@ -229,6 +229,12 @@ def _pad(layer: L.Pad, xs: list[Tensor]) -> Tensor:
     return F.pad(xs[0], (left, right, top, bottom))
 
 
+def _upsample(layer: L.Upsample, xs: list[Tensor]) -> Tensor:
+    """Each value repeated ``fh`` times down the rows and ``fw`` times along the columns."""
+    rows, cols = layer.factor
+    return xs[0].repeat_interleave(rows, dim=2).repeat_interleave(cols, dim=3)
+
+
 def _output(layer: L.Output, xs: list[Tensor]) -> Tensor:
     if layer.activation == "softmax":
         return torch.softmax(xs[0], dim=1)
@@ -274,6 +280,7 @@ _KERNELS: dict[type[Layer], Callable[[Layer, list[Tensor]], Tensor]] = {
     L.Concat: _concat,
     L.Flatten: _flatten,
     L.Pad: _pad,
+    L.Upsample: _upsample,
     L.Output: _output,
     L.Round: _round,
     L.Recurrent: _recurrent,

@@ -2,7 +2,7 @@
 
 A neuron population of shape (C, H, W) (a vector population (F,) is (F, 1, 1)) receives
 spikes from a source population through one weighted layer and weight-free routing. For
-the layers snnconv lowers to (zero padding, sum pooling, convolution, affine, dense after
+the layers snnconv lowers to (zero padding, nearest upsampling, sum pooling, convolution, affine, dense after
 flatten, concat, add), the connection count between target neuron ``(c, y, x)`` and
 source neuron ``(c', y', x')`` factorizes:
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from snnconv.errors import DoesNotFitError, UnsupportedOpError
-from snnconv.ir import IF, Add, Affine, Concat, Conv, Dense, Flatten, Graph, Input, Layer, Output, Pad, Pool
+from snnconv.ir import IF, Add, Affine, Concat, Conv, Dense, Flatten, Graph, Input, Layer, Output, Pad, Pool, Upsample
 
 __all__ = ["Projection", "host_computed", "is_integrator", "is_population", "is_routing", "is_spike_source",
            "is_weighted", "population_box_shape", "populations", "projections"]
@@ -75,7 +75,7 @@ def is_weighted(layer: Layer) -> bool:
 
 def is_routing(layer: Layer) -> bool:
     """Weight-free layers a chip does by routing spikes."""
-    return isinstance(layer, (Flatten, Pad, Add, Concat)) or isinstance(layer, Pool) and layer.mode == "sum"
+    return isinstance(layer, (Flatten, Pad, Upsample, Add, Concat)) or isinstance(layer, Pool) and layer.mode == "sum"
 
 
 def populations(graph: Graph) -> list[Layer]:
@@ -207,6 +207,8 @@ def _axis_maps(layer: Layer, index: int, in_shape: tuple[int, int, int], graph: 
         return [np.eye(c, dtype=np.int64), _shift(h, top, bottom), _shift(w, left, right)]
     if isinstance(layer, Pool):
         return [np.eye(c, dtype=np.int64), *_windows(layer, h, w)]
+    if isinstance(layer, Upsample):
+        return [np.eye(c, dtype=np.int64), _repeat(h, layer.factor[0]), _repeat(w, layer.factor[1])]
     if isinstance(layer, Conv):
         return [_grouped(layer), *_windows(layer, h, w)]
     if isinstance(layer, Concat):
@@ -236,6 +238,11 @@ def _shift(size: int, before: int, after: int) -> np.ndarray:
     out = np.zeros((size + before + after, size), np.int64)
     out[before + np.arange(size), np.arange(size)] = 1
     return out
+
+
+def _repeat(size: int, factor: int) -> np.ndarray:
+    """Nearest upsampling along one axis: output ``o`` reads input ``o // factor``."""
+    return np.repeat(np.eye(size, dtype=np.int64), factor, axis=0)
 
 
 def _windows(layer: Pool | Conv, h: int, w: int) -> list[np.ndarray]:

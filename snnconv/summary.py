@@ -31,6 +31,8 @@ def _details(layer: Layer, one_d: bool = False) -> str:
         return text + (" ceil" if layer.ceil_mode else "") + (" " + _pads(layer.pads, one_d) if any(layer.pads) else "")
     if isinstance(layer, L.Pad):
         return _pads(layer.pads, one_d)
+    if isinstance(layer, L.Upsample):
+        return f"nearest {_window(layer.factor, one_d)}"
     if isinstance(layer, L.ReLU) and layer.max_value is not None:
         return f"max {layer.max_value:g}"
     if isinstance(layer, L.Output) and layer.activation:

@@ -3,7 +3,7 @@
 ``networks()`` draws a small float ANN (an IR graph) and calibration data for it: a first
 convolution, then one to three blocks among convolution (stride 1 or 2), depthwise
 convolution, a residual block (conv, conv, add, ReLU), two branches joined by a concat,
-and average or max pooling (2x2 / stride 2, or overlapping 3x3 / stride 1; max pooling
+nearest upsampling (1-2 x 1-3, of maps up to 8 x 8), and average or max pooling (2x2 / stride 2, or overlapping 3x3 / stride 1; max pooling
 only of spikes: after a ReLU or another max pool, as conversion requires); then a
 flatten, optionally a hidden dense layer, and a dense output of 5 classes. Or, one time
 in four, an MLP on a vector input.
@@ -23,11 +23,11 @@ import numpy as np
 from hypothesis import strategies as st
 
 from snnconv import targets
-from snnconv.ir import Add, Concat, Conv, Dense, Flatten, Graph, Input, Output, Pool, ReLU
+from snnconv.ir import Add, Concat, Conv, Dense, Flatten, Graph, Input, Output, Pool, ReLU, Upsample
 
 __all__ = ["networks", "small_cores"]
 
-BLOCKS = ("conv", "depthwise", "residual", "concat", "avg", "max")
+BLOCKS = ("conv", "depthwise", "residual", "concat", "upsample", "avg", "max")
 CLASSES = 5
 CALIBRATION_SAMPLES = 32
 
@@ -104,6 +104,10 @@ def _block(draw, net: _Net, kind: str) -> None:
         left = net.conv_relu(start, draw(st.integers(1, 4)), draw(st.sampled_from([1, 3])), 1)
         right = net.conv_relu(start, draw(st.integers(1, 4)), 3, 1)
         net.add(Concat(name="concat", inputs=(left, right), shape=(1,)))
+    elif kind == "upsample":
+        if max(h, w) <= 8:
+            net.add(Upsample(name="up", inputs=(net.last,), shape=(1,),
+                             factor=(draw(st.integers(1, 2)), draw(st.integers(1, 3)))))
     elif min(h, w) >= 2:
         kernel, stride = draw(st.sampled_from([(2, 2), (3, 1)])) if min(h, w) >= 3 else (2, 2)
         net.add(Pool(name="pool", inputs=(net.last,), shape=(1,), mode=kind, kernel=(kernel, kernel),

@@ -23,6 +23,7 @@ from snnconv.ir.layers import (
     Recurrent,
     ReLU,
     Round,
+    Upsample,
     one_d_shape,
 )
 
@@ -43,6 +44,7 @@ __all__ = [
     "Concat",
     "Flatten",
     "Pad",
+    "Upsample",
     "Output",
     "Round",
     "LAYER_KINDS",

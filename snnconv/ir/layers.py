@@ -33,6 +33,7 @@ __all__ = [
     "Concat",
     "Flatten",
     "Pad",
+    "Upsample",
     "Output",
     "Round",
     "Recurrent",
@@ -444,6 +445,34 @@ class Pad(Layer):
         return (c, h + top + bottom, w + left + right)
 
 
+@dataclass(frozen=True, eq=False, kw_only=True)
+class Upsample(Layer):
+    """Nearest upsampling of a feature map by integer factors: ``y[c, i, j] = x[c, i // fh, j // fw]``.
+
+    Weight-free: every output neuron repeats one input neuron, so on a chip it is routing
+    (a source's spike fans out to ``fh * fw`` positions), and it commutes with any
+    per-channel affine map (``up(s x + t) = s up(x) + t`` for ``s``, ``t`` constant per channel).
+    """
+
+    kind: ClassVar[str] = "upsample"
+    factor: tuple[int, int]  # (rows, columns), each >= 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "factor", tuple(int(f) for f in self.factor))
+
+    def infer_shape(self, in_shapes: list[Shape]) -> Shape:
+        _expect_inputs(in_shapes, 1)
+        _expect_rank(in_shapes[0], 3, "feature-map")
+        if len(self.factor) != 2 or min(self.factor) < 1:
+            raise ShapeError(f"factor {self.factor} must be two integers >= 1")
+        c, h, w = in_shapes[0]
+        return (c, h * self.factor[0], w * self.factor[1])
+
+    def fan_in(self, in_shapes: list[Shape]) -> int:
+        return 1
+
+
 OUTPUT_ACTIVATIONS = (None, "softmax", "log_softmax", "sigmoid", "tanh")  # what the host applies to the output
 
 
@@ -526,6 +555,6 @@ class Recurrent(Layer):
 
 LAYER_KINDS: dict[str, type[Layer]] = {
     cls.kind: cls
-    for cls in (Input, Dense, Conv, BatchNorm, Affine, ReLU, IF, Pool, Add, Concat, Flatten, Pad, Output, Round,
-                Recurrent)
+    for cls in (Input, Dense, Conv, BatchNorm, Affine, ReLU, IF, Pool, Add, Concat, Flatten, Pad, Upsample, Output,
+                Round, Recurrent)
 }

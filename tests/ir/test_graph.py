@@ -30,6 +30,7 @@ from snnconv.ir import (
     Pad,
     Pool,
     Recurrent,
+    Upsample,
     ReLU,
     Round,
 )
@@ -415,6 +416,8 @@ ORACLE_CASES = {
     "flatten": simple(Flatten(name="f", inputs=("x",), shape=(1,)), [(3, 4, 5)], lambda x: torch.flatten(x, 1)),
     "pad": simple(Pad(name="p", inputs=("x",), shape=(1,), pads=(1, 2, 3, 0)), [(3, 4, 5)],
                   lambda x: F.pad(x, (2, 0, 1, 3))),
+    "upsample": simple(Upsample(name="u", inputs=("x",), shape=(1,), factor=(2, 3)), [(3, 4, 5)],
+                       lambda x: F.interpolate(x, scale_factor=(2, 3), mode="nearest")),
     "output": simple(out("x", (1,)), [(10,)], lambda x: F.softmax(x, 1)),
     "round": simple(Round(name="q", inputs=("x",), shape=(1,), bits=8, exponent=(0, 3)), [(3, 4)], torch.round),
     "recurrent": recurrent_case(items=6, features=4, hidden=5),
@@ -478,6 +481,8 @@ def test_conv_bias_per_output_neuron_is_accepted():
     (Concat(name="c", inputs=("x", "y"), shape=(1,)), [(3, 2), (3, 2, 1)], "differ"),
     (Pad(name="p", inputs=("x",), shape=(1,), pads=(0, -1, 0, 0)), [(3, 4, 4)], "negative"),
     (Pad(name="p", inputs=("x",), shape=(1,), pads=(1, 1, 1, 1)), [(12,)], "rank 3"),
+    (Upsample(name="u", inputs=("x",), shape=(1,), factor=(0, 2)), [(3, 4, 4)], ">= 1"),
+    (Upsample(name="u", inputs=("x",), shape=(1,), factor=(2, 2)), [(12,)], "rank 3"),
     (Output(name="o", inputs=("x",), shape=(1,), activation="gelu"), [(3,)], "activation"),
     (Input(name="i", inputs=(), shape=(3,)), [(3,)], "0 input"),
 ], ids=lambda v: v if isinstance(v, str) else None)
