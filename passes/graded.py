@@ -37,7 +37,10 @@ counts resolve ``G T`` levels, as rate coding's do in ``G T`` steps, with as man
 (each a message) but ``G`` times fewer steps. Unscaled (thresholds at the activation's
 ceiling) a burst neuron rarely holds more than one threshold and fires as IF does: on the
 Fashion VGG at T = 4, 88.3% against IF's 88.1%; scaled, 92.3% (``benchmarks/codings.py``).
-The graph fact ``graded`` holds ``P`` (or ``G``) for either model.
+A network trained with QCFS at ``L <= P`` levels (fact ``qcfs_levels``) is scaled by ``L``
+instead and its graded populations capped at ``L`` (``_levels``): one step then sends the
+trained activations themselves. The graph fact ``graded`` holds the scale ``P`` (or ``G``,
+or ``L``) for either model.
 """
 
 from __future__ import annotations
@@ -66,7 +69,8 @@ class Graded:
             raise BadGraphError(f"graph {graph.name!r} is not spiking; run the spike pass before graded")
         if graph.fact("graded"):
             raise BadGraphError(f"graph {graph.name!r} is already scaled for graded spikes")
-        payload = self._payload(graph)
+        most = self._payload(graph)
+        payload = _levels(graph, most) if self.model == "graded" else most
         factor: dict[str, float] = {}
         layers, scaled = [], []
         for layer in graph:
@@ -91,6 +95,8 @@ class Graded:
                 scaled.append(layer.name)
                 factor[layer.name] = payload
             elif isinstance(layer, (IF, Output)):
+                if isinstance(layer, IF) and payload != most:
+                    layer = dataclasses.replace(layer, spikes_per_step=payload)
                 if before != payload:
                     raise UnsupportedOpError(f"layer {layer.name!r} ({layer.kind}) reads the network input with no "
                                              f"weighted layer between; graded spikes cannot scale its current: use "
@@ -101,8 +107,12 @@ class Graded:
             else:  # pooling, flatten, pad, add, concat: linear, homogeneous, no bias
                 factor[layer.name] = before
             layers.append(layer)
-        notes = {"payload_max": payload, "payload_bits": payload.bit_length(), "scaled_layers": scaled,
+        notes = {"payload_max": payload, "payload_bits": most.bit_length(), "scaled_layers": scaled,
                  "output_scale": f"divided by {payload}: outputs in the ANN's units"}
+        if payload != most:
+            notes["qcfs_levels"] = (f"the network was trained with QCFS at L = {payload}: scaled by L and capped at L "
+                                    f"(within the {most.bit_length()}-bit payload, up to {most}), its trained "
+                                    f"quantization")
         return PassResult(graph.rebuilt(layers, graded=payload), True, notes)
 
     def _payload(self, graph: Graph) -> int:
@@ -117,6 +127,22 @@ class Graded:
             raise BadGraphError(f"graph {graph.name!r}: the graded pass scales by one payload maximum; the "
                                 f"populations send up to {payloads}")
         return payloads[0] if payloads else neurons.get(self.model).spikes_per_step
+
+
+def _levels(graph: Graph, most: int) -> int:
+    """The payload a graded network is scaled by and capped at: ``P``, or ``L`` for a network trained with QCFS at
+    ``L <= P`` levels (graph fact ``qcfs_levels``).
+
+    A QCFS layer computes ``lambda clip(floor(x L / lambda + 1/2), 0, L) / L``
+    (``snnconv.training``); a graded neuron scaled by ``L``, capped at ``L`` and started at
+    half its threshold sends ``clip(floor(c L + 1/2), 0, L)`` in its first step, ``c = x /
+    lambda``: the trained activation exactly, so one step runs the trained ANN (up to the
+    chip's integer weights). Scaled by ``P`` instead it would requantize every activation to
+    ``P`` levels, neither the trained net nor its ReLU ceiling. ``P >= L`` is what the
+    payload must hold (``payload_bits >= log2(L + 1)``); with fewer bits ``P`` stays.
+    """
+    levels = graph.fact("qcfs_levels")
+    return levels if levels and levels < most else most
 
 
 def _times(array: np.ndarray, factor: float) -> np.ndarray:

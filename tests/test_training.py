@@ -107,3 +107,71 @@ def test_a_qcfs_network_converts_at_t_equal_l_with_its_ceilings_as_scales():
         ann = model(x).numpy()
     scale = np.linalg.lstsq(snn.reshape(-1, 1), ann.reshape(-1), rcond=None)[0][0]  # the output layer's scale
     np.testing.assert_allclose(snn * scale, ann, atol=1e-4)
+
+
+@pytest.mark.parametrize("bits", [3, 5])
+def test_graded_spikes_run_a_qcfs_network_in_one_step_at_its_own_levels(bits):
+    """With a payload that holds L, the graded pass scales by L, not P = 2^bits - 1, and caps each neuron at L:
+    one step sends every QCFS activation exactly (the oracle is the QCFS network, run by torch, including the
+    inputs above the ceiling, which QCFS clips at L levels)."""
+    import snnconv
+    from snnconv.pipeline import convert
+    from snnconv.snn import simulate
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 32), QCFS(4, ceiling=1.2), nn.Linear(32, 5)).eval()
+    x = torch.randn(300, 6)
+    graph = snnconv.load_torch(model, x[:1])
+    spiking = convert(graph, x.numpy(), timesteps=1, neuron="graded", spikes_per_step=2 ** bits - 1).graph
+    assert spiking.fact("graded") == 4
+    assert {layer.spikes_per_step for layer in spiking if layer.kind == "if"} == {4}
+    with torch.no_grad():
+        hidden = model[0](x) * 4 / 1.2
+        ann = model(x).numpy()
+    assert (hidden > 4.5).any() and (hidden < 0.5).any()  # both clips are exercised
+    snn = simulate(spiking, x.numpy(), 1).outputs[1]
+    scale = np.linalg.lstsq(snn.reshape(-1, 1), ann.reshape(-1), rcond=None)[0][0]
+    np.testing.assert_allclose(snn * scale, ann, atol=1e-4)
+
+
+def test_graded_spikes_too_narrow_for_the_qcfs_levels_keep_their_payload():
+    import snnconv
+    from snnconv.pipeline import convert
+
+    model = nn.Sequential(nn.Linear(6, 8), QCFS(8, ceiling=1.0), nn.Linear(8, 2)).eval()
+    x = torch.randn(50, 6)
+    spiking = convert(snnconv.load_torch(model, x[:1]), x.numpy(), timesteps=1, neuron="graded",
+                      spikes_per_step=3).graph
+    assert spiking.fact("graded") == 3 and {layer.spikes_per_step for layer in spiking if layer.kind == "if"} == {3}
+
+
+def test_a_qcfs_cnn_in_graded_spikes_capped_at_l_runs_on_the_chip_model_as_the_literal_reference():
+    """Exactness: the chip model (fast, float BLAS) equals the per-core int64 reference bit for bit on a QCFS CNN
+    with max pooling compiled for loihi2 with graded spikes capped at L = 4 in a 3-bit payload."""
+    from reference_sim import Reference
+
+    import snnconv
+    from snnconv.ir import IF
+    from snnconv.snn import simulate
+
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), QCFS(4, ceiling=1.0), nn.MaxPool2d(2),
+                          nn.Conv2d(4, 6, 3, padding=1), QCFS(4, ceiling=1.0), nn.Flatten(),
+                          nn.Linear(6 * 4 * 4, 3)).eval()
+    x = torch.rand(40, 1, 8, 8).numpy()
+    net = snnconv.compile(model, "loihi2", x, example=torch.zeros(1, 1, 8, 8), neuron="graded", payload_bits=3,
+                          timesteps=2)
+    assert {layer.spikes_per_step for layer in net.graph if isinstance(layer, IF)} == {4}
+    membranes: dict[str, list[np.ndarray]] = {}
+
+    def probe(name, current, v):
+        membranes.setdefault(name, []).append(v.reshape(len(x), -1).double().numpy().copy())
+
+    result = simulate(net.graph, x, 2, probe=probe)
+    reference = Reference(net.graph).run(x, 2)
+    assert set(membranes) == set(reference)
+    for name, steps in reference.items():
+        for mine, literal in zip(membranes[name], steps, strict=True):
+            np.testing.assert_array_equal(mine, literal.astype(np.float64), err_msg=name)
+    output = net.graph.output
+    np.testing.assert_array_equal(result.outputs[2], reference[output.name][-1].astype(np.float64) / 2 * output.scale)

@@ -8,6 +8,9 @@ quantized activation in one message instead of as a train of binary spikes.
 The step is ``snnconv.neurons.multi_spike``'s with ``N = P = 2^b - 1`` for a payload of
 ``b`` bits (``payload_bits``, 8 by default: what Intel says is typically used); the
 count fired is the payload, sent as one message. With ``b = 1`` this is the IF neuron.
+A population may be capped lower, at any ``N <= 2^b - 1``: ``passes/graded`` caps a network
+trained with QCFS at ``L`` levels at ``N = L`` (0..4 in a 3-bit payload for ``L = 4``), so one
+step sends the trained activation exactly.
 
 Why it cuts timesteps (``passes/graded`` does the scaling): ReLU is positively
 homogeneous, so multiplying the input current of the first weighted layers and every bias
@@ -63,9 +66,9 @@ class GradedIntegrateAndFire(MultiSpike):
         return self.spikes_per_step.bit_length()
 
     def refused_count(self, most: int) -> str | None:
-        if most < 1 or most & (most + 1) or most.bit_length() > MAX_PAYLOAD_BITS:
-            return (f"a 'graded' neuron sends payloads of 1 to {MAX_PAYLOAD_BITS} bits, up to 2^bits - 1; "
-                    f"{most} is not such a maximum")
+        if most < 1 or most.bit_length() > MAX_PAYLOAD_BITS:
+            return (f"a 'graded' neuron sends payloads of 1 to {MAX_PAYLOAD_BITS} bits, 1 to "
+                    f"{payload_max(MAX_PAYLOAD_BITS)} at most; {most} is not such a maximum")
         return None
 
     def unsupported(self, target) -> str | None:
