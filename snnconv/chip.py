@@ -163,7 +163,7 @@ def statistics(graph: Graph, target: Target, counts: dict[str, np.ndarray], time
     updates = graph.derived("neuron updates per step", lambda: _updates_per_step(graph, mapping)) * timesteps
     for source, plan in graph.derived("synaptic op plans", lambda: _synaptic_op_plans(graph, mapping)).items():
         if source in counts:
-            np.add.at(synops, plan.cores, plan.operations(_box_of(counts[source], graph[source].shape)))
+            plan.add_to(synops, _box_of(counts[source], graph[source].shape))
     for name, cores in graph.derived("spike cores", lambda: _spike_cores(graph, mapping)).items():
         if name in counts:
             spikes += np.bincount(cores, np.asarray(counts[name], np.float64).reshape(-1), n_cores + 1)[:n_cores]
@@ -188,8 +188,12 @@ def statistics(graph: Graph, target: Target, counts: dict[str, np.ndarray], time
 
 
 def _box_of(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    box = tuple(shape) if len(shape) == 3 else (math.prod(shape), 1, 1)
-    return np.asarray(values).reshape(box)
+    return np.asarray(values).reshape(_box(shape))
+
+
+def _box(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """A population's (channels, rows, columns): a flat one is channels only."""
+    return tuple(shape) if len(shape) == 3 else (math.prod(shape), 1, 1)
 
 
 def _spike_cores(graph: Graph, mapping: Mapping) -> dict[str, np.ndarray]:
@@ -241,6 +245,19 @@ class _SynapticOpPlan:
         size = len(self.cores) * self.channels.shape[1] * self.rows.shape[1] * self.cols.shape[1]
         self.matrix = (torch.einsum("tc,ty,tx->tcyx", self.channels, self.rows, self.cols).reshape(len(self.cores), -1)
                        if size <= BLOCK_ELEMENTS else None)
+        # the same per core (tiles of one core summed): a call adds its operations to the cores in one product
+        self.used, owner = np.unique(self.cores, return_inverse=True)
+        self.per_core = (None if self.matrix is None else
+                         torch.zeros((len(self.used), self.matrix.shape[1]), dtype=self.matrix.dtype)
+                         .index_add_(0, torch.from_numpy(owner.reshape(-1)), self.matrix))
+
+    def add_to(self, synops: np.ndarray, counts: np.ndarray) -> None:
+        """Add the operations that ``counts`` (C, H, W) spikes of the source cause to each core's ``synops``."""
+        if self.per_core is None:
+            np.add.at(synops, self.cores, self.operations(counts))
+            return
+        flat = torch.from_numpy(np.asarray(counts, np.float64).reshape(-1))
+        synops[self.used] += (self.per_core @ flat).numpy()
 
     def operations(self, counts: np.ndarray) -> np.ndarray:
         counts = torch.from_numpy(np.asarray(counts, np.float64))
@@ -275,16 +292,20 @@ def _synaptic_op_plans(graph: Graph, mapping: Mapping) -> dict[str, _SynapticOpP
 def _messages(graph: Graph, mapping: Mapping, counts: dict[str, np.ndarray]) -> tuple[float, float]:
     """Hop-weighted messages on chip and messages across chips, at the measured per-channel rates (a core's
     messages to itself take no hop; a population without counts fires every step)."""
-    total = []
-    for plan, constant in graph.derived("message plans", lambda: _message_plans(graph, mapping)):
-        rates = {name: _box_of(counts[name], graph[name].shape).mean(axis=(1, 2)) if name in counts
-                 else np.ones(len(vector)) for name, vector in plan.items()}
-        total.append(constant + sum(float(rates[name] @ vector) for name, vector in plan.items()))
-    return total[0], total[1]
+    per_neuron, constants = graph.derived("message plans", lambda: _message_plans(graph, mapping))
+    total = constants.copy()
+    for name, weights in per_neuron.items():
+        if name in counts:
+            total += weights @ np.asarray(counts[name], np.float64).reshape(-1)
+        else:
+            total += weights.sum(axis=1)
+    return float(total[0]), float(total[1])
 
 
-def _message_plans(graph: Graph, mapping: Mapping) -> list[tuple[dict[str, np.ndarray], float]]:
-    """``weighted_traffic`` for hops within a chip and for crossings between chips."""
+def _message_plans(graph: Graph, mapping: Mapping) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """``weighted_traffic`` for hops within a chip and for crossings between chips, per neuron: per population a
+    (2, neurons) matrix, the traffic one spike of each neuron causes (its channel's weight over the channel's
+    neurons: traffic follows a channel's mean rate), and the two rate-independent constants."""
     chip = np.array([c.chip for c in mapping.cores])
     position = np.array([c.position for c in mapping.cores])
 
@@ -294,4 +315,12 @@ def _message_plans(graph: Graph, mapping: Mapping) -> list[tuple[dict[str, np.nd
     def crossings(src, dst):
         return (chip[src] != chip[dst]).astype(np.float64)
 
-    return [weighted_traffic(graph, mapping.cores, weight) for weight in (hops, crossings)]
+    (hop_vectors, hop_constant), (cross_vectors, cross_constant) = (weighted_traffic(graph, mapping.cores, weight)
+                                                                    for weight in (hops, crossings))
+    per_neuron = {}
+    for name in hop_vectors.keys() | cross_vectors.keys():
+        channels, height, width = _box(graph[name].shape)
+        rows = [np.repeat(np.broadcast_to(vectors.get(name, 0.0), (channels,)) / (height * width), height * width)
+                for vectors in (hop_vectors, cross_vectors)]
+        per_neuron[name] = np.stack(rows)
+    return per_neuron, np.array([hop_constant, cross_constant])

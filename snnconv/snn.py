@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,6 +57,9 @@ SWEEP_BYTES = 1 << 29  # default bound on the spike trains a sweep keeps: 512 MB
 # operations, and waking a second thread for each cost more than it saved (the bundled MNIST nets up to batch 16,
 # 2 cores: 1.1 vs 1.4 ms per MLP sample, 7.3 vs 8.2 ms per CNN sample at T = 32)
 SERIAL_ELEMENTS = 1 << 20
+# a layer of a serial run with at least this many multiply-accumulates per chunk runs on the caller's threads
+# (the bundled CNN's second convolution at batch 1: 15 M per 32-step chunk, 1.2x faster on 2 threads)
+PARALLEL_MACS = 1 << 22
 
 
 @dataclass
@@ -87,15 +90,15 @@ def simulate(graph: Graph, x, timesteps: int, checkpoints: Iterable[int] = (), e
     membrane (after integration and saturation, before reset; the output's integral) at
     every step.
     """
-    run = _start(graph, x, timesteps, encoding, seed, probe, device)
     stops = sorted({int(t) for t in checkpoints if 0 < t <= timesteps} | {timesteps})
-    outputs, step = {}, 0
-    with torch.no_grad(), threads_for(graph, len(run.batch), run.batch.device.type):
+    outputs, done = {}, 0
+    with torch.no_grad(), threads_for(graph, _samples(x), device):
+        run = _start(graph, x, timesteps, encoding, seed, probe, device)
         for steps in _chunks(timesteps, run.steps_per_chunk()):
-            for integral in run.integrals(run.chunk(steps)):
-                step += 1
-                if step in stops:
-                    outputs[step] = (integral.double() / step * graph.output.scale).cpu().numpy()
+            integrals = run.integrals(run.chunk(steps))
+            for stop in (t for t in stops if done < t <= done + steps):
+                outputs[stop] = (integrals[stop - done - 1].double() / stop * graph.output.scale).cpu().numpy()
+            done += steps
     spike_counts = {name: total.cpu().numpy() for name, total in run.spike_totals.items()}
     messages = {name: run.message_totals[name].cpu().numpy() if name in run.message_totals else counts
                 for name, counts in spike_counts.items()}
@@ -121,8 +124,8 @@ def sweep(graph: Graph, x, timesteps: int, correction: Correction, encoding: str
     Memory: ``T x N`` bytes per neuron of the spike trains alive at once; ``sweep_samples``
     says how many samples fit a budget.
     """
-    run = _start(graph, x, timesteps, encoding, seed, None, "cpu")
-    with torch.no_grad(), threads_for(graph, len(run.batch), run.batch.device.type):
+    with torch.no_grad(), threads_for(graph, _samples(x)):
+        run = _start(graph, x, timesteps, encoding, seed, None, "cpu")
         _Sweep(run, timesteps).run_layers(correction)
 
 
@@ -145,27 +148,44 @@ def _start(graph: Graph, x, timesteps: int, encoding: str | None, seed: int, pro
                 _encoding(graph, encoding), seed, probe, checked)
 
 
-@contextmanager
-def threads_for(graph: Graph, samples: int, device: str = "cpu") -> Iterator[None]:
+def threads_for(graph: Graph, samples: int, device: str = "cpu") -> AbstractContextManager:
     """One intra-op thread while a small CPU run lasts (``SERIAL_ELEMENTS``), the caller's setting restored after.
 
     Torch's thread count is the process's: code running torch in other Python threads at
     the same time sees one thread too while it lasts.
     """
-    threads = torch.get_num_threads()
-    if threads == 1 or not str(device).startswith("cpu") or samples * _step_elements(graph) >= SERIAL_ELEMENTS:
+    small = str(device).startswith("cpu") and samples * _step_elements(graph) < SERIAL_ELEMENTS
+    return _threads(1 if small else torch.get_num_threads())
+
+
+@contextmanager
+def _threads(count: int) -> Iterator[None]:
+    """Torch's intra-op threads set to ``count`` while the block runs."""
+    before = torch.get_num_threads()
+    if count == before:
         yield
         return
-    torch.set_num_threads(1)
+    torch.set_num_threads(count)
     try:
         yield
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)
+
+
+def _macs(graph: Graph, layer: Layer) -> int:
+    """Multiply-accumulates of ``layer`` per sample."""
+    return layer.macs([graph[src].shape for src in layer.inputs])
 
 
 def _step_elements(graph: Graph) -> int:
     """Values per sample and step of the layers a run computes every step (all but the input)."""
     return sum(math.prod(layer.shape) for layer in graph.layers[1:])
+
+
+def _samples(x) -> int:
+    """How many samples ``x`` holds, before it is checked (a bad one is refused by ``ann.as_batch``)."""
+    shape = np.shape(x)
+    return int(shape[0]) if shape else 1
 
 
 def _encoding(graph: Graph, encoding: str | None) -> str:
@@ -196,10 +216,11 @@ class _Run:
         self.pooled: dict[str, torch.Tensor] = {}
         self.saturations: dict[str, int] = {}
         self.integral: torch.Tensor | None = None
-        self.static = _static_layers(graph) if encoding == "current" else set()
+        self.static = graph.derived("static layers", lambda: _static_layers(graph)) if encoding == "current" else set()
         # the host computes input currents in the program's dtype; the chip's integers are exact in ``dtype``
         self.constant = {name: value.to(dtype) for name, value in _run_static(graph, batch, self.static).items()}
-        self.readers = _readers(graph)
+        self.readers = graph.derived("readers", lambda: _readers(graph))
+        self.threads = torch.get_num_threads()  # the caller's: a large layer of a small run may use them all
 
     def steps_per_chunk(self) -> int:
         largest = max(math.prod(layer.shape) for layer in self.graph if layer.name not in self.static)
@@ -233,9 +254,15 @@ class _Run:
         return self.linear(layer, inputs, steps)
 
     def linear(self, layer: Layer, inputs: list[torch.Tensor], steps: int) -> torch.Tensor:
-        """A stateless layer on a chunk: its ANN computation on ``steps x N`` samples at once."""
+        """A stateless layer on a chunk: its ANN computation on ``steps x N`` samples at once.
+
+        A run small enough for one thread (``threads_for``) may still hold a convolution
+        worth the caller's threads over its ``steps x N`` samples: it gets them back for it.
+        """
         flat = [_over_time(x, src in self.static, steps).flatten(0, 1) for x, src in zip(inputs, layer.inputs)]
-        y = ann.apply_layer(layer, flat)
+        macs = len(flat[0]) * self.graph.derived(("macs", layer.name), lambda: _macs(self.graph, layer))
+        with _threads(self.threads if macs >= PARALLEL_MACS else torch.get_num_threads()):
+            y = ann.apply_layer(layer, flat)
         return y.unflatten(0, (steps, len(self.batch)))
 
     def forget(self, name: str) -> None:
@@ -246,7 +273,9 @@ class _Run:
     def fire(self, layer: IF, current: torch.Tensor, constant: bool, steps: int) -> torch.Tensor:
         """Step the membranes through the chunk in place; the spikes (steps, N, ...) as 0/1."""
         if layer.name not in self.v:
-            self.v[layer.name] = _initial_membrane(layer, self.batch).expand(len(self.batch), *layer.shape).clone()
+            initial = self.graph.derived(("initial membrane", layer.name, self.batch.dtype, self.batch.device),
+                                         lambda: _initial_membrane(layer, self.batch))
+            self.v[layer.name] = initial.expand(len(self.batch), *layer.shape).clone()
             self.spike_totals[layer.name] = torch.zeros_like(self.v[layer.name])
         v, model = self.v[layer.name], neurons.of(layer)
         spikes = torch.empty((steps, *v.shape), dtype=v.dtype, device=v.device)
@@ -284,8 +313,8 @@ class _Run:
             sent = (spikes != 0).sum(0).to(spikes.dtype)
             self.message_totals[name] = self.message_totals.get(name, 0) + sent
 
-    def integrals(self, currents: torch.Tensor) -> Iterable[torch.Tensor]:
-        """The output integral after each step of a chunk of input ``currents`` (steps, N, ...).
+    def integrals(self, currents: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        """The output integral after each step of a chunk of input ``currents`` (steps, N, ...), indexed by step.
 
         At a chip's precision, where the integral provably stays within its state bits and
         no probe watches, one running sum gives them all: its values are the integrals
@@ -297,7 +326,7 @@ class _Run:
             start = torch.zeros_like(currents[0]) if self.integral is None else self.integral
             sums = torch.cat([start[None], currents]).cumsum(0)[1:]
             self.integral = sums[-1]
-            return sums.unbind(0)
+            return sums
         return [self.integrate(current) for current in currents.unbind(0)]
 
     def integrate(self, current: torch.Tensor) -> torch.Tensor:
