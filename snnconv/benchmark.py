@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from snnconv import ann, ann_measure, files, neurons, options, platforms
+from snnconv import ann, ann_measure, benchmark_sequence, files, neurons, options, platforms
 from snnconv import targets as known_targets
 from snnconv.data import as_array, check_labels
 from snnconv.errors import BadDataError, BadOptionError, DoesNotFitError
@@ -138,6 +138,9 @@ def bench(model, targets: Sequence = (known_targets.DEFAULT,), *, codings: Seque
     graph, proto = _load(model, example, input_shape)
     if y is not None:
         check_labels(y, math.prod(graph.output.shape), "data: labels")
+    if benchmark_sequence.is_sequence_model(graph):  # a ReLU RNN streams item by item: its own rows, per item too
+        return benchmark_sequence.bench_sequence(_name(model, graph), graph, proto, chips, codings, steps, calibration,
+                                                 x, y, budget_s, run["executor"])
     activity = x if x is not None else calibration[:ACTIVITY_SAMPLES]
     ann_predictions = ann.evaluate(graph, activity).argmax(axis=1)
     with reporting("measuring the ANN"):  # first: no task of ours runs while the clock does

@@ -9,7 +9,7 @@ from __future__ import annotations
 from snnconv.html_report import _duration, _energy
 from snnconv.table import render_table
 
-__all__ = ["edp", "percent", "render", "source_lines", "split_cells"]
+__all__ = ["edp", "percent", "render", "sequence_table", "source_lines", "split_cells"]
 
 NOT_MEASURABLE = "not measurable here"
 
@@ -18,6 +18,8 @@ def render(bench) -> str:
     rows = bench.rows()
     parts = [_title(bench), _summary_table(rows), _split_table(rows), _measured_table(bench.measured),
              _best(bench.best())]
+    if bench.settings.get("sequence"):
+        parts.insert(2, sequence_table(bench))
     refused = [f"  {row['name']}: {row['reason']}" for row in rows if row["reason"]]
     if refused:
         parts.append("configurations that do not run:\n" + "\n".join(refused))
@@ -102,3 +104,26 @@ def edp(value: float | None) -> str:
 
 def percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def sequence_table(bench) -> str:
+    """A sequence model's latency and energy per item and per sequence (``snnconv.benchmark_sequence``)."""
+    items = bench.settings["sequence"]["items"]
+    body = []
+    for config in bench.snn:
+        if config["runs"]:
+            body.append([f"SNN {config['target']} {config['coding']} K={config['timesteps']}",
+                         _duration(config["per_item"]["latency_us"]), _duration(config["latency_us"]),
+                         _energy(config["per_item"]["energy_uj"]), _energy(config["energy_uj"])])
+    for result in bench.platforms:
+        body.append([f"ANN {result['platform']}", _duration(result["per_item"]["latency_us"]),
+                     _duration(result["latency_us"]), _energy(result["per_item"]["energy_uj"]),
+                     _energy(result["energy_uj"])])
+    for result in bench.measured["runtimes"]:
+        energy = result["energy_uj"]
+        body.append([f"ANN {result['runtime']} here", _duration(result["median_us"] / items),
+                     _duration(result["median_us"]), "-" if energy is None else _energy(energy / items),
+                     NOT_MEASURABLE if energy is None else _energy(energy)])
+    return (f"per item and per sequence ({items} items; SNN: K steps per item; ANN: per sequence / items)\n"
+            + render_table(["configuration", "latency / item", "latency / sequence", "energy / item",
+                            "energy / sequence"], body))

@@ -8,9 +8,19 @@ export). The general pipeline (``snnconv.pipeline``) refuses recurrent graphs an
 (steps ``(t-1)K .. tK-1``). The host writes its input current ``theta (W' x_t + b')`` as
 each hidden neuron's bias for those steps (as a constant-current input layer of the
 feed-forward pipeline). The hidden population is integrate-and-fire with subtractive
-reset; its membranes restart at ``v_init`` at each item's first step (the ANN carries
-state only through ``h``: a membrane carried across items kept negative charge from
-silent items; the two were not compared at equal settings), and its own spikes
+reset. Its membranes start at ``v_init = theta/2`` and are carried from item to item,
+**rectified at each item's first step**: ``v <- clip(v, 0, theta)`` (a write at the item
+boundary, like the host's bias write). The remainder in ``[0, theta]`` is the part of the
+item's integral that did not make a spike; carried, the spike counts over the items are
+a sigma-delta code of ``h`` and the rounding error of one window (up to half a spike) is
+paid back in the next instead of being fed back through ``U`` and compounded over the
+items. Negative charge is what the ANN's ReLU discards, and charge above ``theta`` is the
+excess of a rate over 1 (the ANN's ``h`` above ``lambda_h``), dropped as normalization
+clips it. Measured on the bundled RNN (loihi, K = 128, every third test sequence): a
+restart at ``theta/2`` per item scored 84.1% against the ANN's 87.4%, the rectified carry
+88.0%; the rest of the loss was timing within a window (a restart with the recurrent
+current spread evenly over the window scored 85.9%, the same as the ANN with ``h``
+rounded to ``1/K`` per item). Its own spikes
 come back through the recurrent synapses ``U`` **with a delay of K steps**: at step ``k``
 of item ``t`` the recurrent current is ``U s[(t-1)K + k - K]``, the spike of the same step
 of the previous item (zero for the first item, ``h_0 = 0``). Over item ``t``'s window the
@@ -48,9 +58,10 @@ the state bits in both simulators alike (``bounds`` says where they might).
 ``tests/recurrent_reference.py`` (int64, literal per-core tables and a delay ring buffer)
 equals it bit for bit.
 
-Not done here (refused or absent): the artifact (``.snn``), the general chip model
-(``snnconv.chip``), the report, ``snnconv bench``, NIR export; more than one recurrent layer,
-a head other than one Dense.
+Energy and latency per item and per sequence: ``snnconv.recurrent_cost``; ``snnconv bench``
+shows a sequence model through ``snnconv.benchmark_sequence``. Not done here (refused or
+absent): the artifact (``.snn``), the general chip model (``snnconv.chip``), the report,
+``eval``, NIR export; more than one recurrent layer, a head other than one Dense.
 """
 
 from __future__ import annotations
@@ -61,16 +72,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from snnconv import ann
 from snnconv.errors import BadDataError, DoesNotFitError, UnsupportedOpError
 from snnconv.ir import Dense, Graph, Input, Output, Recurrent
 from snnconv.targets import get as get_target
 from snnconv.targets.target import Target
 
 __all__ = ["DEFAULT_STEPS_PER_ITEM", "Bounds", "CoreUse", "RecurrentProgram", "SequenceResult", "bounds", "compile",
-           "run"]
+           "parts", "run"]
 
-DEFAULT_STEPS_PER_ITEM = 128  # measured on the bundled RNN: at 32 (p99.99) it scored 25% vs the ANN 90%; 128 (p99) 96% on 200
+DEFAULT_STEPS_PER_ITEM = 128  # bundled RNN, 1,000 test sequences: 88.3% vs the ANN's 88.9% on each target; 64: 86.7%
+# (loihi), 256: 89.2% (benchmarks/results/recurrent.md)
 DEFAULT_PERCENTILE = 99.0  # hidden values grow along the sequence: 99.99 left early items under 1 spike per window
 HEADROOM = 256  # the threshold stays below 2^(state_bits-1) / HEADROOM: room for negative membranes
 
@@ -121,6 +132,7 @@ class SequenceResult:
     item_outputs: np.ndarray  # (N, L, C): each item's window integral as logits
     spikes: np.ndarray  # (N, L): hidden spikes per item
     saturations: int  # membrane updates clipped to the state bits
+    neuron_spikes: np.ndarray | None = None  # (N, H): each hidden neuron's spikes over the sequence (traffic)
 
     @property
     def outputs(self) -> np.ndarray:
@@ -141,7 +153,7 @@ class Bounds:
     may_saturate: bool  # whether a hidden membrane might reach its state bits
 
 
-def _parts(graph: Graph) -> tuple[Input, Recurrent, Dense, Output]:
+def parts(graph: Graph) -> tuple[Input, Recurrent, Dense, Output]:
     layers = list(graph)
     kinds = [type(layer) for layer in layers]
     if kinds != [Input, Recurrent, Dense, Output]:
@@ -168,7 +180,7 @@ def compile(model, target: str | Target | None = "loihi", calibration=None,
             chips: int | None = None) -> RecurrentProgram:
     """Normalize ``model`` (a path, ONNX model or IR graph) on ``calibration`` (N, L, F), quantize and map it."""
     graph = model if isinstance(model, Graph) else _load(model)
-    inp, layer, head, _ = _parts(graph)
+    inp, layer, head, _ = parts(graph)
     if calibration is None:
         raise BadDataError("a recurrent network needs calibration sequences (N, L, F) to set its scale")
     x = np.asarray(calibration, np.float32)
@@ -273,8 +285,8 @@ def bounds(program: RecurrentProgram) -> Bounds:
     window = program.steps_per_item * float((np.abs(program.output_weight).sum(axis=1)
                                              + np.abs(program.output_bias)).max())
     state = 2.0 ** (program.state_bits - 1) if program.state_bits else math.inf
-    steps = program.items * program.steps_per_item
-    reach = max(abs(program.v_init) + steps * max(-low, high_current), program.threshold + high_current)
+    start = max(abs(program.v_init), program.threshold)  # a window starts at v_init or in [0, theta]
+    reach = start + program.steps_per_item * max(-low, high_current)
     largest = min(reach, state) + max(-low, high_current) + program.threshold
     return Bounds((low, high_current), window, max(largest, window + state if program.state_bits else window),
                   reach >= state)
@@ -343,12 +355,12 @@ def run(program: RecurrentProgram, x, batch_size: int = 256) -> SequenceResult:
     if x.ndim != 3 or x.shape[1] != program.items or x.shape[2] != program.input_weight.shape[1]:
         raise BadDataError(f"sequences of shape {x.shape}; the model takes (N, {program.items}, "
                            f"{program.input_weight.shape[1]})")
-    parts = [_run_batch(program, x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
-    return SequenceResult(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
-                          sum(p[2] for p in parts))
+    batches = [_run_batch(program, x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    return SequenceResult(np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]),
+                          sum(b[2] for b in batches), np.concatenate([b[3] for b in batches]))
 
 
-def _run_batch(program: RecurrentProgram, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+def _run_batch(program: RecurrentProgram, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
     steps, n = program.steps_per_item, len(x)
     currents = torch.from_numpy(host_currents(program, x))
     u, v_out, c = (torch.from_numpy(np.array(a, np.float64)) for a in
@@ -359,9 +371,10 @@ def _run_batch(program: RecurrentProgram, x: np.ndarray) -> tuple[np.ndarray, np
     v = torch.full((n, program.hidden), float(program.v_init), dtype=torch.float64)
     previous = torch.zeros((steps, n, program.hidden), dtype=torch.float64)
     outputs, spikes_per_item, saturations = [], [], 0
+    per_neuron = torch.zeros((n, program.hidden), dtype=torch.float64)
     for t in range(program.items):
         incoming = previous @ u.T + currents[:, t]
-        v.fill_(float(program.v_init))
+        v.clamp_(0.0, theta)  # the remainder carries; negative charge (the ReLU's) and excess over rate 1 go
         spikes = torch.empty_like(previous)
         for k in range(steps):
             v += incoming[k]
@@ -374,8 +387,9 @@ def _run_batch(program: RecurrentProgram, x: np.ndarray) -> tuple[np.ndarray, np
         integral = _window(spikes @ v_out.T + c, program.state_bits)
         outputs.append((integral * program.output_scale / steps).numpy())
         spikes_per_item.append(spikes.sum(dim=(0, 2)).numpy())
+        per_neuron += spikes.sum(dim=0)
         previous = spikes
-    return np.stack(outputs, axis=1), np.stack(spikes_per_item, axis=1), saturations
+    return np.stack(outputs, axis=1), np.stack(spikes_per_item, axis=1), saturations, per_neuron.numpy()
 
 
 def _window(currents: torch.Tensor, state_bits: int | None) -> torch.Tensor:

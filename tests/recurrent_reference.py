@@ -5,7 +5,8 @@ hidden neuron (its recurrent axons) by the columns of its own neurons, an output
 same rows by its integrators. A ring buffer of ``K`` hidden spike vectors is the synaptic
 delay: at every step, each hidden core adds the host's bias for the current item and the
 weights of the spikes sent ``K`` steps earlier; membranes saturate at the state bits; a
-neuron spikes where ``v >= theta`` and subtracts ``theta``. Output cores add the weights of
+neuron spikes where ``v >= theta`` and subtracts ``theta``; at each item's first step the
+membranes are clipped to ``[0, theta]`` (the rectified carry). Output cores add the weights of
 this step's spikes and their bias; the host reads each integral at the end of an item's
 window and resets it.
 """
@@ -37,7 +38,7 @@ def run(program: RecurrentProgram, x: np.ndarray) -> tuple[np.ndarray, np.ndarra
     saturations = 0
     for t in range(program.items):
         integral = np.zeros((n, len(w_out)), np.int64)
-        v[:] = int(program.v_init)  # every window starts afresh: h_{t-1} reaches it through the delayed spikes
+        v = np.clip(v, 0, theta)  # each window starts from the last one's remainder in [0, theta]
         for k in range(steps):
             delayed = ring[k]
             fired = np.zeros((n, hidden), np.int64)
