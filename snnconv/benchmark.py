@@ -192,7 +192,10 @@ def _configuration(graph, chip, coding: str, steps: int | None, calibration: np.
 
 
 def _snn_row(config: dict) -> dict:
-    name = f"SNN {config['target']} {config['coding']} T={config['timesteps'] or 'default'}"
+    steps = f"T={config['timesteps'] or 'default'}"
+    if config.get("items"):  # a sequence model (benchmark_sequence): K steps per item, L items
+        steps = f"K={config['timesteps']} x {config['items']} items"
+    name = f"SNN {config['target']} {config['coding']} {steps}"
     if not config["runs"]:
         return _row(name, "snn", "does not run", target=config["target"], reason=config["reason"])
     return _row(name, "snn", "modeled: chip", config["latency_us"], config["energy_uj"],

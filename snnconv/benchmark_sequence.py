@@ -59,7 +59,7 @@ def bench_sequence(name: str, graph: Graph, proto, chips: list, codings: list[st
 def _configuration(graph: Graph, chip, coding: str, steps: int | None, calibration: np.ndarray, x: np.ndarray,
                    y: np.ndarray | None, ann_predictions: np.ndarray) -> dict:
     k = steps or recurrent.DEFAULT_STEPS_PER_ITEM
-    config = {"target": chip.name, "coding": coding, "timesteps": k}
+    config = {"target": chip.name, "coding": coding, "timesteps": k, "items": graph.input.shape[0]}
     if coding != "if":
         return {**config, "runs": False, "reason": f"coding {coding!r}: a recurrent network streams rate-coded "
                                                    "IF neurons only (use coding 'if')"}
@@ -74,7 +74,7 @@ def _configuration(graph: Graph, chip, coding: str, steps: int | None, calibrati
             "dynamic_energy_uj": stats["dynamic_energy_uj"], "energy_split_uj": stats["energy_split_uj"],
             "edp_js": stats["energy_uj"] * stats["latency_us"] * 1e-12, "cores": stats["cores"],
             "chips": stats["chips"], "synaptic_ops": stats["synaptic_ops"], "spikes": stats["spikes"],
-            "neuron_updates": stats["neuron_updates"], "per_item": stats["per_item"], "items": program.items,
+            "neuron_updates": stats["neuron_updates"], "per_item": stats["per_item"],
             "saturations": int(result.saturations),
             "accuracy": None if y is None else float((result.predictions == y).mean()),
             "agreement_with_ann": float((result.predictions == ann_predictions).mean()),

@@ -112,7 +112,7 @@ def sequence_table(bench) -> str:
     body = []
     for config in bench.snn:
         if config["runs"]:
-            body.append([f"SNN {config['target']} {config['coding']} K={config['timesteps']}",
+            body.append([f"SNN {config['target']} {config['coding']} K={config['timesteps']} x {items} items",
                          _duration(config["per_item"]["latency_us"]), _duration(config["latency_us"]),
                          _energy(config["per_item"]["energy_uj"]), _energy(config["energy_uj"])])
     for result in bench.platforms:

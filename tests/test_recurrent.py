@@ -242,4 +242,4 @@ def test_bench_shows_the_sequence_model_per_item_and_per_sequence():
     macs = sum(layer.macs(graph.input_shapes(layer)) for layer in layers[1:3])  # the IR's own count: L (WF + UH) + VC
     assert all(result["macs"] == macs for result in bench.platforms)
     text = bench.render()
-    assert "per item and per sequence (28 items" in text and "SNN loihi if K=128" in text
+    assert "per item and per sequence (28 items" in text and "SNN loihi if K=128 x 28 items" in text
