@@ -21,6 +21,16 @@ decay_v 16, 64, 256), the integer SNN simulated. Writes accuracy_neurons.{json,m
 per-layer / per-channel scales and initial membranes (each compiled once, simulated once
 to T = 128 with checkpoints): how much each choice matters. Writes accuracy_ablation.*.
 
+``--target NAME``: each model compiled for the target per T as ``snnconv.compile`` does it
+(tuned, bias-corrected, quantized, partitioned) and run on the integer chip model
+(``net.run``), with synaptic operations per inference. With ``--test-set full`` the
+official test set (Fashion-MNIST's 10,000 images, ``testsets.py``; ``--test-samples N``:
+its first N), ``--timesteps`` the T, and ``--out NAME`` the results file
+(benchmarks/results/NAME.{json,md}). The issue-18 floors (Fashion VGG on loihi2)::
+
+    python benchmarks/accuracy.py --models fashion_vgg fashion_resnet --target loihi2 \
+        --test-set full --test-samples 2000 --timesteps 4 8 16 32 64 --out accuracy_fashion_loihi2
+
 Run:
     python benchmarks/accuracy.py              # about 20 minutes on 2 cores
     python benchmarks/accuracy.py --targets    # about 20 minutes (T = 8, 16, 32, 64)
@@ -48,6 +58,7 @@ import snnconv
 from snnconv import ann, targets
 from snnconv.pipeline import convert, to_target
 from snnconv.snn import simulate
+from testsets import official_test
 
 TIMESTEPS = (4, 8, 16, 32, 64, 128)
 TARGET_TIMESTEPS = (8, 16, 32, 64)  # --targets: five targets and a reset variant per T; --neurons
@@ -89,6 +100,24 @@ def measure_compiled_per_t(model: str, x, y, calibration) -> dict:
         chosen[str(steps)] = conversion.notes["tuning"]["chosen"]
     return {"model": model, "setting": "tuned + bias correction", "chosen": chosen,
             "ann": float((ann.evaluate(graph, x).argmax(1) == y).mean()), "snn": snn,
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def measure_on_target(model: str, x, y, calibration, target: str, steps: tuple[int, ...]) -> dict:
+    """The command-line path on one target: ``snnconv.compile`` per T (defaults: tuned, bias-corrected), ``net.run``."""
+    path = str(resources.files("snnconv.models").joinpath(MODELS[model][0]))
+    start = time.perf_counter()
+    snn, chosen, ops = {}, {}, {}
+    for t in steps:
+        net = snnconv.compile(path, target, calibration, timesteps=t)
+        result = net.run(x)
+        snn[str(t)] = float((result.predictions == y).mean())
+        chosen[str(t)] = net.notes.get("tuning", {}).get("chosen")
+        ops[str(t)] = result.stats["synaptic_ops"]
+        print(f"  {model} {target} T={t}: {100 * snn[str(t)]:.2f}% {chosen[str(t)]} "
+              f"({time.perf_counter() - start:.0f} s)", flush=True)
+    return {"model": model, "setting": f"{target}, compiled per T (defaults)", "chosen": chosen,
+            "ann": float((ann.evaluate(load(model), x).argmax(1) == y).mean()), "snn": snn, "synaptic_ops": ops,
             "seconds": round(time.perf_counter() - start, 1)}
 
 
@@ -144,16 +173,16 @@ def _cell(row: dict, steps: int) -> str:
     text = f"{100 * row['snn'][str(steps)]:.1f}"
     if "chosen" in row:
         chosen = row["chosen"][str(steps)]
-        text += f" (p{chosen['percentile']:g}, {chosen['v_init']})"
+        text += f" (p{chosen['percentile']:g}, {chosen['v_init']})" if chosen else ""
     return text
 
 
 def markdown(rows: list[dict]) -> str:
-    steps = [t for t in TIMESTEPS if str(t) in rows[0]["snn"]]
+    steps = sorted({int(t) for row in rows for t in row["snn"]})
     head = "| model | setting | ANN | " + " | ".join(f"T={t}" for t in steps) + " |"
     lines = [head, "|" + "---|" * (3 + len(steps))]
     for r in rows:
-        cells = " | ".join(_cell(r, t) for t in steps)
+        cells = " | ".join(_cell(r, t) if str(t) in r["snn"] else "-" for t in steps)
         lines.append(f"| {r['model']} | {r['setting']} | {100 * r['ann']:.1f} | {cells} |")
     return "\n".join(lines) + "\n"
 
@@ -165,12 +194,24 @@ def main() -> None:
     parser.add_argument("--neurons", action="store_true", help="integer SNN accuracy with each neuron model (loihi)")
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS),
                         help="measure only these; their rows replace their earlier ones in the results file")
+    parser.add_argument("--target", help="compile for this target per T and run the integer chip model")
+    parser.add_argument("--test-set", choices=("bundled", "full"), default="bundled",
+                        help="the bundled 1,000 test images, or the official test set (testsets.py)")
+    parser.add_argument("--test-samples", type=int, help="with --test-set full: its first N images")
+    parser.add_argument("--timesteps", type=int, nargs="+", default=list(TIMESTEPS), help="with --target: the T")
+    parser.add_argument("--out", help="results file name (default from the mode)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     rows = []
     for model in args.models:
         test, calib = bundled(f"{MODELS[model][1]}_test.npz"), bundled(f"{MODELS[model][1]}_calib.npz")
         x, y, calibration = test["x"], test["y"], calib["x"]
+        if args.test_set == "full":
+            x, y = official_test(MODELS[model][1], args.test_samples)
+        if args.target:
+            rows.append(measure_on_target(model, x, y, calibration, args.target, tuple(args.timesteps)))
+            print(markdown(rows[-1:]).splitlines()[2], flush=True)
+            continue
         if args.targets or args.neurons:
             rows += (measure_targets if args.targets else measure_neurons)(model, x, y, calibration)
             continue
@@ -180,8 +221,9 @@ def main() -> None:
             print(markdown(rows[-1:]).splitlines()[2], flush=True)
     RESULTS.mkdir(exist_ok=True)
     meta = {"snnconv": snnconv.__version__, "torch": torch.__version__, "machine": platform.machine(),
-            "test_digits": len(y), "calibration_digits": len(calibration)}
-    name = ("accuracy_ablation" if args.ablation else "accuracy_targets" if args.targets
+            "test_digits": len(y), "calibration_digits": len(calibration),
+            "test_set": ("official test set, first " + str(len(y))) if args.test_set == "full" else "bundled"}
+    name = args.out or ("accuracy_ablation" if args.ablation else "accuracy_targets" if args.targets
             else "accuracy_neurons" if args.neurons else "accuracy")
     rows = merged(rows, RESULTS / f"{name}.json")
     (RESULTS / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")

@@ -40,6 +40,16 @@ Run: ``/work/peers-venv/bin/python benchmarks/peers.py`` from the repository roo
 minutes on 2 cores; ``--models`` and ``--skip-snnconv`` for quicker partial runs, which
 write nothing).
 Writes benchmarks/results/peers.json and peers.md.
+
+Fashion-MNIST on its official test set (``testsets.py``; ``--test-samples N``: the first N of
+the 10,000), T = 4 .. 64 (the range issue 18 asks about), the peers exactly as above, and
+snnconv's row read from ``accuracy.py --target loihi2`` run on the same images
+(``--snnconv-from``: compiled per T for the chip, integer chip model), written to
+``--out`` (benchmarks/results/NAME.{json,md})::
+
+    /work/peers-venv/bin/python benchmarks/peers.py --models fashion_vgg fashion_resnet \
+        --test-set full --test-samples 2000 --timesteps 4 8 16 32 64 \
+        --snnconv-from benchmarks/results/accuracy_fashion_loihi2.json --out peers_fashion
 """
 
 from __future__ import annotations
@@ -72,6 +82,7 @@ from snnconv import ann
 from snnconv.ir import layers as L
 from snnconv.pipeline import convert
 from snnconv.snn import simulate
+from testsets import official_test
 
 # model -> (ONNX file, data set: the prefix of its bundled <prefix>_calib.npz and <prefix>_test.npz)
 MODELS = {"mlp": ("mnist_mlp.onnx", "mnist"), "cnn": ("mnist_cnn.onnx", "mnist"),
@@ -402,7 +413,22 @@ def sweep_peer(peer: str, settings: list[tuple], make, run, screen: tuple, test:
     return {"best": best, "per_t": per_t, "error": None, "trials": trials}
 
 
-def measure(model: str, x: np.ndarray, y: np.ndarray, calibration: np.ndarray, skip_snnconv: bool) -> dict:
+def snnconv_from_rows(rows: list[dict], model: str, ann_accuracy: float) -> dict:
+    """snnconv's row for ``model`` from an ``accuracy.py --target`` results file, scored on the same images
+    (checked: its ANN accuracy on them is the one measured here)."""
+    found = [row for row in rows if row["model"] == model]
+    if not found:
+        raise SystemExit(f"--snnconv-from: no row for {model}; run accuracy.py --target ... --models {model}")
+    row = found[0]
+    if abs(row["ann"] - ann_accuracy) > 1e-9 or any(str(t) not in row["snn"] for t in TIMESTEPS):
+        raise SystemExit(f"--snnconv-from: {model}'s row was measured on other images or T (ANN {row['ann']} "
+                         f"there, {ann_accuracy} here; T {sorted(row['snn'])})")
+    return {"snn": {str(t): row["snn"][str(t)] for t in TIMESTEPS}, "chosen": row["chosen"],
+            "setting": row["setting"], "seconds": row.get("seconds")}
+
+
+def measure(model: str, x: np.ndarray, y: np.ndarray, calibration: np.ndarray, skip_snnconv: bool,
+            snnconv_from: Path | None = None) -> dict:
     path = str(resources.files("snnconv.models").joinpath(MODELS[model][0]))
     graph = snnconv.load_onnx(path)
     row: dict = {"model": model, "ann": float((ann.evaluate(graph, x).argmax(1) == y).mean())}
@@ -435,7 +461,13 @@ def measure(model: str, x: np.ndarray, y: np.ndarray, calibration: np.ndarray, s
                                make_sinabs, lambda snn, data: run_sinabs(snn, data, steps, neurons), screen, (x, y))
     row["sinabs"]["seconds"] = round(time.perf_counter() - start, 1)
 
-    if not skip_snnconv:
+    if snnconv_from is not None:  # read now: accuracy.py may have been running beside this
+        rows = json.loads(snnconv_from.read_text())["rows"] if snnconv_from.exists() else []
+        if any(r["model"] == model for r in rows):
+            row["snnconv"] = snnconv_from_rows(rows, model, row["ann"])
+        else:
+            print(f"  {snnconv_from} has no {model} row yet: rerun with --render-only when it has", flush=True)
+    elif not skip_snnconv:
         start = time.perf_counter()
         accuracy, chosen = {}, {}
         for t in TIMESTEPS:
@@ -478,7 +510,8 @@ def _revision() -> str:
 def markdown(rows: list[dict], meta: dict) -> str:
     head = "| model | method | setting | " + " | ".join(f"T={t}" for t in TIMESTEPS) + " |"
     lines = ["# snnconv vs. SpikingJelly and Sinabs: SNN test accuracy (%)", "",
-             f"{meta['test_digits']} test digits, {meta['calibration_digits']} calibration digits, constant-current "
+             f"{meta['test_digits']} test images ({meta.get('test_set', 'bundled')}), {meta['calibration_digits']} "
+             "calibration images, constant-current "
              "input, summed output layer as readout. Peers: per model, the setting that agrees best with the "
              f"ANN on {SCREEN_DIGITS} calibration digits, averaged over T, and where it differs, the setting "
              "that agrees best at each T (every setting's agreement below and in peers.json). snnconv: compiled per T with its defaults (percentile and initial membranes "
@@ -506,7 +539,8 @@ def markdown(rows: list[dict], meta: dict) -> str:
                 chosen = r["snnconv"]["chosen"][str(t)]
                 note = f" (p{chosen['percentile']:g}, {chosen['v_init']})" if chosen else ""
                 cells.append(f"{100 * r['snnconv']['snn'][str(t)]:.1f}{note}")
-            lines.append(f"| {r['model']} | snnconv | defaults (tuned per T) | " + " | ".join(cells) + " |")
+            setting = r["snnconv"].get("setting", "defaults (tuned per T)")
+            lines.append(f"| {r['model']} | snnconv | {setting} | " + " | ".join(cells) + " |")
     lines += ["", f"## Every peer setting: agreement (%) with the ANN on {SCREEN_DIGITS} calibration digits", "",
               "| model | method | setting | " + " | ".join(f"T={t}" for t in TIMESTEPS) + " | s |",
               "|" + "---|" * (4 + len(TIMESTEPS))]
@@ -551,11 +585,36 @@ SETTINGS_TEXT = {
 }
 
 
+def render_only(name: str, snnconv_from: Path) -> None:
+    """Rewrite results NAME.{json,md} with snnconv's rows read now (the peers' run finished first)."""
+    path = RESULTS / f"{name}.json"
+    results = json.loads(path.read_text())
+    rows = json.loads(snnconv_from.read_text())["rows"]
+    for row in results["rows"]:
+        row["snnconv"] = snnconv_from_rows(rows, row["model"], row["ann"])
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text(markdown(results["rows"], results["meta"]))
+    print(f"wrote {RESULTS / (name + '.md')}")
+
+
 def main() -> None:
+    global TIMESTEPS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--skip-snnconv", action="store_true", help="measure only the peers (for development)")
+    parser.add_argument("--test-set", choices=("bundled", "full"), default="bundled",
+                        help="the bundled 1,000 test images, or the official test set (testsets.py)")
+    parser.add_argument("--test-samples", type=int, help="with --test-set full: its first N images")
+    parser.add_argument("--timesteps", type=int, nargs="+", default=list(TIMESTEPS), help="the T to read")
+    parser.add_argument("--snnconv-from", type=Path, metavar="RESULTS.json",
+                        help="snnconv's rows from accuracy.py --target ... run on the same images")
+    parser.add_argument("--out", help="write benchmarks/results/NAME.{json,md} (also for a partial run)")
+    parser.add_argument("--render-only", action="store_true",
+                        help="with --out: reread NAME.json, fill in snnconv's rows from --snnconv-from, rewrite")
     args = parser.parse_args()
+    TIMESTEPS = tuple(sorted(args.timesteps))
+    if args.render_only:
+        return render_only(args.out, args.snnconv_from)
     torch.set_num_threads(2)
     warnings.filterwarnings("ignore")
     try:
@@ -570,15 +629,23 @@ def main() -> None:
         print(f"{model}:", flush=True)
         test, calib = bundled(f"{MODELS[model][1]}_test.npz"), bundled(f"{MODELS[model][1]}_calib.npz")
         x, y, calibration = test["x"].astype(np.float32), test["y"], calib["x"].astype(np.float32)
-        rows.append(measure(model, x, y, calibration, args.skip_snnconv))
+        if args.test_set == "full":
+            x, y = official_test(MODELS[model][1], args.test_samples)
+        rows.append(measure(model, x, y, calibration, args.skip_snnconv, args.snnconv_from))
     pressure = Path("/proc/pressure/cpu")
     meta = {"versions": _versions(), "snnconv_revision": revision, "python": platform.python_version(),
             "machine": platform.machine(), "threads": torch.get_num_threads(), "test_digits": int(len(y)),
             "calibration_digits": int(len(calibration)), "screen_digits": SCREEN_DIGITS,
+            "test_set": f"official test set, first {len(y)}" if args.test_set == "full" else "bundled",
             "timesteps": list(TIMESTEPS), "settings": SETTINGS_TEXT, "seconds": round(time.perf_counter() - start, 1),
             "env": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")},
             "cpu_pressure_at_end": pressure.read_text().splitlines()[0] if pressure.exists() else None}
     print(markdown(rows, meta))
+    if args.out:
+        (RESULTS / f"{args.out}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+        (RESULTS / f"{args.out}.md").write_text(markdown(rows, meta))
+        print(f"wrote {RESULTS / (args.out + '.md')} in {meta['seconds']} s")
+        return
     if args.skip_snnconv or args.models != list(MODELS):
         print(f"partial run ({meta['seconds']} s): results not written")
         return
