@@ -78,7 +78,7 @@ from snnconv.targets import get as get_target
 from snnconv.targets.target import Target
 
 __all__ = ["DEFAULT_STEPS_PER_ITEM", "Bounds", "CoreUse", "RecurrentProgram", "SequenceResult", "bounds", "compile",
-           "parts", "run"]
+           "membrane_range", "parts", "run"]
 
 DEFAULT_STEPS_PER_ITEM = 128  # bundled RNN, 1,000 test sequences: 88.3% vs the ANN's 88.9% on each target; 64: 86.7%
 # (loihi), 256: 89.2% (benchmarks/results/recurrent.md)
@@ -290,6 +290,36 @@ def bounds(program: RecurrentProgram) -> Bounds:
     largest = min(reach, state) + max(-low, high_current) + program.threshold
     return Bounds((low, high_current), window, max(largest, window + state if program.state_bits else window),
                   reach >= state)
+
+
+def membrane_range(program: RecurrentProgram, input_range: tuple[float, float] = (0.0, 1.0)) -> tuple[float, float]:
+    """The lowest and highest hidden membrane any sequence with features in ``input_range`` can reach (interval
+    arithmetic per neuron, as ``snnconv.overflow`` does for the feed-forward pipeline, with its default range).
+
+    Per neuron, the host current ``round_bias(W' x + b')`` lies between the rounded ends of
+    ``W' m + b' -+ |W'| r`` (``m``, ``r``: the range's centre and radius; rounding is monotone);
+    the recurrent current between the sums of the negative and of the positive weights of
+    ``U`` (every neuron firing). A window starts in ``[0, theta]`` (or at ``v_init``) and runs
+    ``K`` steps with per-step current in ``[lo, hi]``; one spike per step removes at most
+    ``theta`` and nothing below it is removed, so (the overflow module's IF bound):
+    ``upper = max(theta - 1 + hi, v0 + hi + (K - 1) max(0, hi - theta))``, ``lower = K min(0, lo)``.
+    Beyond ``[-2^(s-1), 2^(s-1) - 1]`` the membrane saturates (``run`` counts it).
+    """
+    low, high = input_range
+    centre, radius = (low + high) / 2, (high - low) / 2
+    w = np.asarray(program.input_weight, np.float64)
+    middle = centre * w.sum(axis=1) + program.input_bias
+    spread = radius * np.abs(w).sum(axis=1)
+    host_low = round_bias(middle - spread, program.bias_format)
+    host_high = round_bias(middle + spread, program.bias_format)
+    u = np.asarray(program.recurrent, np.float64)
+    lo = host_low + np.minimum(u, 0).sum(axis=1)
+    hi = host_high + np.maximum(u, 0).sum(axis=1)
+    theta, steps = program.threshold, program.steps_per_item
+    start = max(program.v_init, theta)
+    upper = np.maximum(theta - 1 + hi, start + hi + (steps - 1) * np.maximum(0.0, hi - theta))
+    lower = steps * np.minimum(0.0, lo)
+    return float(lower.min()), float(upper.max())
 
 
 def partition(program: RecurrentProgram, target: Target, chips: int | None = None) -> list[CoreUse]:

@@ -18,8 +18,9 @@ import numpy as np
 from snnconv.recurrent import RecurrentProgram, host_currents
 
 
-def run(program: RecurrentProgram, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """(N, L, C) window integrals (int64), (N, L) spikes per item, saturations."""
+def run(program: RecurrentProgram, x: np.ndarray, extremes: list | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """(N, L, C) window integrals (int64), (N, L) spikes per item, saturations; ``extremes``, where given, gets
+    the lowest and highest hidden membrane met (before saturation)."""
     n, steps, hidden = len(x), program.steps_per_item, program.hidden
     currents = host_currents(program, x)
     assert np.all(currents == np.rint(currents)), "host currents must be integers"
@@ -46,6 +47,9 @@ def run(program: RecurrentProgram, x: np.ndarray) -> tuple[np.ndarray, np.ndarra
                 a, b = core.neurons
                 total = v[:, a:b] + currents[:, t, a:b] + _product(delayed, tables[core.index])
                 saturations += int(((total < low) | (total > high)).sum())
+                if extremes is not None:
+                    extremes[:] = [min(extremes[0], int(total.min())), max(extremes[1], int(total.max()))] \
+                        if extremes else [int(total.min()), int(total.max())]
                 total = np.clip(total, low, high)
                 fired[:, a:b] = total >= theta
                 v[:, a:b] = total - fired[:, a:b] * theta

@@ -104,6 +104,10 @@ def test_chip_model_equals_reference_on_random_recurrent_nets(seed, items, hidde
     x = rng.random((6, items, 3)).astype(np.float32)
     program = recurrent.compile(graph, target, x, steps_per_item=steps)
     _assert_bit_exact(program, x)
+    extremes = []
+    recurrent_reference.run(program, x, extremes)  # x in [0, 1): within membrane_range's default input range
+    low, high = recurrent.membrane_range(program)
+    assert low <= extremes[0] and extremes[1] <= high, (low, high, extremes)
 
 
 @settings(max_examples=12, deadline=None, derandomize=True)
@@ -197,7 +201,9 @@ def test_bundled_rnn_within_one_point_of_the_ann(target):
     program = recurrent.compile(graph, target, calib)
     result = recurrent.run(program, x)
     snn_accuracy = float((result.predictions == y).mean())
-    assert result.saturations == 0  # the carried remainder is clipped to [0, theta]: no membrane ran off
+    low, high = recurrent.membrane_range(program)  # pixels lie in [0, 1]: no sequence can saturate a membrane
+    assert -(2 ** (program.state_bits - 1)) <= low and high < 2 ** (program.state_bits - 1) and x.min() >= 0
+    assert result.saturations == 0 and x.max() <= 1
     assert snn_accuracy >= ann_accuracy - 0.01, (snn_accuracy, ann_accuracy)
 
 
@@ -243,3 +249,23 @@ def test_bench_shows_the_sequence_model_per_item_and_per_sequence():
     assert all(result["macs"] == macs for result in bench.platforms)
     text = bench.render()
     assert "per item and per sequence (28 items" in text and "SNN loihi if K=128 x 28 items" in text
+
+
+def test_eval_table_of_a_sequence_model():
+    """recurrent_eval's rows against a separate compile and run, and its fidelity against onnxruntime's logits."""
+    import onnxruntime
+
+    from snnconv import recurrent_eval
+
+    graph, calib, x, y = _bundled()
+    x, y = x[:8], y[:8]
+    table = recurrent_eval.evaluate(graph, x, y, target="loihi2", steps_per_item=[16, 32], calibration=calib)
+    session = onnxruntime.InferenceSession(str(MODELS / "mnist_rnn.onnx"), providers=["CPUExecutionProvider"])
+    logits = session.run(None, {"rows": x})[0]
+    assert table.ann == float((logits.argmax(1) == y).mean())
+    for row, k in zip(table.rows, [16, 32], strict=True):
+        outputs = recurrent.run(recurrent.compile(graph, "loihi2", calib, steps_per_item=k), x).outputs
+        assert row.timesteps == k and row.accuracy == float((outputs.argmax(1) == y).mean())
+        expected = np.sqrt(np.mean((outputs - logits) ** 2)) / np.sqrt(np.mean(logits**2))
+        assert row.rms_error == pytest.approx(expected, rel=1e-5)
+    assert table.ann_cost["macs"] == 28 * (28 * 64 + 64 * 64) + 64 * 10
