@@ -16,11 +16,12 @@ a sigma-delta code of ``h`` and the rounding error of one window (up to half a s
 paid back in the next instead of being fed back through ``U`` and compounded over the
 items. Negative charge is what the ANN's ReLU discards, and charge above ``theta`` is the
 excess of a rate over 1 (the ANN's ``h`` above ``lambda_h``), dropped as normalization
-clips it. Measured on the bundled RNN (loihi, K = 128, every third test sequence): a
-restart at ``theta/2`` per item scored 84.1% against the ANN's 87.4%, the rectified carry
-88.0%; the rest of the loss was timing within a window (a restart with the recurrent
-current spread evenly over the window scored 85.9%, the same as the ANN with ``h``
-rounded to ``1/K`` per item). Its own spikes
+clips it. Measured on the bundled RNN's 1,000 test sequences at K = 128
+(``benchmarks/results/recurrent.md``): ANN 88.9%; float SNN restarting at ``theta/2`` per
+item 84.5% (loihi 84.1% against 87.4% on every third sequence), the same with the
+recurrent current spread evenly over each window 87.1% (= the ANN with ``h`` rounded to
+``1/K`` per item: spike timing within a window cost 2.6 points, rounding 1.6, clipping at rate 1 0.2), the
+rectified carry 88.4% float and 88.3% on loihi, loihi2 and spinnaker2. Its own spikes
 come back through the recurrent synapses ``U`` **with a delay of K steps**: at step ``k``
 of item ``t`` the recurrent current is ``U s[(t-1)K + k - K]``, the spike of the same step
 of the previous item (zero for the first item, ``h_0 = 0``). Over item ``t``'s window the
