@@ -33,9 +33,11 @@ spikes were seen (``passes/correct_bias``) at the cost of one simulation, not on
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -155,21 +157,29 @@ def threads_for(graph: Graph, samples: int, device: str = "cpu") -> AbstractCont
     the same time sees one thread too while it lasts.
     """
     small = str(device).startswith("cpu") and samples * _step_elements(graph) < SERIAL_ELEMENTS
-    return _threads(1 if small else torch.get_num_threads())
+    return _threads(1) if small else contextlib.nullcontext()
+
+
+_CALLER_THREADS: ContextVar[int | None] = ContextVar("threads before the serial run", default=None)
 
 
 @contextmanager
 def _threads(count: int) -> Iterator[None]:
-    """Torch's intra-op threads set to ``count`` while the block runs."""
+    """Torch's intra-op threads set to ``count`` while the block runs; the first caller's count is kept for
+    ``_caller_threads`` through nested blocks."""
     before = torch.get_num_threads()
-    if count == before:
-        yield
-        return
+    token = _CALLER_THREADS.set(_CALLER_THREADS.get() or before)
     torch.set_num_threads(count)
     try:
         yield
     finally:
         torch.set_num_threads(before)
+        _CALLER_THREADS.reset(token)
+
+
+def _caller_threads() -> int:
+    """The threads the code that started this run had (a serial run's large layers may use them)."""
+    return _CALLER_THREADS.get() or torch.get_num_threads()
 
 
 def _macs(graph: Graph, layer: Layer) -> int:
@@ -220,7 +230,6 @@ class _Run:
         # the host computes input currents in the program's dtype; the chip's integers are exact in ``dtype``
         self.constant = {name: value.to(dtype) for name, value in _run_static(graph, batch, self.static).items()}
         self.readers = graph.derived("readers", lambda: _readers(graph))
-        self.threads = torch.get_num_threads()  # the caller's: a large layer of a small run may use them all
 
     def steps_per_chunk(self) -> int:
         largest = max(math.prod(layer.shape) for layer in self.graph if layer.name not in self.static)
@@ -261,7 +270,7 @@ class _Run:
         """
         flat = [_over_time(x, src in self.static, steps).flatten(0, 1) for x, src in zip(inputs, layer.inputs)]
         macs = len(flat[0]) * self.graph.derived(("macs", layer.name), lambda: _macs(self.graph, layer))
-        with _threads(self.threads if macs >= PARALLEL_MACS else torch.get_num_threads()):
+        with _threads(_caller_threads()) if macs >= PARALLEL_MACS else contextlib.nullcontext():
             y = ann.apply_layer(layer, flat)
         return y.unflatten(0, (steps, len(self.batch)))
 
