@@ -13,7 +13,11 @@ Backward, into what produces its input, when that producer feeds nothing else:
   (s a + t) + (s b)``, one affine per branch, ``t`` on the first;
 - a Concat (DenseNet order): the affine splits by channel ranges, one piece per
   concatenated branch, ``concat(a, b)`` scaled by ``(s_a, s_b)`` being
-  ``concat(s_a a + t_a, s_b b + t_b)``.
+  ``concat(s_a a + t_a, s_b b + t_b)``;
+- an average pool whose every window divides by its count of real elements (no
+  counted padding): ``s avg(x) + t = avg(s x + t)`` for ``s``, ``t`` per channel, so the
+  affine moves before the pool and folds on backward (DenseNet's transition conv -> 2x2
+  average pool -> the next block's BatchNorms).
 
 The pieces of an Add or Concat are folded backward in turn (through nested Adds and
 Concats); the split is kept only if every piece folds, else nothing changes.
@@ -37,7 +41,7 @@ After Flatten or pooling the moved affine folds forward again (a pool, then a co
 Last, where every reader is a ReLU (pre-activation ResNet-v2 and DenseNet blocks, whose
 running sum or concat also feeds the next block): backward as above, but a producer
 (conv/dense, affine, Add, Concat) that feeds other layers is copied for this BatchNorm,
-and a branch that reaches a layer without weights (a spiking ReLU, a pool) gets the
+and a branch that reaches a layer without weights (a spiking ReLU, a max pool) gets the
 piece as a 1x1 depthwise conv, ``W[c, 0, 0, 0] = s[c]``, ``b = t``. Exact; each copy
 costs the copied layer's synapses again, each depthwise conv one synapse per neuron.
 
@@ -117,7 +121,7 @@ def _fold_backward(layers: list[Layer], affine: Affine, copy: bool = False) -> l
     """Fold into the producer; with ``copy``, into a copy of a producer that feeds other layers too,
     and as a 1x1 depthwise conv after a producer that is no conv/dense/affine/Add/Concat."""
     producer = _named(layers, affine.inputs[0])
-    foldable = isinstance(producer, (Conv, Dense, Affine, Add, Concat))
+    foldable = isinstance(producer, (Conv, Dense, Affine, Add, Concat)) or _commutes_with_pool(layers, producer, affine)
     if copy and not foldable:
         return _as_depthwise_conv(layers, affine)
     if not foldable or len(_readers(layers, producer.name)) != 1 and not copy:
@@ -129,11 +133,39 @@ def _fold_backward(layers: list[Layer], affine: Affine, copy: bool = False) -> l
         producer, affine = clone, reading
     if isinstance(producer, (Conv, Dense)):
         return _scale_weighted(layers, producer, affine)
+    if isinstance(producer, Pool):
+        return _move_before_pool(layers, producer, affine, copy)
     if isinstance(producer, Affine):
         merged = dataclasses.replace(producer, scale=affine.scale * producer.scale,
                                      shift=affine.scale * producer.shift + affine.shift)
         return bypass([merged if layer is producer else layer for layer in layers], affine.name)
     return _split(layers, producer, affine, copy)
+
+
+def _commutes_with_pool(layers: list[Layer], pool: Layer, affine: Affine) -> bool:
+    """Whether ``pool(s x + t) = s pool(x) + t`` for this per-channel affine, for an average pool over real
+    elements only (every window's divisor its count of real inputs: the pool of a constant map is that constant).
+
+    (A max pool with ``s >= 0`` commutes too, but moving the affine before it never helps: a
+    spiking max pool must read spikes, not the conv the affine would fold into.)
+    """
+    if not (isinstance(pool, Pool) and pool.mode == "avg"):
+        return False
+    if _channel_vector(affine.scale, affine.shape) is None or _channel_vector(affine.shift, affine.shape) is None:
+        return False
+    ones = np.ones((1, *_named(layers, pool.inputs[0]).shape[1:]), np.float64)
+    return bool(np.all(_apply(pool, ones) == 1.0))
+
+
+def _move_before_pool(layers: list[Layer], pool: Pool, affine: Affine, copy: bool) -> list[Layer] | None:
+    """``s pool(x) + t = pool(s x + t)`` (``_commutes_with_pool``): the affine moves before the pool and folds
+    backward from there (DenseNet's transition conv -> avg pool -> BatchNorm); None unless it folds."""
+    scale, shift = (_channel_vector(a, affine.shape).reshape(-1, 1, 1) for a in (affine.scale, affine.shift))
+    before = Affine(name=_fresh_name(layers, f"{affine.name}/before_{pool.name}"), inputs=pool.inputs,
+                    shape=_named(layers, pool.inputs[0]).shape, scale=scale, shift=shift)
+    moved = dataclasses.replace(pool, inputs=(before.name,))
+    layers = bypass([moved if layer is pool else layer for layer in layers], affine.name)
+    return _fold_backward(layers[:layers.index(moved)] + [before] + layers[layers.index(moved):], before, copy)
 
 
 def _fold_into_copies(layers: list[Layer], affine: Affine) -> list[Layer] | None:

@@ -12,11 +12,14 @@ add, concat). This pass makes it so, exactly in float arithmetic:
   all reach the same synapse;
 - an affine read by several layers is copied per reader, consecutive affines merge, a
   per-channel scale moves past a sum pool, and each affine folds into the weighted layer
-  next to it: backwards into the conv/dense
-  producing it (``w * s``, ``b * s + t``; also through sum pooling when ``t = 0``, and
-  through nearest upsampling, which commutes with a per-channel affine), or forwards into
-  the conv/dense reading it (``w[:, c] * s[c]``, also through nearest upsampling; through
-  flatten into a dense, ``w * s`` by column and ``b + w @ t``);
+  next to it: backwards into the conv/dense producing it (``w * s``, ``b * s + t``; also
+  through sum pooling, as ``t / K`` where every window sums ``K`` real elements, and
+  through nearest upsampling, both of which commute with a per-channel scale), or
+  forwards into the conv/dense reading it (``w[:, c] * s[c]``, also through nearest
+  upsampling; through flatten into a dense, ``w * s`` by column and ``b + w @ t``);
+- where only other readers of the conv or of a pool after it stop an affine from folding
+  back (DenseNet's transition conv -> avg pool, read by the next block's concat and its
+  first BatchNorm), the affine gets its own copy of conv and pool (a second synapse map);
 - a path with no weighted layer (an identity shortcut) gets an affine of scale 1 (an
   upsample or zero pad shared with weighted paths is first copied per reader, so that
   affine sits on the shortcut only).
@@ -50,7 +53,8 @@ class LowerToSynapses:
         host = host_computed(graph)
         fired: dict[str, int] = {"average_pools": sum(1 for a in graph if isinstance(a, Pool) and a.mode == "avg")}
         while True:
-            for rule in (_one_affine_per_reader, _merge_affines, _fold_backward, _fold_forward, _past_sum_pool):
+            for rule in (_one_affine_per_reader, _merge_affines, _fold_backward, _fold_forward, _past_sum_pool,
+                         _copy_for_affine):
                 rewritten = rule(layers, host)
                 if rewritten is not None:
                     layers = rewritten
@@ -150,31 +154,83 @@ def _past_sum_pool(layers: list[Layer], host: set[str]) -> list[Layer] | None:
     return None
 
 
+def _chain_back(layers: list[Layer], affine: Affine) -> tuple[Layer, list[Layer], float] | None:
+    """The conv/dense an affine's shift and per-channel scale can fold back into, the sum pools and upsamples
+    between (in reading order), and the elements each output of the chain sums per element of the producer's
+    (the product of the pools' window counts); None where there is none.
+
+    A per-channel scale commutes with sum pooling and nearest upsampling. A shift ``t``
+    passes back through a sum pool as ``t / K`` where every window sums ``K`` real
+    elements (no padding in any window: DenseNet's 2x2/2 transition pool, ``K = 4``):
+    ``sum_K(x + t / K) = sum_K(x) + t``; through an upsample as ``t``.
+    """
+    by_name = _by_name(layers)
+    producer, between, count = by_name[affine.inputs[0]], [], 1.0
+    while isinstance(producer, (Upsample, Pool)) and (isinstance(producer, Upsample) or producer.mode == "sum"):
+        if isinstance(producer, Pool):
+            window = _uniform_count(producer, by_name[producer.inputs[0]].shape)
+            if window is None and affine.shift.any():
+                return None
+            count *= window or 1.0
+        between.insert(0, producer)
+        producer = by_name[producer.inputs[0]]
+    if not isinstance(producer, (Conv, Dense)) or _channel_scale(affine) is None:
+        return None
+    return producer, between, count
+
+
+def _uniform_count(pool: Pool, in_shape: tuple[int, ...]) -> float | None:
+    """The real input elements every window of a sum pool adds, where all windows add as many; else None."""
+    ones = [torch.ones((1, 1, *in_shape[1:]), dtype=torch.float64)]
+    counts = ann.apply_layer(pool, ones).numpy()
+    return float(counts.flat[0]) if np.all(counts == counts.flat[0]) else None
+
+
 def _fold_backward(layers: list[Layer], host: set[str]) -> list[Layer] | None:
     """``conv/dense [-> sum pool | upsample ...] -> affine``: the affine's scale and shift go into the weights and
-    bias (a per-channel affine commutes with nearest upsampling; with sum pooling only when ``t = 0``)."""
-    by_name = _by_name(layers)
+    bias (``_chain_back``: ``w * s``, ``b * s + t / K``)."""
     for affine in layers:
         if not isinstance(affine, Affine) or affine.name in host:
             continue
-        producer, between = by_name[affine.inputs[0]], []
-        while isinstance(producer, Upsample) or isinstance(producer, Pool) and producer.mode == "sum" \
-                and not affine.shift.any():
-            between.append(producer)
-            producer = by_name[producer.inputs[0]]
-        channel_scale = _channel_scale(affine)
-        shift = affine.shift if not between else _channel_values(affine.shift, affine.shape)
-        if not isinstance(producer, (Conv, Dense)) or channel_scale is None or shift is None \
-                or any(len(_readers(layers, x.name)) != 1 for x in [producer, *between]):
+        found = _chain_back(layers, affine)
+        if found is None:
             continue
+        producer, between, count = found
+        shift = affine.shift if not between else _channel_values(affine.shift, affine.shape)
+        if shift is None or any(len(_readers(layers, x.name)) != 1 for x in [producer, *between]):
+            continue
+        channel_scale = _channel_scale(affine)
         weight = producer.weight * channel_scale.reshape(-1, *([1] * (producer.weight.ndim - 1)))
         bias = producer.bias * channel_scale.reshape(-1, *([1] * (producer.bias.ndim - 1)))
         if between:
-            shift = shift.reshape(-1, *([1] * (len(producer.shape) - 1)))
+            shift = (shift / count).reshape(-1, *([1] * (len(producer.shape) - 1)))
         bias = _add_shift(bias, shift, producer)
         folded = dataclasses.replace(producer, weight=weight.astype(np.float32), bias=bias.astype(np.float32))
         layers = [folded if layer is producer else layer for layer in layers]
         return bypass(layers, affine.name)
+    return None
+
+
+def _copy_for_affine(layers: list[Layer], host: set[str]) -> list[Layer] | None:
+    """Last resort, where no other rule applies: an affine that could fold back into a conv/dense but for a layer
+    of the chain that other layers read too (DenseNet's transition pool, read by the next block's concat and by
+    its first BatchNorm) gets its own copy of the chain, into which it then folds. Exact; costs a second synapse
+    map from the conv's sources (a copied weighted layer, no neurons)."""
+    for affine in layers:
+        found = _chain_back(layers, affine) if isinstance(affine, Affine) and affine.name not in host else None
+        if found is None:
+            continue
+        producer, between, _ = found
+        chain = [producer, *between]
+        if all(len(_readers(layers, x.name)) == 1 for x in chain):
+            continue
+        copies, source = [], producer.inputs
+        for layer in chain:
+            copies.append(dataclasses.replace(layer, name=f"{layer.name}/for_{affine.name}", inputs=source))
+            source = (copies[-1].name,)
+        rewired = dataclasses.replace(affine, inputs=source)
+        at = layers.index(affine)
+        return layers[:at] + copies + [rewired] + layers[at + 1:]
     return None
 
 
@@ -301,11 +357,32 @@ def _check_one_weighted_layer_per_path(graph: Graph, host: set[str]) -> None:
         if is_weighted(layer):
             seen, names = {c + 1 for c in seen}, names + [layer.name]
         if is_integrator(layer) and seen != {1} and not all(src in host for src in layer.inputs):
+            _refuse_positional_average(graph, layer, names)
             raise UnsupportedOpError(
                 f"layer {layer.name!r} ({layer.kind}) receives spikes through {sorted(seen)} weighted layers "
                 f"({', '.join(names) or 'none'}); a chip needs exactly one synapse map between neuron "
                 f"populations: put a ReLU between consecutive conv/dense layers, or fuse them before export")
         counts[layer.name], crossed[layer.name] = (({0}, []) if is_integrator(layer) else (seen, names))
+
+
+def _refuse_positional_average(graph: Graph, population: Layer, names: list[str]) -> None:
+    """The refusal where one of the weighted layers is an average pool's division by a count that varies by
+    position (count_include_pad=0 with padding: Inception's 3x3 pools divide border windows by 4 or 6, not 9).
+
+    Its scale differs between positions of one channel, so it cannot join a conv's kernel
+    (shared by all positions) or a dense's columns after a conv, and it sits between a
+    sum pool and the conv that reads it: no one synapse map of the IR computes both.
+    """
+    for name in names:
+        layer = graph[name]
+        if isinstance(layer, Affine) and _channel_scale(layer) is None and f"{name}/sum" in graph:
+            others = ", ".join(other for other in names if other != name)
+            raise UnsupportedOpError(
+                f"layer {population.name!r} ({population.kind}) receives spikes through average pool {name!r}, "
+                f"whose windows at the borders count fewer elements (count_include_pad=0 with padding: a "
+                f"division that varies by position), and then through {others}, whose weights are shared by all "
+                f"positions: no one synapse map computes both; export the pool with count_include_pad=1 (then "
+                f"check the model's accuracy with snnconv eval), or put a ReLU between the pool and {others}")
 
 
 def _check_max_pool_input(graph: Graph, pool: Pool) -> None:

@@ -118,6 +118,21 @@ class DenseBlock(_Net):
         return nn.functional.avg_pool2d(torch.relu(self.bn3(x2)), 2)
 
 
+class DenseTransition(_Net):
+    """DenseNet transition into the next block: conv -> 2x2 avg pool -> (concat with f(pool), BN -> ReLU -> conv):
+    the pool is read by the block's concat and by its first BatchNorm, which folds back through the pool."""
+
+    def __init__(self):
+        super().__init__(6 * 4 * 4)
+        self.transition, self.bn1, self.c1 = nn.Conv2d(4, 4, 1), _bn(4), nn.Conv2d(4, 2, 3, padding=1)
+        self.bn2 = _bn(6)
+
+    def body(self, x):
+        x0 = nn.functional.avg_pool2d(self.transition(x), 2)
+        x1 = torch.cat([x0, self.c1(torch.relu(self.bn1(x0)))], 1)
+        return torch.relu(self.bn2(x1))
+
+
 NETWORKS = {
     "bn_relu_maxpool": lambda: BnAfterReluBeforePool(nn.MaxPool2d(2)),
     "bn_relu_avgpool": lambda: BnAfterReluBeforePool(nn.AvgPool2d(2)),
@@ -126,6 +141,7 @@ NETWORKS = {
     "depthwise_separable": DepthwiseSeparable,
     "resnet_v2_stage": PreActivationResNet,
     "dense_block": DenseBlock,
+    "dense_transition": DenseTransition,
 }
 
 

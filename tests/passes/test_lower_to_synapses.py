@@ -12,7 +12,7 @@ import snnconv
 from snnconv import ann
 from snnconv.errors import UnsupportedOpError
 from snnconv.geometry import is_integrator, is_spike_source, is_weighted
-from snnconv.ir import IF, Add, Conv, Dense, Flatten, Graph, Input, Output, Pool
+from snnconv.ir import IF, Add, Affine, Conv, Dense, Flatten, Graph, Input, Output, Pool, Upsample
 from snnconv.passes.lower_to_synapses import LowerToSynapses
 from snnconv.pipeline import convert
 from snnconv.snn import simulate
@@ -120,3 +120,67 @@ def test_two_weighted_layers_without_neurons_between_are_refused_by_name():
         Output(name="out", inputs=("d",), shape=(2,))]
     with pytest.raises(UnsupportedOpError, match=r"'s1'.*\[2\] weighted layers \(first, second\).*ReLU between"):
         LowerToSynapses().run(Graph.from_layers(layers, facts=FACTS))
+
+
+def _head(src, features):
+    return [Flatten(name="f", inputs=(src,), shape=(features,)),
+            Dense(name="d", inputs=("f",), shape=(2,), weight=R.normal(size=(2, features)).astype(np.float32),
+                  bias=np.zeros(2, np.float32)),
+            Output(name="out", inputs=("d",), shape=(2,))]
+
+
+def _channel_affine(name, src, shape):
+    per_channel = (shape[0], 1, 1)
+    return Affine(name=name, inputs=(src,), shape=shape, scale=R.uniform(0.5, 2, per_channel).astype(np.float32),
+                  shift=R.normal(size=per_channel).astype(np.float32))
+
+
+def test_a_per_channel_affine_after_an_upsample_folds_back_into_the_conv_before_it():
+    layers = _spiking_input((2, 3, 3)) + [
+        _conv("c", "s0", 2, 3, 3), Upsample(name="up", inputs=("c",), shape=(3, 6, 6), factor=(2, 2)),
+        _channel_affine("bn", "up", (3, 6, 6)), _neurons("s1", "bn", (3, 6, 6))] + _head("s1", 108)
+    graph = Graph.from_layers(layers, facts=FACTS)
+    lowered = LowerToSynapses().run(graph).graph
+    assert "bn" not in lowered and _weighted_layers_per_path(lowered) == {1}
+    x = R.random(size=(3, 2, 3, 3)).astype(np.float32)
+    np.testing.assert_allclose(ann.evaluate(lowered, x), ann.evaluate(graph, x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_shifted_affine_after_a_shared_pool_folds_into_its_own_copy_of_conv_and_pool():
+    """DenseNet's transition: conv -> 2x2 average pool, read by a shortcut and by a BatchNorm (scale and shift)."""
+    layers = _spiking_input((2, 4, 4)) + [
+        _conv("c", "s0", 2, 3, 4), Pool(name="p", inputs=("c",), shape=(3, 2, 2), mode="avg", kernel=(2, 2),
+                                        stride=(2, 2)),
+        _channel_affine("bn", "p", (3, 2, 2)), _neurons("s1", "bn", (3, 2, 2)), _neurons("s2", "p", (3, 2, 2)),
+        Add(name="sum", inputs=("s1", "s2"), shape=(3, 2, 2)), _neurons("s3", "sum", (3, 2, 2))] + _head("s3", 12)
+    graph = Graph.from_layers(layers, facts=FACTS)
+    result = LowerToSynapses().run(graph)
+    assert result.notes["rewrites"]["copy_for_affine"] == 1 and _weighted_layers_per_path(result.graph) == {1}
+    x = R.random(size=(3, 2, 4, 4)).astype(np.float32)
+    np.testing.assert_allclose(ann.evaluate(result.graph, x), ann.evaluate(graph, x), rtol=1e-5, atol=1e-5)
+
+
+def test_an_upsample_shared_by_a_conv_and_a_shortcut_is_copied_so_only_the_shortcut_gets_a_unit_synapse():
+    layers = _spiking_input((2, 3, 3)) + [
+        Upsample(name="up", inputs=("s0",), shape=(2, 6, 6), factor=(2, 2)), _conv("c", "up", 2, 2, 6),
+        _neurons("s1", "c", (2, 6, 6)), Add(name="sum", inputs=("up", "s1"), shape=(2, 6, 6)),
+        _neurons("s2", "sum", (2, 6, 6))] + _head("s2", 72)
+    graph = Graph.from_layers(layers, facts=FACTS)
+    lowered = LowerToSynapses().run(graph).graph
+    assert "up/for_sum" in lowered and _weighted_layers_per_path(lowered) == {1}
+    x = R.random(size=(3, 2, 3, 3)).astype(np.float32)
+    np.testing.assert_array_equal(simulate(lowered, x, 6).outputs[6], simulate(graph, x, 6).outputs[6])
+
+
+def test_a_border_counting_average_pool_before_a_conv_is_refused_naming_pool_conv_and_workaround():
+    """Inception's 3x3 average pool (count_include_pad=0, pads 1) read by a 1x1 conv."""
+    layers = _spiking_input((2, 4, 4)) + [
+        Pool(name="p", inputs=("s0",), shape=(2, 4, 4), mode="avg", kernel=(3, 3), stride=(1, 1),
+             pads=(1, 1, 1, 1), count_include_pad=False),
+        Conv(name="c", inputs=("p",), shape=(3, 4, 4), weight=R.normal(size=(3, 2, 1, 1)).astype(np.float32),
+             bias=np.zeros(3, np.float32)), _neurons("s1", "c", (3, 4, 4))] + _head("s1", 48)
+    with pytest.raises(UnsupportedOpError, match=r"^layer 's1' \(if\) receives spikes through average pool 'p', .*"
+                                                 r"count_include_pad=0.*then through c, .*export the pool with "
+                                                 r"count_include_pad=1") as info:
+        LowerToSynapses().run(Graph.from_layers(layers, facts=FACTS))
+    assert "\n" not in str(info.value)
