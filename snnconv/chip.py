@@ -292,20 +292,20 @@ def _synaptic_op_plans(graph: Graph, mapping: Mapping) -> dict[str, _SynapticOpP
 def _messages(graph: Graph, mapping: Mapping, counts: dict[str, np.ndarray]) -> tuple[float, float]:
     """Hop-weighted messages on chip and messages across chips, at the measured per-channel rates (a core's
     messages to itself take no hop; a population without counts fires every step)."""
-    per_neuron, constants = graph.derived("message plans", lambda: _message_plans(graph, mapping))
+    per_channel, constants = graph.derived("message plans", lambda: _message_plans(graph, mapping))
     total = constants.copy()
-    for name, weights in per_neuron.items():
+    for name, weights in per_channel.items():
         if name in counts:
-            total += weights @ np.asarray(counts[name], np.float64).reshape(-1)
-        else:
-            total += weights.sum(axis=1)
+            total += weights @ np.asarray(counts[name], np.float64).reshape(len(weights.T), -1).sum(axis=1)
+        else:  # one message per channel and unit rate
+            total += weights.sum(axis=1) * math.prod(_box(graph[name].shape)[1:])
     return float(total[0]), float(total[1])
 
 
 def _message_plans(graph: Graph, mapping: Mapping) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """``weighted_traffic`` for hops within a chip and for crossings between chips, per neuron: per population a
-    (2, neurons) matrix, the traffic one spike of each neuron causes (its channel's weight over the channel's
-    neurons: traffic follows a channel's mean rate), and the two rate-independent constants."""
+    """``weighted_traffic`` for hops within a chip and for crossings between chips: per population a (2, channels)
+    matrix, the traffic per spike of a channel (a channel's weight over its neurons: traffic follows its mean
+    rate), and the two rate-independent constants."""
     chip = np.array([c.chip for c in mapping.cores])
     position = np.array([c.position for c in mapping.cores])
 
@@ -317,10 +317,9 @@ def _message_plans(graph: Graph, mapping: Mapping) -> tuple[dict[str, np.ndarray
 
     (hop_vectors, hop_constant), (cross_vectors, cross_constant) = (weighted_traffic(graph, mapping.cores, weight)
                                                                     for weight in (hops, crossings))
-    per_neuron = {}
+    per_channel = {}
     for name in hop_vectors.keys() | cross_vectors.keys():
         channels, height, width = _box(graph[name].shape)
-        rows = [np.repeat(np.broadcast_to(vectors.get(name, 0.0), (channels,)) / (height * width), height * width)
-                for vectors in (hop_vectors, cross_vectors)]
-        per_neuron[name] = np.stack(rows)
-    return per_neuron, np.array([hop_constant, cross_constant])
+        per_channel[name] = np.stack([np.broadcast_to(vectors.get(name, 0.0), (channels,)) / (height * width)
+                                      for vectors in (hop_vectors, cross_vectors)])
+    return per_channel, np.array([hop_constant, cross_constant])
