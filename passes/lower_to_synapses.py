@@ -20,6 +20,8 @@ add, concat). This pass makes it so, exactly in float arithmetic:
 - where only other readers of the conv or of a pool after it stop an affine from folding
   back (DenseNet's transition conv -> avg pool, read by the next block's concat and its
   first BatchNorm), the affine gets its own copy of conv and pool (a second synapse map);
+- two pointwise layers in a row (dense -> dense, 1x1 conv -> 1x1 conv: a linear
+  bottleneck without ReLU) compose into one, ``W2 W1``, ``W2 b1 + b2``;
 - a path with no weighted layer (an identity shortcut) gets an affine of scale 1 (an
   upsample or zero pad shared with weighted paths is first copied per reader, so that
   affine sits on the shortcut only).
@@ -54,7 +56,7 @@ class LowerToSynapses:
         fired: dict[str, int] = {"average_pools": sum(1 for a in graph if isinstance(a, Pool) and a.mode == "avg")}
         while True:
             for rule in (_one_affine_per_reader, _merge_affines, _fold_backward, _fold_forward, _past_sum_pool,
-                         _copy_for_affine):
+                         _compose, _copy_for_affine):
                 rewritten = rule(layers, host)
                 if rewritten is not None:
                     layers = rewritten
@@ -211,6 +213,35 @@ def _fold_backward(layers: list[Layer], host: set[str]) -> list[Layer] | None:
     return None
 
 
+def _compose(layers: list[Layer], host: set[str]) -> list[Layer] | None:
+    """``dense -> dense`` or ``1x1 conv -> 1x1 conv`` (stride 1, no padding, one group) with nothing between and
+    the first read by the second only: one layer, ``W = W2 W1``, ``b = W2 b1 + b2`` (a linear bottleneck, a
+    projection without ReLU read by the next layer). Exact in float64; where the second conv has a window or
+    padding, the pair stays and is refused with both named."""
+    by_name = _by_name(layers)
+    for second in layers:
+        first = by_name.get(second.inputs[0]) if isinstance(second, (Conv, Dense)) and second.name not in host \
+            else None
+        if first is None or type(first) is not type(second) or len(_readers(layers, first.name)) != 1 \
+                or not all(_pointwise(layer) for layer in (first, second)):
+            continue
+        w1, w2 = (layer.weight.astype(np.float64).reshape(layer.weight.shape[0], -1) for layer in (first, second))
+        weight = (w2 @ w1).reshape(second.weight.shape[0], *first.weight.shape[1:])
+        bias = w2 @ first.bias.astype(np.float64) + second.bias
+        composed = dataclasses.replace(second, name=second.name, inputs=first.inputs,
+                                       weight=weight.astype(np.float32), bias=bias.astype(np.float32))
+        return [composed if layer is second else layer for layer in layers if layer is not first]
+    return None
+
+
+def _pointwise(layer: Layer) -> bool:
+    """A dense, or a conv of one position per output (1x1, stride 1, no padding, one group, per-channel bias)."""
+    if isinstance(layer, Dense):
+        return True
+    return isinstance(layer, Conv) and layer.weight.shape[2:] == (1, 1) and layer.stride == (1, 1) \
+        and not any(layer.pads) and layer.groups == 1 and layer.bias.ndim == 1
+
+
 def _copy_for_affine(layers: list[Layer], host: set[str]) -> list[Layer] | None:
     """Last resort, where no other rule applies: an affine that could fold back into a conv/dense but for a layer
     of the chain that other layers read too (DenseNet's transition pool, read by the next block's concat and by
@@ -361,7 +392,8 @@ def _check_one_weighted_layer_per_path(graph: Graph, host: set[str]) -> None:
             raise UnsupportedOpError(
                 f"layer {layer.name!r} ({layer.kind}) receives spikes through {sorted(seen)} weighted layers "
                 f"({', '.join(names) or 'none'}); a chip needs exactly one synapse map between neuron "
-                f"populations: put a ReLU between consecutive conv/dense layers, or fuse them before export")
+                f"populations: put a ReLU between {' and '.join(names[-2:]) if len(names) > 1 else 'them'}, or "
+                f"fuse them before export")
         counts[layer.name], crossed[layer.name] = (({0}, []) if is_integrator(layer) else (seen, names))
 
 

@@ -133,6 +133,19 @@ class DenseTransition(_Net):
         return torch.relu(self.bn2(x1))
 
 
+class LinearBottleneck(_Net):
+    """MobileNet-v2's projection without ReLU, read by the next block's expansion: 1x1 conv -> BN -> 1x1 conv ->
+    BN -> ReLU6 (the two 1x1 convs compose into one)."""
+
+    def __init__(self):
+        super().__init__(8 * 8 * 8)
+        self.project, self.bn1 = nn.Conv2d(4, 2, 1), _bn(2)
+        self.expand, self.bn2 = nn.Conv2d(2, 8, 1), _bn(8)
+
+    def body(self, x):
+        return nn.functional.relu6(self.bn2(self.expand(self.bn1(self.project(x)))))
+
+
 NETWORKS = {
     "bn_relu_maxpool": lambda: BnAfterReluBeforePool(nn.MaxPool2d(2)),
     "bn_relu_avgpool": lambda: BnAfterReluBeforePool(nn.AvgPool2d(2)),
@@ -142,6 +155,7 @@ NETWORKS = {
     "resnet_v2_stage": PreActivationResNet,
     "dense_block": DenseBlock,
     "dense_transition": DenseTransition,
+    "linear_bottleneck": LinearBottleneck,
 }
 
 

@@ -118,7 +118,8 @@ def test_two_weighted_layers_without_neurons_between_are_refused_by_name():
         Dense(name="d", inputs=("f",), shape=(2,), weight=R.normal(size=(2, 48)).astype(np.float32),
               bias=np.zeros(2, np.float32)),
         Output(name="out", inputs=("d",), shape=(2,))]
-    with pytest.raises(UnsupportedOpError, match=r"'s1'.*\[2\] weighted layers \(first, second\).*ReLU between"):
+    with pytest.raises(UnsupportedOpError, match=r"'s1'.*\[2\] weighted layers \(first, second\).*put a ReLU "
+                                                 r"between first and second"):
         LowerToSynapses().run(Graph.from_layers(layers, facts=FACTS))
 
 
@@ -184,3 +185,26 @@ def test_a_border_counting_average_pool_before_a_conv_is_refused_naming_pool_con
                                                  r"count_include_pad=1") as info:
         LowerToSynapses().run(Graph.from_layers(layers, facts=FACTS))
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv1x1"])
+def test_a_linear_bottleneck_of_two_pointwise_layers_composes_into_one(kind):
+    """MobileNet-v2's projection without ReLU read by the next 1x1 conv; an MLP's linear bottleneck."""
+    def layer(name, src, c_in, c_out):
+        weight = R.normal(size=(c_out, c_in) if kind == "dense" else (c_out, c_in, 1, 1)).astype(np.float32)
+        cls, shape = (Dense, (c_out,)) if kind == "dense" else (Conv, (c_out, 4, 4))
+        return cls(name=name, inputs=(src,), shape=shape, weight=weight, bias=R.normal(size=c_out).astype(np.float32))
+
+    shape = (6,) if kind == "dense" else (6, 4, 4)
+    size = int(np.prod(shape[1:], dtype=int)) if kind != "dense" else 1
+    layers = _spiking_input(shape) + [layer("project", "s0", 6, 2), layer("expand", "project", 2, 5),
+                                      _neurons("s1", "expand", (5,) if kind == "dense" else (5, 4, 4))]
+    layers += _head("s1", 5 * size) if kind != "dense" else [
+        Dense(name="d", inputs=("s1",), shape=(2,), weight=R.normal(size=(2, 5)).astype(np.float32),
+              bias=np.zeros(2, np.float32)), Output(name="out", inputs=("d",), shape=(2,))]
+    graph = Graph.from_layers(layers, facts=FACTS)
+    result = LowerToSynapses().run(graph)
+    assert result.notes["rewrites"]["compose"] == 1 and "project" not in result.graph
+    assert _weighted_layers_per_path(result.graph) == {1}
+    x = R.random(size=(4, *shape)).astype(np.float32)
+    np.testing.assert_allclose(ann.evaluate(result.graph, x), ann.evaluate(graph, x), rtol=1e-5, atol=1e-5)
