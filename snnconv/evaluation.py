@@ -34,6 +34,7 @@ from snnconv import ann, chip, codings
 from snnconv import options as valid
 from snnconv.data import check_labels
 from snnconv.errors import BadDataError, BadOptionError
+from snnconv.ir import Recurrent
 from snnconv.progress import Progress, reporting
 from snnconv.table import render_table
 
@@ -163,6 +164,8 @@ def evaluate(model, data, labels=None, *, target="loihi", timesteps: Sequence[in
     asked, common = codings.parse(neuron, options)
     graph, _ = _load(model, example if example is not None else _example(x), input_shape)
     check_labels(y, math.prod(graph.output.shape), "data: labels")
+    if any(isinstance(layer, Recurrent) for layer in graph):
+        return _sequence(graph, x, y, target, steps, calibration, asked, executor, common)
     ann_outputs = ann.evaluate(graph, x, graph.output.inputs[0]).reshape(len(x), -1)  # before any output function
     reference = _Reference(ann_outputs, y)
     calibration = calibration if calibration is not None else x[:CALIBRATION_SAMPLES]
@@ -180,6 +183,22 @@ def evaluate(model, data, labels=None, *, target="loihi", timesteps: Sequence[in
                                   ray_address)
                 rows.append(reference.row(coding, t, group[-1], result))
     return Evaluation(net.target.name, len(x), float((reference.predictions == y).mean()), rows, dict(cost))
+
+
+def _sequence(graph, x, y, target, steps, calibration, asked, executor: str, options: dict) -> Evaluation:
+    """A sequence (recurrent) model goes to ``snnconv.recurrent_eval``: rate-coded IF streamed item by item, the
+    T taken as steps per item; what that path has no use for is refused rather than ignored."""
+    from snnconv import recurrent_eval
+
+    kept = {name: options[name] for name in ("percentile", "chips") if options.get(name) is not None}
+    ignored = sorted(name for name, value in options.items()
+                     if value is not None and name not in kept and not (name == "reset" and value == "emulate"))
+    names = [coding.neuron for coding in asked]
+    refused = ([f"neuron {','.join(names)}"] if names != ["if"] else []) + (["ray"] if executor != "local" else [])
+    if refused or ignored:
+        raise BadOptionError("a sequence (recurrent) model is evaluated with rate-coded 'if' neurons, locally, "
+                             f"with at most percentile and chips as options; drop {', '.join(refused + ignored)}")
+    return recurrent_eval.evaluate(graph, x, y, target=target, steps_per_item=steps, calibration=calibration, **kept)
 
 
 @dataclass

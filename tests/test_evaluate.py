@@ -158,3 +158,22 @@ def test_the_command_line_compares_codings_in_json(tmp_path):
     rows = json.loads(result.stdout)["snn"]
     assert [(row["coding"], row["timesteps"]) for row in rows] == [("if", 1), ("burst G=2", 1)]
     assert all(row["energy_uj"] > 0 and row["synaptic_ops"] > 0 for row in rows)
+
+
+RNN = str(MODELS.joinpath("mnist_rnn.onnx"))
+
+
+def test_a_sequence_model_is_evaluated_streamed_item_by_item_as_the_recurrent_path_runs_it():
+    """``evaluate`` hands a recurrent graph to ``recurrent_eval``: T is steps per item; the rows are that path's."""
+    from snnconv import recurrent_eval
+
+    sequences = np.load(MODELS.joinpath("mnist_rnn_test.npz"))
+    x, y = sequences["x"][:40], sequences["y"][:40]
+    table = snnconv.evaluate(RNN, (x, y), target="loihi2", timesteps=(64,))
+    direct = recurrent_eval.evaluate(snnconv.load_onnx(RNN), x, y, target="loihi2", steps_per_item=(64,))
+    assert table.to_dict() == direct.to_dict()
+    assert [row.timesteps for row in table.rows] == [64] and table.rows[0].accuracy >= table.ann - 0.1
+    with pytest.raises(BadOptionError, match="drop neuron graded"):
+        snnconv.evaluate(RNN, (x, y), neuron="graded")
+    with pytest.raises(BadOptionError, match="drop payload_bits"):
+        snnconv.evaluate(RNN, (x, y), payload_bits=4)
