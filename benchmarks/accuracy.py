@@ -168,22 +168,23 @@ def measure_untuned(model: str, x, y, calibration, percentile: float, per_channe
             "seconds": round(time.perf_counter() - start, 1)}
 
 
-def _cell(row: dict, steps: int) -> str:
+def _cell(row: dict, steps: int, decimals: int = 1) -> str:
     """Accuracy, and what tuning chose where it ran (e.g. ``98.4 (p99.9, dither)``)."""
-    text = f"{100 * row['snn'][str(steps)]:.1f}"
+    text = f"{100 * row['snn'][str(steps)]:.{decimals}f}"
     if "chosen" in row:
         chosen = row["chosen"][str(steps)]
         text += f" (p{chosen['percentile']:g}, {chosen['v_init']})" if chosen else ""
     return text
 
 
-def markdown(rows: list[dict]) -> str:
+def markdown(rows: list[dict], decimals: int = 1) -> str:
+    """The table; ``decimals``: 2 where a test set is large enough to resolve 0.05 points (2,000 images and more)."""
     steps = sorted({int(t) for row in rows for t in row["snn"]})
     head = "| model | setting | ANN | " + " | ".join(f"T={t}" for t in steps) + " |"
     lines = [head, "|" + "---|" * (3 + len(steps))]
     for r in rows:
-        cells = " | ".join(_cell(r, t) if str(t) in r["snn"] else "-" for t in steps)
-        lines.append(f"| {r['model']} | {r['setting']} | {100 * r['ann']:.1f} | {cells} |")
+        cells = " | ".join(_cell(r, t, decimals) if str(t) in r["snn"] else "-" for t in steps)
+        lines.append(f"| {r['model']} | {r['setting']} | {100 * r['ann']:.{decimals}f} | {cells} |")
     return "\n".join(lines) + "\n"
 
 
@@ -227,7 +228,7 @@ def main() -> None:
             else "accuracy_neurons" if args.neurons else "accuracy")
     rows = merged(rows, RESULTS / f"{name}.json")
     (RESULTS / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    (RESULTS / f"{name}.md").write_text(markdown(rows))
+    (RESULTS / f"{name}.md").write_text(markdown(rows, 2 if len(y) >= 2000 else 1))
     print(f"wrote {RESULTS / (name + '.md')}")
 
 
