@@ -53,12 +53,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from testsets import official_test
 
 import snnconv
 from snnconv import ann, targets
 from snnconv.pipeline import convert, to_target
 from snnconv.snn import simulate
-from testsets import official_test
 
 TIMESTEPS = (4, 8, 16, 32, 64, 128)
 TARGET_TIMESTEPS = (8, 16, 32, 64)  # --targets: five targets and a reset variant per T; --neurons

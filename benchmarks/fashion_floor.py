@@ -28,12 +28,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from testsets import official_test
 
 import snnconv
 from snnconv import ann, targets
 from snnconv.pipeline import convert, to_target
 from snnconv.snn import simulate
-from testsets import official_test
 
 RESULTS = Path(__file__).resolve().parent / "results"
 VARIANTS = {  # name -> convert options (the rest: the compiler's defaults)
@@ -87,9 +87,9 @@ def write(args, ann_accuracy: float, images: int, rows: list[dict]) -> None:
         rows = [r for r in earlier["rows"] if (r["variant"], r["timesteps"]) not in measured] + rows
     RESULTS.mkdir(exist_ok=True)
     path.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    lines = [f"# {args.model}: where rate coding loses accuracy ({meta['test_images']}, ANN "
-             f"{100 * ann_accuracy:.2f}%)", "", f"| variant | T | float SNN | {args.target} (integer) | "
-             "gap to ANN (integer) | chosen |", "|---|---|---|---|---|---|"]
+    title = f"# {args.model}: where rate coding loses accuracy ({meta['test_images']}, ANN {100 * ann_accuracy:.2f}%)"
+    head = f"| variant | T | float SNN | {args.target} (integer) | gap to ANN (integer) | chosen |"
+    lines = [title, "", head, "|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['variant']} | {r['timesteps']} | {100 * r['float_snn']:.2f} | "
                      f"{100 * r['integer_snn']:.2f} | {100 * (ann_accuracy - r['integer_snn']):.2f} | "

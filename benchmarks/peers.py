@@ -74,6 +74,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 import torch
+from testsets import official_test
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
@@ -82,7 +83,6 @@ from snnconv import ann
 from snnconv.ir import layers as L
 from snnconv.pipeline import convert
 from snnconv.snn import simulate
-from testsets import official_test
 
 # model -> (ONNX file, data set: the prefix of its bundled <prefix>_calib.npz and <prefix>_test.npz)
 MODELS = {"mlp": ("mnist_mlp.onnx", "mnist"), "cnn": ("mnist_cnn.onnx", "mnist"),

@@ -182,8 +182,8 @@ def test_bench_on_ray_gives_the_same_json_and_times_the_ann_before_any_task(clus
 
     monkeypatch.setattr(benchmark.ann_measure, "measure", measure_once)
     monkeypatch.setattr(distributed, "map_batches", recorded)
-    kwargs = dict(targets=["loihi", "loihi2"], codings=["if", "graded"], timesteps=[4], calibration=CALIBRATION,
-                  data=(TEST["x"][:90], TEST["y"][:90]), batch_size=32, budget_s=0.2)
+    kwargs = {"targets": ["loihi", "loihi2"], "codings": ["if", "graded"], "timesteps": [4],
+              "calibration": CALIBRATION, "data": (TEST["x"][:90], TEST["y"][:90]), "batch_size": 32, "budget_s": 0.2}
     local = benchmark.bench(str(MODELS.joinpath("mnist_mlp.onnx")), **kwargs)
     assert events == ["measure"]
     on_ray = benchmark.bench(str(MODELS.joinpath("mnist_mlp.onnx")), executor="ray", **kwargs)
