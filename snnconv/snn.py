@@ -290,7 +290,10 @@ class _Run:
         spikes = torch.empty((steps, *v.shape), dtype=v.dtype, device=v.device)
         currents, outs = [current] * steps if constant else current.unbind(0), spikes.unbind(0)
         if self.probe is None and layer.name not in self.checked:
-            model.run(layer, v, currents, outs)
+            if constant:
+                model.run_constant(layer, v, current, spikes)
+            else:
+                model.run(layer, v, currents, outs)
         else:
             for step_current, out in zip(currents, outs):
                 model.integrate(layer, v, step_current)

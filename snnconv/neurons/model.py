@@ -49,6 +49,14 @@ class NeuronModel:
             self.integrate(layer, v, current)
             self.fire(layer, v, out)
 
+    def run_constant(self, layer, v, current, spikes) -> None:
+        """``run`` with the same ``current`` at every step, its spikes into ``spikes`` (steps, *v's shape).
+
+        The simulator calls this for a population fed only by the constant input (the first
+        layer under constant-current input): a model may solve these steps in closed form, exactly.
+        """
+        self.run(layer, v, [current] * len(spikes), spikes.unbind(0))
+
     def fire(self, layer, v, out) -> None:
         """Spike (1) where ``v >= threshold`` into ``out`` (v's shape and dtype), then reset, in place."""
         theta = layer.threshold

@@ -200,3 +200,24 @@ def test_the_command_line_refuses_a_neuron_the_target_cannot_run_in_one_line(arg
                             cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and fragment in result.stderr, result.stderr
     assert not (tmp_path / "x.snn").exists()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_if_under_a_constant_current_in_closed_form_steps_as_the_loop_does(seed):
+    """``run_constant``'s closed form against the step loop it replaces (``NeuronModel.run``), on integers as a
+    chip holds them: currents from far below zero to several thresholds, membranes from inside ``[0, theta)``
+    (closed form) and outside it (the loop), one to 40 steps; spikes and membranes equal to the bit."""
+    rng = np.random.default_rng(seed)
+    theta = int(rng.integers(1, 2000))
+    n, steps = 300, int(rng.integers(1, 41))
+    layer = IF(name="s", inputs=("x",), shape=(n,), threshold=float(theta), state_bits=24, v_init=0.0)
+    current = torch.from_numpy(rng.integers(-3 * theta, 4 * theta, (1, n)).astype(np.float32))
+    current[0, :40] = torch.arange(40) % 3 - 1 + theta  # around the threshold, where the cap starts to bind
+    inside = rng.integers(0, theta, (1, n))
+    for start in (inside, inside - theta // 2 if seed % 2 else inside + theta):
+        v_loop = torch.from_numpy(start.astype(np.float32))
+        v_closed, loop, closed = v_loop.clone(), torch.empty((steps, 1, n)), torch.empty((steps, 1, n))
+        model = neurons.get("if")
+        neurons.NeuronModel.run(model, layer, v_loop, [current] * steps, loop.unbind(0))
+        model.run_constant(layer, v_closed, current, closed)
+        assert torch.equal(closed, loop) and torch.equal(v_closed, v_loop)
