@@ -21,7 +21,9 @@ add, concat). This pass makes it so, exactly in float arithmetic:
   back (DenseNet's transition conv -> avg pool, read by the next block's concat and its
   first BatchNorm), the affine gets its own copy of conv and pool (a second synapse map);
 - two pointwise layers in a row (dense -> dense, 1x1 conv -> 1x1 conv: a linear
-  bottleneck without ReLU) compose into one, ``W2 W1``, ``W2 b1 + b2``;
+  bottleneck without ReLU) compose into one, ``W2 W1``, ``W2 b1 + b2``; a pointwise layer
+  reading a sum of such terms (MobileNet-v2's residual stream) is first distributed over
+  the sum, ``W (a + b) + c = (W a + c) + W b``;
 - a path with no weighted layer (an identity shortcut) gets an affine of scale 1 (an
   upsample or zero pad shared with weighted paths is first copied per reader, so that
   affine sits on the shortcut only).
@@ -41,7 +43,7 @@ import torch
 from snnconv import ann
 from snnconv.errors import UnsupportedOpError
 from snnconv.geometry import host_computed, is_integrator, is_routing, is_spike_source, is_weighted
-from snnconv.ir import Affine, Conv, Dense, Flatten, Graph, Layer, Pad, Pool, Upsample
+from snnconv.ir import Add, Affine, Conv, Dense, Flatten, Graph, Layer, Pad, Pool, Upsample
 from snnconv.ir.rewrite import PassResult, bypass, rewire
 
 __all__ = ["LowerToSynapses"]
@@ -56,7 +58,7 @@ class LowerToSynapses:
         fired: dict[str, int] = {"average_pools": sum(1 for a in graph if isinstance(a, Pool) and a.mode == "avg")}
         while True:
             for rule in (_one_affine_per_reader, _merge_affines, _fold_backward, _fold_forward, _past_sum_pool,
-                         _compose, _copy_for_affine):
+                         _compose, _distribute, _copy_for_affine):
                 rewritten = rule(layers, host)
                 if rewritten is not None:
                     layers = rewritten
@@ -214,15 +216,15 @@ def _fold_backward(layers: list[Layer], host: set[str]) -> list[Layer] | None:
 
 
 def _compose(layers: list[Layer], host: set[str]) -> list[Layer] | None:
-    """``dense -> dense`` or ``1x1 conv -> 1x1 conv`` (stride 1, no padding, one group) with nothing between and
-    the first read by the second only: one layer, ``W = W2 W1``, ``b = W2 b1 + b2`` (a linear bottleneck, a
+    """``dense -> dense`` or ``1x1 conv -> 1x1 conv`` (stride 1, no padding, one group) with nothing between:
+    one layer (a first layer that others read too stays for them, so the composition costs its synapses again), ``W = W2 W1``, ``b = W2 b1 + b2`` (a linear bottleneck, a
     projection without ReLU read by the next layer). Exact in float64; where the second conv has a window or
     padding, the pair stays and is refused with both named."""
     by_name = _by_name(layers)
     for second in layers:
         first = by_name.get(second.inputs[0]) if isinstance(second, (Conv, Dense)) and second.name not in host \
             else None
-        if first is None or type(first) is not type(second) or len(_readers(layers, first.name)) != 1 \
+        if first is None or type(first) is not type(second) or first.name in host \
                 or not all(_pointwise(layer) for layer in (first, second)):
             continue
         w1, w2 = (layer.weight.astype(np.float64).reshape(layer.weight.shape[0], -1) for layer in (first, second))
@@ -230,7 +232,30 @@ def _compose(layers: list[Layer], host: set[str]) -> list[Layer] | None:
         bias = w2 @ first.bias.astype(np.float64) + second.bias
         composed = dataclasses.replace(second, name=second.name, inputs=first.inputs,
                                        weight=weight.astype(np.float32), bias=bias.astype(np.float32))
-        return [composed if layer is second else layer for layer in layers if layer is not first]
+        shared = len(_readers(layers, first.name)) > 1  # its other readers keep it: the composition is a copy
+        return [composed if layer is second else layer for layer in layers if shared or layer is not first]
+    return None
+
+
+def _distribute(layers: list[Layer], host: set[str]) -> list[Layer] | None:
+    """A pointwise layer reading a sum whose terms include a pointwise layer (MobileNet-v2's residual stream
+    ``x + project(h)`` read by the next expansion): ``W (a + b) + c = (W a + c) + W b``, one copy of the layer
+    per term (the bias on the first), summed; each copy then composes with its term (``_compose``) or reads
+    spikes. A sum that other layers read too is first copied for this one (routing costs no synapses)."""
+    by_name = _by_name(layers)
+    for second in layers:
+        add = by_name.get(second.inputs[0]) if _pointwise(second) and second.name not in host else None
+        if not isinstance(add, Add) or add.name in host or not any(
+                type(by_name[src]) is type(second) and _pointwise(by_name[src]) for src in add.inputs):
+            continue
+        copies = [dataclasses.replace(second, name=f"{second.name}/{index}", inputs=(src,),
+                                      bias=second.bias if index == 0 else np.zeros_like(second.bias))
+                  for index, src in enumerate(add.inputs)]
+        total = Add(name=second.name, inputs=tuple(copy.name for copy in copies), shape=second.shape)
+        keep_add = len(_readers(layers, add.name)) > 1
+        at = layers.index(second)
+        return [layer for layer in layers[:at] if keep_add or layer is not add] + copies + [total] \
+            + layers[at + 1:]
     return None
 
 

@@ -146,6 +146,25 @@ class LinearBottleneck(_Net):
         return nn.functional.relu6(self.bn2(self.expand(self.bn1(self.project(x)))))
 
 
+class InvertedResiduals(_Net):
+    """MobileNet-v2's residual stream: y1 = x0 + project1(h1(x0)), y2 = y1 + project2(h2(y1)), each h an
+    expansion 1x1 conv -> BN -> ReLU6 -> depthwise 3x3 -> BN -> ReLU6, each projection a 1x1 conv -> BN without
+    ReLU; then 1x1 conv -> BN -> ReLU6. Every 1x1 conv reading the stream is distributed over its sums and
+    composed with the projections in it."""
+
+    def __init__(self):
+        super().__init__(8 * 8 * 8)
+        self.blocks = nn.ModuleList(nn.ModuleList([nn.Conv2d(4, 8, 1), _bn(8), nn.Conv2d(8, 8, 3, padding=1, groups=8),
+                                                   _bn(8), nn.Conv2d(8, 4, 1), _bn(4)]) for _ in range(2))
+        self.last, self.bn = nn.Conv2d(4, 8, 1), _bn(8)
+
+    def body(self, x):
+        for expand, bn1, depthwise, bn2, project, bn3 in self.blocks:
+            h = nn.functional.relu6(bn2(depthwise(nn.functional.relu6(bn1(expand(x))))))
+            x = x + bn3(project(h))
+        return nn.functional.relu6(self.bn(self.last(x)))
+
+
 NETWORKS = {
     "bn_relu_maxpool": lambda: BnAfterReluBeforePool(nn.MaxPool2d(2)),
     "bn_relu_avgpool": lambda: BnAfterReluBeforePool(nn.AvgPool2d(2)),
@@ -156,6 +175,7 @@ NETWORKS = {
     "dense_block": DenseBlock,
     "dense_transition": DenseTransition,
     "linear_bottleneck": LinearBottleneck,
+    "inverted_residuals": InvertedResiduals,
 }
 
 
