@@ -48,7 +48,23 @@ import numpy as np
 from snnconv import ann
 from snnconv.data import iter_batches
 from snnconv.errors import BadGraphError
-from snnconv.ir import IF, Add, Affine, Concat, Conv, Dense, Flatten, Graph, Input, Layer, Output, Pad, Pool, ReLU, Upsample
+from snnconv.ir import (
+    IF,
+    Add,
+    Affine,
+    Concat,
+    Conv,
+    Dense,
+    Flatten,
+    Graph,
+    Input,
+    Layer,
+    Output,
+    Pad,
+    Pool,
+    ReLU,
+    Upsample,
+)
 from snnconv.ir.rewrite import PassResult
 
 __all__ = ["Normalize", "LogHistogram"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from helpers import TOLERANCE, onnxruntime_output
 
 import snnconv

@@ -107,12 +107,12 @@ UNSUPPORTED_OPS = {
                                              nearest_mode="round_prefer_ceil")],
                                          (1, 3, 4, 4), {"scales": np.array([1, 1, 2, 2], np.float32)}),
                               "up_corners", "Resize", OPSET,
-                              r"'asymmetric' with nearest_mode 'round_prefer_ceil' by 2 does not repeat each "
-                              r"value 2 times.*export with 'asymmetric' \+ 'floor' or 'half_pixel'", False),
+                              (r"'asymmetric' with nearest_mode 'round_prefer_ceil' by 2 does not repeat each "
+                               r"value 2 times.*export with 'asymmetric' \+ 'floor' or 'half_pixel'"), False),
     "resize_fractional": (make_model([H("Resize", ["x", "", "scales"], ["y"], name="up_half")],
                                      (1, 3, 4, 4), {"scales": np.array([1, 1, 1.5, 1.5], np.float32)}),
-                          "up_half", "Resize", OPSET, r"only nearest upsampling of the spatial axes by constant "
-                                                      r"integer factors converts; convert the network up to", False),
+                          "up_half", "Resize", OPSET, (r"only nearest upsampling of the spatial axes by constant "
+                                                       r"integer factors converts; convert the network up to"), False),
     "resize_channels": (make_model([H("Resize", ["x", "", "scales"], ["y"], name="up_channels")],
                                    (1, 3, 4, 4), {"scales": np.array([1, 2, 1, 1], np.float32)}),
                         "up_channels", "Resize", OPSET, r"factors \[1.0, 2.0, 1.0, 1.0\]", False),

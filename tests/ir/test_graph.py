@@ -30,9 +30,9 @@ from snnconv.ir import (
     Pad,
     Pool,
     Recurrent,
-    Upsample,
     ReLU,
     Round,
+    Upsample,
 )
 from snnconv.ir.layers import ShapeError
 
