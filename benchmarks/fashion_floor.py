@@ -11,9 +11,11 @@ to loihi2's integers (``to_target``), on the integer graph, so the two losses se
   spikes, residual error of the IF neurons at T;
 - quantization to the chip (integer vs float SNN): 8-bit weights, integer thresholds.
 
-Run (about 4 minutes a variant and T on 2 shared cores, 1,000 images)::
+Run (on 2 cores shared with other work, 1,000 images at T = 32: about 18 minutes for the
+defaults, 27 for tune full; the results so far come from these two)::
 
-    python benchmarks/fashion_floor.py --test-samples 1000 --timesteps 16 32
+    python benchmarks/fashion_floor.py --test-samples 1000 --timesteps 32 \
+        --variants "defaults (tune fast, bias correction)" "tune full (512 samples)"
 
 Writes benchmarks/results/accuracy_fashion_floor.{json,md}.
 """
