@@ -60,6 +60,11 @@ ROWS = {
 }
 
 
+def _path(file: str) -> str:
+    """A bundled model's path, or ``file`` itself where it is a path (``--qcfs``)."""
+    return file if Path(file).is_absolute() else str(MODELS.joinpath(file))
+
+
 def official_test(first: int | None) -> tuple[np.ndarray, np.ndarray]:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
     from train_fashion import read_idx
@@ -108,8 +113,8 @@ def onnx_accuracy(model: onnx.ModelProto, x: np.ndarray, y: np.ndarray) -> float
 def anns(x: np.ndarray, y: np.ndarray) -> dict:
     """Per network, the ANN's accuracy: the plain one, and the QCFS one as trained and as exported."""
     found = {PLAIN: onnx_accuracy(onnx.load(str(MODELS.joinpath(FILES[PLAIN]))), x, y)}
-    if MODELS.joinpath(FILES[QCFS]).is_file():
-        model = onnx.load(str(MODELS.joinpath(FILES[QCFS])))
+    if Path(_path(FILES[QCFS])).is_file():
+        model = onnx.load(_path(FILES[QCFS]))
         levels = snnconv.load_onnx(model).fact("qcfs_levels")
         found[QCFS] = onnx_accuracy(quantized(model, levels), x, y)
         found[QCFS + " (clip)"] = onnx_accuracy(model, x, y)
@@ -119,7 +124,7 @@ def anns(x: np.ndarray, y: np.ndarray) -> dict:
 def measure(name: str, x: np.ndarray, y: np.ndarray, ann: dict) -> dict:
     network, coding, neuron, options, steps = ROWS[name]
     calibration = np.load(MODELS.joinpath("fashion_calib.npz"))["x"]
-    net = snnconv.compile(str(MODELS.joinpath(FILES[network])), "loihi2", calibration, timesteps=steps,
+    net = snnconv.compile(_path(FILES[network]), "loihi2", calibration, timesteps=steps,
                           neuron=neuron, **options)
     total = len(x)
     result = net.run(x, steps, progress=lambda done: print(f"  {name}: {done}/{total}", flush=True))
@@ -163,7 +168,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
     parser.add_argument("--samples", type=int, help="the first N test images (default: all 10,000)")
+    parser.add_argument("--qcfs", help="a QCFS-trained candidate to measure instead of the bundled one")
+    parser.add_argument("--out", default="codings_full", help="results file name, without suffix")
     args = parser.parse_args()
+    global OUT
+    OUT = RESULTS / args.out
+    if args.qcfs:
+        FILES[QCFS] = str(Path(args.qcfs).resolve())
     torch.set_num_threads(2)
     x, y = official_test(args.samples)
     ann = anns(x, y)

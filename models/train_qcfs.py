@@ -155,12 +155,16 @@ def main() -> None:
                         help="start from fashion_vgg.onnx's weights (relu) or random ones (scratch)")
     parser.add_argument("--sparsity", type=float, default=0.0,
                         help="weight of the synaptic-operation penalty (SynapticCost; 0: none)")
+    parser.add_argument("--train-images", type=int, default=60_000,
+                        help="fine-tune on this many training images (a seeded draw; all 60,000 by default)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", type=Path, default=HERE / "fashion_vgg_qcfs.onnx")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(SEED)
     x_train, y_train, x_test, y_test = load_fashion()
+    chosen = np.sort(np.random.default_rng(SEED).permutation(len(y_train))[:args.train_images])
+    x_train, y_train = x_train[chosen], y_train[chosen]
     calibration = np.load(HERE / "fashion_calib.npz")["x"]
     test = np.load(HERE / "fashion_test.npz")
     model = VGG().eval()
@@ -170,6 +174,7 @@ def main() -> None:
     history = []
 
     def watch(epoch: int) -> None:
+        training.export(model, torch.zeros(1, 1, 28, 28), args.output)  # each epoch's weights kept before the check
         evaluation = snnconv.evaluate(model, (test["x"], test["y"]), target="loihi2", timesteps=(args.levels,),
                                       calibration=calibration, example=torch.zeros(1, 1, 28, 28))
         print(f"epoch {epoch}\n{evaluation.render()}\n", flush=True)
@@ -181,7 +186,8 @@ def main() -> None:
     seconds = time.perf_counter() - start
     training.export(model.eval(), torch.zeros(1, 1, 28, 28), args.output)
     entry = {"file": args.output.name, "levels": args.levels, "init": args.init, "epochs": args.epochs,
-             "peak_lr": args.lr, "sparsity": args.sparsity, "qcfs_test_accuracy": round(torch_accuracy(model, x_test, y_test), 4),
+             "peak_lr": args.lr, "sparsity": args.sparsity,
+             "train_images": len(y_train), "qcfs_test_accuracy": round(torch_accuracy(model, x_test, y_test), 4),
              "test_accuracy": round(onnxruntime_accuracy(args.output, x_test, y_test), 4),
              "test_images": len(y_test),
              "sample_accuracy": round(onnxruntime_accuracy(args.output, test["x"], test["y"]), 4),
