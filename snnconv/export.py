@@ -132,6 +132,9 @@ def _export(network) -> tuple[object, list[str]]:
     context = _Context(nir, graph, host_computed(graph), timesteps)
     for layer in graph:
         exporter = _EXPORTERS.get(type(layer))
+        if exporter is None and graph.fact("spiking"):
+            raise UnsupportedOpError(f"layer {layer.name!r} ({layer.kind}) has no NIR node (NIR has no upsampling "
+                                     "or transposed convolution); the .snn artifact and the chip model still run it")
         if exporter is None:
             raise UnsupportedOpError(f"layer {layer.name!r} ({layer.kind}) has no NIR equivalent; only converted "
                                      f"networks export: compile the model with snnconv.compile first")

@@ -8,6 +8,7 @@ import pytest
 from helpers import TOLERANCE, onnxruntime_output
 
 import snnconv
+from snnconv.errors import UnsupportedOpError
 from snnconv.frontend.torch_export import EXPORTERS, export_module
 from snnconv.ir import Upsample
 
@@ -43,7 +44,7 @@ def test_both_exporters_give_upsample_layers_that_match_onnxruntime(exporter):
                                rtol=0, atol=TOLERANCE)
 
 
-def test_upsampling_network_compiles_and_agrees_with_the_ann():
+def test_upsampling_network_compiles_and_agrees_with_the_ann_and_nir_says_why_it_cannot_take_it(tmp_path):
     torch.manual_seed(0)
     module = UpsampleSkip().eval()
     x = torch.rand(64, 1, 8, 8)
@@ -54,3 +55,7 @@ def test_upsampling_network_compiles_and_agrees_with_the_ann():
         expected = module(x)
     agreement = float(np.mean(net.run(x.numpy(), timesteps=32).predictions == expected.argmax(1).numpy()))
     assert agreement >= 0.9, agreement
+    pytest.importorskip("nir")
+    with pytest.raises(UnsupportedOpError, match=r"\(upsample\) has no NIR node .* the \.snn artifact and the chip"):
+        net.to_nir(tmp_path / "net.nir")
+    assert not (tmp_path / "net.nir").exists()
