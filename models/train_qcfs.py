@@ -155,6 +155,8 @@ def main() -> None:
                         help="start from fashion_vgg.onnx's weights (relu) or random ones (scratch)")
     parser.add_argument("--sparsity", type=float, default=0.0,
                         help="weight of the synaptic-operation penalty (SynapticCost; 0: none)")
+    parser.add_argument("--percentile", type=float, default=99.9,
+                        help="each ceiling starts at this percentile of the ReLU net's outputs on calibration data")
     parser.add_argument("--train-images", type=int, default=60_000,
                         help="fine-tune on this many training images (a seeded draw; all 60,000 by default)")
     parser.add_argument("--threads", type=int, default=2)
@@ -170,7 +172,8 @@ def main() -> None:
     model = VGG().eval()
     if args.init == "relu":
         relu_weights(model, HERE / "fashion_vgg.onnx")
-    model = training.qcfs(model, args.levels, calibration=torch.from_numpy(calibration[:256]))
+    model = training.qcfs(model, args.levels, calibration=torch.from_numpy(calibration[:256]),
+                         percentile=args.percentile)
     history = []
 
     def watch(epoch: int) -> None:
@@ -187,7 +190,7 @@ def main() -> None:
     training.export(model.eval(), torch.zeros(1, 1, 28, 28), args.output)
     entry = {"file": args.output.name, "levels": args.levels, "init": args.init, "epochs": args.epochs,
              "peak_lr": args.lr, "sparsity": args.sparsity,
-             "train_images": len(y_train), "qcfs_test_accuracy": round(torch_accuracy(model, x_test, y_test), 4),
+             "train_images": len(y_train), "initial_percentile": args.percentile, "qcfs_test_accuracy": round(torch_accuracy(model, x_test, y_test), 4),
              "test_accuracy": round(onnxruntime_accuracy(args.output, x_test, y_test), 4),
              "test_images": len(y_test),
              "sample_accuracy": round(onnxruntime_accuracy(args.output, test["x"], test["y"]), 4),
