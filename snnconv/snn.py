@@ -37,7 +37,6 @@ import contextlib
 import math
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,9 +58,6 @@ SWEEP_BYTES = 1 << 29  # default bound on the spike trains a sweep keeps: 512 MB
 # operations, and waking a second thread for each cost more than it saved (the bundled MNIST nets up to batch 16,
 # 2 cores: 1.1 vs 1.4 ms per MLP sample, 7.3 vs 8.2 ms per CNN sample at T = 32)
 SERIAL_ELEMENTS = 1 << 20
-# a layer of a serial run with at least this many multiply-accumulates per chunk runs on the caller's threads
-# (the bundled CNN's second convolution at batch 1: 15 M per 32-step chunk, 1.2x faster on 2 threads)
-PARALLEL_MACS = 1 << 22
 
 
 @dataclass
@@ -160,31 +156,15 @@ def threads_for(graph: Graph, samples: int, device: str = "cpu") -> AbstractCont
     return _threads(1) if small else contextlib.nullcontext()
 
 
-_CALLER_THREADS: ContextVar[int | None] = ContextVar("threads before the serial run", default=None)
-
-
 @contextmanager
 def _threads(count: int) -> Iterator[None]:
-    """Torch's intra-op threads set to ``count`` while the block runs; the first caller's count is kept for
-    ``_caller_threads`` through nested blocks."""
+    """Torch's intra-op threads set to ``count`` while the block runs."""
     before = torch.get_num_threads()
-    token = _CALLER_THREADS.set(_CALLER_THREADS.get() or before)
     torch.set_num_threads(count)
     try:
         yield
     finally:
         torch.set_num_threads(before)
-        _CALLER_THREADS.reset(token)
-
-
-def _caller_threads() -> int:
-    """The threads the code that started this run had (a serial run's large layers may use them)."""
-    return _CALLER_THREADS.get() or torch.get_num_threads()
-
-
-def _macs(graph: Graph, layer: Layer) -> int:
-    """Multiply-accumulates of ``layer`` per sample."""
-    return layer.macs([graph[src].shape for src in layer.inputs])
 
 
 def _step_elements(graph: Graph) -> int:
@@ -263,15 +243,9 @@ class _Run:
         return self.linear(layer, inputs, steps)
 
     def linear(self, layer: Layer, inputs: list[torch.Tensor], steps: int) -> torch.Tensor:
-        """A stateless layer on a chunk: its ANN computation on ``steps x N`` samples at once.
-
-        A run small enough for one thread (``threads_for``) may still hold a convolution
-        worth the caller's threads over its ``steps x N`` samples: it gets them back for it.
-        """
+        """A stateless layer on a chunk: its ANN computation on ``steps x N`` samples at once."""
         flat = [_over_time(x, src in self.static, steps).flatten(0, 1) for x, src in zip(inputs, layer.inputs)]
-        macs = len(flat[0]) * self.graph.derived(("macs", layer.name), lambda: _macs(self.graph, layer))
-        with _threads(_caller_threads()) if macs >= PARALLEL_MACS else contextlib.nullcontext():
-            y = ann.apply_layer(layer, flat)
+        y = ann.apply_layer(layer, flat)
         return y.unflatten(0, (steps, len(self.batch)))
 
     def forget(self, name: str) -> None:
