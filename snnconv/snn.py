@@ -262,14 +262,14 @@ class _Run:
             self.spike_totals[layer.name] = torch.zeros_like(self.v[layer.name])
         v, model = self.v[layer.name], neurons.of(layer)
         spikes = torch.empty((steps, *v.shape), dtype=v.dtype, device=v.device)
-        currents, outs = [current] * steps if constant else current.unbind(0), spikes.unbind(0)
-        if self.probe is None and layer.name not in self.checked:
-            if constant:
-                model.run_constant(layer, v, current, spikes)
-            else:
-                model.run(layer, v, currents, outs)
+        watched = self.probe is not None or layer.name in self.checked  # each step seen, or saturation possible
+        if not watched and constant:
+            model.run_constant(layer, v, current, spikes)
+        elif not watched:
+            model.run(layer, v, current.unbind(0), spikes.unbind(0))
         else:
-            for step_current, out in zip(currents, outs):
+            currents = [current] * steps if constant else current.unbind(0)
+            for step_current, out in zip(currents, spikes.unbind(0)):
                 model.integrate(layer, v, step_current)
                 self._saturate(layer.name, layer.state_bits, v)
                 if self.probe is not None:
