@@ -42,7 +42,7 @@ def test_the_synaptic_penalty_counts_levels_sent_times_fan_out(script):
     cost = script.SynapticCost(model, macs=100.0, weight=0.5)
     model.train()
     model(x)
-    penalty = float(cost.pop())
+    penalty = float(cost.pop().detach())
     model.eval()
     with torch.no_grad():  # oracle: each neuron's QCFS level (0..L), summed per sample, times its fan-out
         first = torch.clamp(torch.floor(model[0](x) * 4 / 1.0 + 0.5), 0, 4)
