@@ -10,23 +10,15 @@ reproduce.
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import numpy as np
 
+from snnconv.models.train_fashion import read_idx  # the IDX reader the models were trained with
+
 __all__ = ["FOLDERS", "official_test"]
 
 FOLDERS = {"fashion": Path("/usr/share/datasets/fashion-mnist")}  # data set prefix -> its IDX folder
-
-
-def _idx(path: Path) -> np.ndarray:
-    """An IDX file: a big-endian header (magic with the number of dimensions, then each size), uint8 data."""
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    dims = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(dims))
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
 def official_test(prefix: str, first: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -36,6 +28,6 @@ def official_test(prefix: str, first: int | None = None) -> tuple[np.ndarray, np
     folder = FOLDERS[prefix]
     if not (folder / "t10k-images-idx3-ubyte.gz").exists():
         raise SystemExit(f"{folder}: no t10k-images-idx3-ubyte.gz; apt-get install dataset-fashion-mnist")
-    x = (_idx(folder / "t10k-images-idx3-ubyte.gz").astype(np.float32) / 255.0).reshape(-1, 1, 28, 28)
-    y = _idx(folder / "t10k-labels-idx1-ubyte.gz").astype(np.int64)
+    x = (read_idx(folder / "t10k-images-idx3-ubyte.gz").astype(np.float32) / 255.0).reshape(-1, 1, 28, 28)
+    y = read_idx(folder / "t10k-labels-idx1-ubyte.gz").astype(np.int64)
     return x[:first], y[:first]
