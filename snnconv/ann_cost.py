@@ -7,7 +7,9 @@ artifact holds only the converted network:
 - **MACs**: multiply-accumulates of the weighted layers, dense and convolution, for one
   sample: ``out_features * in_features`` for a dense layer and
   ``C_out * H_out * W_out * (C_in / groups) * k_h * k_w`` for a convolution (padded taps
-  included, as MAC counters such as ``snnconv inspect`` count them). Bias adds,
+  included, as MAC counters such as ``snnconv inspect`` count them), and for a recurrent
+  (Elman) layer its cell's ``H (F + H)`` per item times the ``L`` items of a sequence (one
+  inference is one sequence). Bias adds,
   batch norm, pooling, residual adds and activation functions are not counted: NeuroBench
   counts synaptic operations of the same layers (Linear, Conv) and no others.
 - **Energy**: ``MACs * E_MAC`` with ``E_MAC = 3.7 + 0.9 = 4.6 pJ``, a 32-bit float multiply
@@ -33,7 +35,7 @@ import time
 
 import numpy as np
 
-from snnconv.ir import Conv, Dense, Graph
+from snnconv.ir import Conv, Dense, Graph, Recurrent
 
 __all__ = ["ENERGY_SOURCE", "E_MAC_PJ", "ann_cost", "deterministic", "latency_us", "macs", "session"]
 
@@ -41,7 +43,7 @@ log = logging.getLogger(__name__)
 
 E_MAC_PJ = 4.6  # float32 multiply 3.7 pJ + float32 add 0.9 pJ, 45 nm
 ENERGY_SOURCE = ("Horowitz, ISSCC 2014, 45 nm: float32 multiply 3.7 pJ + add 0.9 pJ = 4.6 pJ per MAC; "
-                 "MACs of dense and conv layers; memory access not modeled")
+                 "MACs of dense, conv and recurrent layers; memory access not modeled")
 WARMUP = 10
 RUNS = 200
 BUDGET_S = 0.2
@@ -65,8 +67,8 @@ def deterministic(cost: dict) -> dict:
 
 
 def macs(graph: Graph) -> int:
-    """Multiply-accumulates of the dense and convolution layers of ``graph`` for one sample."""
-    return sum(layer.macs(graph.input_shapes(layer)) for layer in graph if isinstance(layer, (Conv, Dense)))
+    """Multiply-accumulates of the dense, convolution and recurrent layers of ``graph`` for one sample (a sequence)."""
+    return sum(layer.macs(graph.input_shapes(layer)) for layer in graph if isinstance(layer, (Conv, Dense, Recurrent)))
 
 
 def latency_us(model, sample_shape: tuple[int, ...]) -> tuple[float | None, str]:

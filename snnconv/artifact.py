@@ -49,9 +49,11 @@ from snnconv.errors import BadArtifactError, BadGraphError
 from snnconv.ir import IF, LAYER_KINDS, OUTPUT_ACTIVATIONS, Affine, Conv, Dense, Graph, Layer, Output, Round
 from snnconv.mapping import Core, Mapping, Resources, Tile
 from snnconv.options import MAX_TIMESTEPS  # the cap of the API and the CLI holds for an artifact's T too
+from snnconv.recurrent_program import POPULATIONS, CoreUse, RecurrentProgram
 from snnconv.targets.target import Precision, Target
 
-__all__ = ["FORMAT", "MAX_TIMESTEPS", "VERSION", "Artifact", "check_precision", "read", "write"]
+__all__ = ["FORMAT", "MAX_TIMESTEPS", "VERSION", "Artifact", "check_precision", "check_recurrent_precision", "read",
+           "write", "write_recurrent"]
 
 FORMAT = "snnconv-artifact"
 VERSION = 2  # 2: each core lists its routes
@@ -75,16 +77,18 @@ FIELD_CHOICES = {"reset": ("subtract", "zero"), "model": neurons.names(), "mode"
                  "activation": OUTPUT_ACTIVATIONS}
 INT_RANGES = {"stride": (1, MAX_INT), "kernel": (1, MAX_INT), "dilation": (1, MAX_INT), "groups": (1, MAX_INT),
               "compartments": (1, MAX_INT), "bits": (1, 65), "state_bits": (1, 65), "exponent": (-1074, 1024),
-              "spikes_per_step": (1, 1 << 16)}
+              "spikes_per_step": (1, 1 << 16), "steps_per_item": (1, MAX_TIMESTEPS + 1), "items": (1, MAX_INT),
+              "bias_format": (-1074, 1024)}
 
 
 @dataclasses.dataclass
 class Artifact:
     """What a ``.snn`` file holds, rebuilt: the program as a graph, the core map and the manifest."""
 
-    graph: Graph
+    graph: Graph | None  # None for a recurrent program
     mapping: Mapping | None
     manifest: dict
+    recurrent: RecurrentProgram | None = None  # a recurrent program (``snnconv.recurrent``), its own section
 
 
 def write(path: str | Path, graph: Graph, manifest_extra: dict) -> Path:
@@ -106,6 +110,32 @@ def encode(graph: Graph, manifest_extra: dict, stream: BinaryIO, compress: bool 
     facts = {key: _jsonable(value) for key, value in graph.facts if key != "mapping"}
     manifest = {"format": FORMAT, "version": VERSION, "name": graph.name, "facts": facts, "program": program,
                 "mapping": _mapping_entry(mapping) if mapping else None, **manifest_extra}
+    _pack(manifest, arrays, stream, compress)
+
+
+def write_recurrent(path: str | Path, program: RecurrentProgram, name: str, manifest_extra: dict) -> Path:
+    """Write a recurrent program (``snnconv.recurrent``) to ``path`` atomically, as ``write`` writes a graph."""
+    files.check_outputs({"the artifact": path})
+
+    def fill(temporary: Path) -> None:
+        with open(temporary, "wb") as handle:
+            encode_recurrent(program, name, manifest_extra, handle)
+
+    return files.atomic_write(path, fill)
+
+
+def encode_recurrent(program: RecurrentProgram, name: str, manifest_extra: dict, stream: BinaryIO,
+                     compress: bool = True) -> None:
+    """The artifact of a recurrent program: an empty layer program and a ``recurrent`` section holding the
+    program's fields (arrays by reference, checksummed like the layers' arrays) and its core table."""
+    arrays: dict[str, np.ndarray] = {}
+    manifest = {"format": FORMAT, "version": VERSION, "name": name, "facts": {}, "program": [], "mapping": None,
+                "recurrent": _recurrent_entry(program, arrays), **manifest_extra}
+    _pack(manifest, arrays, stream, compress)
+
+
+def _pack(manifest: dict, arrays: dict[str, np.ndarray], stream: BinaryIO, compress: bool) -> None:
+    """The manifest with the arrays' checksums, and the arrays, as a zip in a fixed order."""
     blobs = {name: _npy(array) for name, array in arrays.items()}
     manifest["checksums"] = {name: hashlib.sha256(blob).hexdigest() for name, blob in blobs.items()}
     text = json.dumps(_jsonable(manifest), separators=(",", ":"), sort_keys=True, allow_nan=False).encode()
@@ -133,6 +163,11 @@ def decode(stream: BinaryIO, label: str) -> Artifact:
         _check_members(archive, path)
         manifest = _manifest(archive, path)
         arrays = _arrays(archive, manifest, path)
+    if manifest.get("recurrent") is not None:
+        if manifest["program"] or manifest.get("mapping"):
+            raise BadArtifactError(f"{path}: a recurrent section beside a layer program or core table; the file was "
+                                   "altered or is not from snnconv: compile the model again")
+        return Artifact(None, None, manifest, _recurrent(manifest["recurrent"], arrays, f"{path}: recurrent"))
     try:
         layers = [_layer(entry, arrays, f"{path}: program entry {index}")
                   for index, entry in enumerate(manifest["program"])]
@@ -246,7 +281,8 @@ def _arrays(archive: zipfile.ZipFile, manifest: dict, path: str) -> dict[str, np
     """Every array the manifest lists, checked, within ``MAX_PROGRAM_BYTES`` as the program will hold them
     (integers as float64: an int8 array grows eightfold). Arrays that no layer uses are refused unread:
     they could serve no purpose but to cost memory."""
-    unused = sorted(set(manifest["checksums"]) - _used_arrays(manifest["program"]))
+    sections = [*manifest["program"], manifest.get("recurrent")]
+    unused = sorted(set(manifest["checksums"]) - _used_arrays(sections))
     if unused:
         raise BadArtifactError(f"{path}: the manifest lists {len(unused):,} array(s) that no layer uses "
                                f"({_short(unused)}); refused: the file was altered or is not from snnconv")
@@ -541,6 +577,143 @@ def _jsonable(value):
     if isinstance(value, float) and math.isinf(value):
         return "inf" if value > 0 else "-inf"
     return value
+
+
+# --- a recurrent program (``snnconv.recurrent``): its own section, the layers' checks ------
+
+
+def _recurrent_entry(program: RecurrentProgram, arrays: dict[str, np.ndarray]) -> dict:
+    """The program's fields: arrays under ``arrays/recurrent/``, the core table as objects, the rest as JSON."""
+    entry = {}
+    for field in dataclasses.fields(program):
+        value = getattr(program, field.name)
+        if isinstance(value, np.ndarray):
+            name = f"arrays/recurrent/{field.name}.npy"
+            arrays[name] = _compact(value)
+            entry[field.name] = {"array": name}
+        elif field.name == "cores":
+            entry["cores"] = [dataclasses.asdict(core) for core in value]
+        else:
+            entry[field.name] = _jsonable(value)
+    return entry
+
+
+def _recurrent(entry, arrays: dict[str, np.ndarray], where: str) -> RecurrentProgram:
+    """The recurrent program, every field checked against its type in ``RecurrentProgram``, the arrays against each
+    other's shapes, and the core table against the populations: every neuron on exactly one core."""
+    names = {f.name for f in dataclasses.fields(RecurrentProgram)}
+    entry = _object(entry, tuple(sorted(names)), where)
+    values = {f.name: _field(entry[f.name], f.name, str(f.type), arrays, f"{where}: field {f.name!r}")
+              for f in dataclasses.fields(RecurrentProgram) if f.name not in ("cores", "notes")}
+    if not isinstance(entry["notes"], dict):
+        raise BadArtifactError(f"{where}: field 'notes' is {_short(entry['notes'])}, not an object")
+    listed = _list(entry["cores"], f"{where}: cores")
+    cores = tuple(_recurrent_core(core, index, len(listed), f"{where}: core {index}")
+                  for index, core in enumerate(listed))
+    program = RecurrentProgram(**values, cores=cores, notes=entry["notes"])
+    _check_recurrent_shapes(program, where)
+    _check_recurrent_cover(program, where)
+    return program
+
+
+def _recurrent_core(entry, index: int, count: int, where: str) -> CoreUse:
+    names = tuple(f.name for f in dataclasses.fields(CoreUse))
+    entry = _object(entry, names, where)
+    values = {f.name: _field(entry[f.name], f.name, str(f.type), {}, f"{where}: field {f.name!r}")
+              for f in dataclasses.fields(CoreUse)}
+    core = CoreUse(**values)
+    if core.index != index or core.population not in POPULATIONS:
+        raise BadArtifactError(f"{where}: index {core.index} (expected {index}) or population "
+                               f"{_short(core.population)} (one of {POPULATIONS}) out of place")
+    if any(destination >= count for destination in core.routes):
+        raise BadArtifactError(f"{where}: routes {_short(list(core.routes))} name cores beyond the {count} there are")
+    return core
+
+
+def _check_recurrent_shapes(program: RecurrentProgram, where: str) -> None:
+    """(H, F) input weights, (H,) biases, (H, H) recurrent weights, (C, H) head, (C,) its bias; finite numbers;
+    a positive threshold and output scale; the bias format's exponents in order."""
+    hidden = program.recurrent.shape[0] if program.recurrent.ndim == 2 else 0
+    features = program.input_weight.shape[1] if program.input_weight.ndim == 2 else 0
+    classes = program.output_weight.shape[0] if program.output_weight.ndim == 2 else 0
+    expected = {"input_weight": (hidden, features), "input_bias": (hidden,), "recurrent": (hidden, hidden),
+                "output_weight": (classes, hidden), "output_bias": (classes,)}
+    for name, shape in expected.items():
+        array = getattr(program, name)
+        if not (hidden and features and classes) or array.shape != shape or not np.all(np.isfinite(array)):
+            raise BadArtifactError(f"{where}: {name} of shape {array.shape} is not a finite array of {shape} "
+                                   "(hidden, features, classes at least 1); the file was altered: compile the model "
+                                   "again")
+    scalars = (program.threshold, program.v_init, program.output_scale)
+    if not all(math.isfinite(value) for value in scalars) or program.threshold <= 0 or program.output_scale <= 0:
+        raise BadArtifactError(f"{where}: threshold {program.threshold}, v_init {program.v_init} and output_scale "
+                               f"{program.output_scale} must be finite, the first and last positive")
+    if program.bias_format is not None and not (1 <= program.bias_format[0] <= 64
+                                                and program.bias_format[1] <= program.bias_format[2]):
+        raise BadArtifactError(f"{where}: bias_format {list(program.bias_format)} is not [bits 1-64, lowest "
+                               "exponent, highest exponent]")
+
+
+def _check_recurrent_cover(program: RecurrentProgram, where: str) -> None:
+    """Each hidden neuron and each output integrator on exactly one core, tiles inside their population."""
+    sizes = {"hidden": program.hidden, "output": len(program.output_weight)}
+    for population, size in sizes.items():
+        held = np.zeros(size, np.int64)
+        for core in program.cores:
+            start, stop = core.neurons
+            if core.population == population:
+                if not start < stop <= size:
+                    raise BadArtifactError(f"{where}: core {core.index} holds {population} neurons [{start}, {stop}) "
+                                           f"outside the {size} there are; the core table is damaged: compile the "
+                                           "model again")
+                held[start:stop] += 1
+        if program.target is not None and not np.all(held == 1):
+            raise BadArtifactError(f"{where}: the cores hold the {size} {population} neurons {int(held.min())} to "
+                                   f"{int(held.max())} times, not once each; the core table is damaged: compile the "
+                                   "model again")
+
+
+def check_recurrent_precision(program: RecurrentProgram, target: Target, where: str) -> None:
+    """Refuse a recurrent program whose integers ``target``'s chip cannot hold (as ``check_precision`` does for a
+    layer program): the recurrent and head weights in the weight format with one exponent each (as
+    ``snnconv.recurrent`` quantizes them), the head's bias and the host currents' format in the bias format, the
+    threshold in the threshold format, the membranes' bits the chip's. The host's input weights stay float."""
+    precision = target.precision
+    if precision.is_float:
+        return
+    if program.state_bits != precision.state_bits:
+        raise BadArtifactError(f"{where}: state_bits = {program.state_bits} does not fit {target.name}'s "
+                               f"{precision.state_bits}-bit membranes; the file was altered or compiled for another "
+                               f"target: compile the model again for {target.name}")
+    weight_format = _Format(precision.weight_bits, *precision.weight_exponent)
+    bias_format = _Format(precision.bias_bits, *precision.bias_exponent)
+    weights = f"{precision.weight_bits}-bit weights ({weight_format}, one e for all)"
+    checks = [("recurrent", program.recurrent.reshape(1, -1), weight_format, weights),
+              ("output_weight", program.output_weight.reshape(1, -1), weight_format, weights),
+              ("output_bias", program.output_bias.reshape(-1, 1), bias_format,
+               f"{precision.bias_bits}-bit biases ({bias_format})")]
+    for name, rows, number_format, allowed in checks:
+        flat = number_format.first_outside(rows)
+        if flat is not None:
+            _refuse_recurrent(where, name, rows.flat[flat], allowed, target.name)
+    mantissa = program.threshold / 2.0 ** precision.threshold_shift
+    if not (mantissa.is_integer() and 1 <= mantissa <= 2 ** precision.threshold_bits - 1):
+        _refuse_recurrent(where, "threshold", program.threshold, f"{precision.threshold_bits}-bit thresholds "
+                          f"(m * 2^{precision.threshold_shift})", target.name)
+    low, high = precision.bias_exponent
+    bits, lowest, highest = program.bias_format or (0, low - 1, high)
+    if not (bits <= precision.bias_bits and low <= lowest and highest <= high):
+        _refuse_recurrent(where, "bias_format", program.bias_format, f"{precision.bias_bits}-bit host currents "
+                          f"(exponents within [{low}, {high}])", target.name)
+    if not (float(program.v_init).is_integer() and 0 <= program.v_init <= program.threshold):
+        _refuse_recurrent(where, "v_init", program.v_init, "an integer membrane in [0, threshold]", target.name)
+
+
+def _refuse_recurrent(where: str, field: str, value, allowed: str, chip: str) -> None:
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        value = int(value)
+    raise BadArtifactError(f"{where}: recurrent program: {field} = {_short(value)} does not fit {chip}'s {allowed}; "
+                           f"the file was altered or compiled for another target: compile the model again for {chip}")
 
 
 # --- the program against a target's number formats ---------------------------------------

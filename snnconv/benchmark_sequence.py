@@ -5,8 +5,8 @@ recurrent synapses delayed by ``K``) is costed by ``snnconv.recurrent_cost`` fro
 spike counts of its run; the ANN is measured here at batch 1 on the whole sequence
 (``snnconv.ann_measure``) and modeled on the reference platforms as what a batch-1
 streaming RNN executes: ``L`` cell steps (one kernel of ``H x (F + H)`` MACs each, its
-own dispatch, weights read again each step) and the head once
-(``platforms.model`` on a one-item cell graph, times ``L``, plus the head's graph).
+own dispatch, weights read again each step) and the head once (``platforms.model``,
+which runs a recurrent layer so).
 Per item is the sequence's figure divided by its items (the ANN's measured latency too:
 onnxruntime runs the sequence in one call).
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from snnconv import ann, ann_measure, platforms, recurrent, recurrent_cost
 from snnconv.errors import BadOptionError, DoesNotFitError
-from snnconv.ir import Dense, Graph, Input, Output, Recurrent
+from snnconv.ir import Graph, Recurrent
 from snnconv.progress import reporting
 
 __all__ = ["bench_sequence", "is_sequence_model", "platform_cost"]
@@ -82,22 +82,8 @@ def _configuration(graph: Graph, chip, coding: str, steps: int | None, calibrati
 
 
 def platform_cost(graph: Graph, platform) -> dict:
-    """``platforms.model`` of a batch-1 streaming RNN: ``L`` times one cell step, plus the head once."""
-    inp, cell, head, _ = recurrent.parts(graph)
-    items, features = inp.shape
-    hidden = len(cell.bias)
-    step = Graph.from_layers([Input(name="item", inputs=(), shape=(features + hidden,)),
-                              Dense(name=cell.name, inputs=("item",), shape=(hidden,),
-                                    weight=np.concatenate([cell.weight, cell.recurrent], axis=1), bias=cell.bias),
-                              Output(name="h", inputs=(cell.name,), shape=(hidden,))], name=f"{graph.name} cell")
-    readout = Graph.from_layers([Input(name="h", inputs=(), shape=(hidden,)),
-                                 Dense(name=head.name, inputs=("h",), shape=head.shape, weight=head.weight,
-                                       bias=head.bias),
-                                 Output(name="logits", inputs=(head.name,), shape=head.shape)],
-                                name=f"{graph.name} head")
-    one, last = platforms.model(step, platform), platforms.model(readout, platform)
-    total = {key: items * one[key] + last[key] for key in ("macs", "latency_us", "energy_uj", "dynamic_energy_uj")}
-    split = {key: items * one["energy_split_uj"][key] + last["energy_split_uj"][key] for key in one["energy_split_uj"]}
-    return {**one, **total, "energy_split_uj": split, "edp_js": total["energy_uj"] * total["latency_us"] * 1e-12,
-            "per_item": {"latency_us": total["latency_us"] / items, "energy_uj": total["energy_uj"] / items},
-            "bytes": {key: items * one["bytes"][key] + last["bytes"][key] for key in one["bytes"]}}
+    """``platforms.model`` of the sequence model (its recurrent layer as one cell step per item, the head once),
+    with ``per_item`` figures: the sequence's divided by its items."""
+    cost = platforms.model(graph, platform)
+    items = graph.input.shape[0]
+    return {**cost, "per_item": {"latency_us": cost["latency_us"] / items, "energy_uj": cost["energy_uj"] / items}}

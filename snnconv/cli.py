@@ -142,6 +142,8 @@ def _cmd_run(args: argparse.Namespace) -> None:
     summary = {"samples": len(x), "timesteps": result.timesteps, "predictions": result.predictions.tolist(),
                "accuracy": result.accuracy(y) if y is not None else None,
                "stats": {k: v for k, v in result.stats.items() if k != "per_core"}}
+    if hasattr(result, "item_outputs"):  # a recurrent network: each item's prediction too (the last is the final)
+        summary["item_predictions"] = result.item_outputs.argmax(axis=2).tolist()
     _show(args, summary, lambda: _run_text(summary, net.target.name))
 
 
@@ -149,16 +151,22 @@ def _run_text(summary: dict, target: str) -> str:
     from snnconv.table import render_table
 
     stats, lines = summary["stats"], []
+    per_item = stats.get("per_item")
+    at = f"T = {summary['timesteps']}" if per_item is None else \
+        f"K = {summary['timesteps']} steps per item x {stats['items']} items (the last item's output)"
     if summary["accuracy"] is not None:
-        lines.append(f"accuracy: {100 * summary['accuracy']:.2f}% on {summary['samples']:,} samples at "
-                     f"T = {summary['timesteps']}")
+        lines.append(f"accuracy: {100 * summary['accuracy']:.2f}% on {summary['samples']:,} samples at {at}")
     ann = stats.get("ann", {})
     rows = [["operations", f"{stats['synaptic_ops']:,.0f} synaptic ops", f"{ann['macs']:,} MACs" if ann else "-"],
             ["spikes", f"{stats['spikes']:,.0f}", "-"],
             ["energy", f"{stats['energy_uj']:,.1f} uJ", f"{ann['energy_uj']:,.2f} uJ" if ann else "-"],
             ["latency", f"{stats['latency_us']:,.0f} us",
              f"{ann['latency_us']:,.0f} us (onnxruntime, batch 1)" if ann.get("latency_us") else "-"]]
-    lines.append(render_table(["per inference", f"SNN on {target} (modeled)", "ANN"], rows))
+    if per_item is not None:
+        rows.append(["per item", f"{per_item['energy_uj']:,.2f} uJ, {per_item['latency_us']:,.1f} us",
+                     f"{ann['energy_uj'] / stats['items']:,.3f} uJ" if ann else "-"])
+    lines.append(render_table(["per inference" if per_item is None else "per sequence", f"SNN on {target} (modeled)",
+                               "ANN"], rows))
     bench = stats.get("neurobench")
     if bench:
         ops = bench["synaptic_operations"]

@@ -20,6 +20,7 @@ import io
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from snnconv.errors import BadArtifactError, BadDataError, BadOptionError
 from snnconv.ir import Graph
 from snnconv.neurons import graded
 from snnconv.targets.target import Target, from_dict
+
+if TYPE_CHECKING:
+    from snnconv.recurrent_network import RecurrentNetwork
 
 __all__ = ["CompiledNetwork", "compile", "load"]
 
@@ -125,7 +129,8 @@ def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=No
             input_shape: tuple[int, ...] | None = None, timesteps: int | None = None, chips: int | None = None,
             percentile: float | str = "auto", reset: str = "emulate", encoding: str = "current",
             neuron: str = "if", decay: float | None = None, payload_bits: int | None = None,
-            burst: int | None = None, tune: str = "fast", uncalibrated: bool = False) -> CompiledNetwork:
+            burst: int | None = None, tune: str = "fast",
+            uncalibrated: bool = False, spread: bool = False) -> CompiledNetwork | RecurrentNetwork:
     """Compile ``model`` for ``target`` with ``calibration`` data (an array, a tensor or batches).
 
     Without calibration data the SNN's scales could only come from a weight-based bound,
@@ -138,6 +143,8 @@ def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=No
     "lif" where the target has a leak, with ``decay`` per step, 1/256 by default).
     ``tune`` ("off", "fast", "full") is how much
     calibration data percentile and initial-membrane tuning simulates (see ``convert``).
+    ``spread`` spreads the synaptic operations over all of one chip's cores instead of
+    packing the fewest (lower latency and static energy; ``passes.partition``).
     """
     chip = targets.get(target)  # a bad target fails before the pipeline (and torch) loads
     timesteps = None if timesteps is None else options.timesteps(timesteps)
@@ -151,9 +158,15 @@ def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=No
     tune = options.choice(tune, "tune", TUNE_MODES)
     if (reason := neurons.sized(neuron, most).unsupported(chip)) is not None:
         raise BadOptionError(f"neuron {neuron!r}: {reason}; use neuron 'if' or another target")
+    from snnconv import recurrent_network  # its chip model loads torch, as the pipeline does
     from snnconv.pipeline import convert, to_cores
 
     graph, onnx_model = _load(model, example, input_shape)
+    if recurrent_network.is_recurrent(graph):  # streamed item by item: snnconv.recurrent's own program
+        return recurrent_network.compile(graph, onnx_model, chip, calibration, _name(model, graph), timesteps, chips,
+                                         percentile, {"reset": reset, "encoding": encoding, "neuron": neuron,
+                                                      "decay": decay, "payload_bits": payload_bits, "burst": burst,
+                                                      "tune": tune, "uncalibrated": uncalibrated})
     if calibration is None and not uncalibrated:
         raise BadDataError(UNCALIBRATED)
     timesteps = timesteps or graph.fact("qcfs_levels") or DEFAULT_TIMESTEPS  # a QCFS-trained net runs T = L
@@ -165,10 +178,10 @@ def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=No
     conversion = convert(graph, calibration, target=chip, reset=reset, percentile=percentile, encoding=encoding,
                          timesteps=timesteps, neuron=neuron, decay=decay_v, spikes_per_step=most, tune=tune)
     rates_from = calibration.kept() if isinstance(calibration, _Recording) else calibration
-    mapped = to_cores(conversion, chip, chips, rates_from)
+    mapped = to_cores(conversion, chip, chips, rates_from, bool(spread))
     settings = {"model": _name(model, graph), "timesteps": timesteps, "chips": chips, "percentile": percentile,
                 "reset": reset, "encoding": encoding, "neuron": neuron, "decay": decay_v, "payload_bits": bits,
-                "burst": longest, "tune": tune}
+                "burst": longest, "tune": tune, "spread": bool(spread)}
     return _emitted(CompiledNetwork(mapped.graph, chip, settings, mapped.notes, cost))
 
 
@@ -219,17 +232,21 @@ def _name(model, graph: Graph) -> str:
     return graph.name
 
 
-def load(path: str | Path) -> CompiledNetwork:
+def load(path: str | Path) -> CompiledNetwork | RecurrentNetwork:
     """Read a ``.snn`` artifact (checked: format version, every array's checksum, the program against the target)."""
     return _from_artifact(artifact.read(path), str(path))
 
 
-def _from_artifact(loaded: artifact.Artifact, where: str) -> CompiledNetwork:
+def _from_artifact(loaded: artifact.Artifact, where: str) -> CompiledNetwork | RecurrentNetwork:
     """The network an artifact describes, its program and core map checked against the target it names."""
     try:
         target = from_dict(_finite(loaded.manifest["target"]), f"{where} (target)")
     except KeyError:
         raise BadArtifactError(f"{where}: manifest has no target") from None
+    if loaded.recurrent is not None:
+        from snnconv import recurrent_network
+
+        return recurrent_network.from_artifact(loaded, target, where)
     artifact.check_precision(loaded.graph, target, where)
     if loaded.mapping is not None:
         limits.check_mapping(loaded.graph, loaded.mapping, target, where)

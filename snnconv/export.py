@@ -50,8 +50,9 @@ from snnconv.errors import MissingDependencyError, UnsupportedOpError
 from snnconv.geometry import host_computed
 from snnconv.ir import IF, Add, Affine, Concat, Conv, Dense, Flatten, Graph, Input, Layer, Output, Pad, Pool, Round
 from snnconv.ir.layers import conv_output_size
+from snnconv.recurrent_program import RecurrentProgram
 
-__all__ = ["to_nir_graph", "write_nir"]
+__all__ = ["recurrent_nir_graph", "to_nir_graph", "write_nir", "write_recurrent_nir"]
 
 log = logging.getLogger(__name__)
 
@@ -419,3 +420,96 @@ _EXPORTERS: dict[type[Layer], Callable[[Layer, _Context], list[str]]] = {
     Round: _round,
     Output: _output,
 }
+
+
+# --- a recurrent program (``snnconv.recurrent``): a population reading itself through a delay ---
+
+
+def write_recurrent_nir(network, path: str | Path) -> list[str]:
+    """Write a recurrent ``network`` (``snnconv.recurrent_network.RecurrentNetwork``) as a NIR file, atomically.
+
+    NIR expresses the recurrent synapses: a graph may hold a cycle (snnTorch exports its
+    ``RLeaky`` as a neuron node and a ``Linear`` back into it), and its ``Delay`` node,
+    ``y(t) = x(t - tau)``, states the K-step delay exactly, so the hidden population is
+    ``IF -> Delay(K) -> Linear(U) -> IF``. With the exporter's unit of time, one step
+    (``r = 1``), a spike of step ``s`` reaches the population at step ``s + K``; a
+    simulator that breaks every cycle with a one-step lag of its own must take that step off
+    (metadata ``delay_steps``). What NIR has no words for goes to metadata and the
+    returned warnings, as for a feed-forward network: the item schedule (each item held
+    ``K`` steps), the host's rounding of the input currents, the subtractive reset and
+    firing at ``v >= theta``, the initial membrane, the clip of the membranes to
+    ``[0, theta]`` at each item's first step (a write at the item boundary, like the host's
+    bias write), the saturating state bits, and the output integrators read and reset per
+    item.
+    """
+    nir = _nir()
+    files.check_outputs({"the NIR file": path})
+    graph, warnings = _export_recurrent(network)
+    files.atomic_write(path, lambda temporary: nir.write(str(temporary), graph))
+    for warning in warnings:
+        log.warning("%s", warning)
+    return warnings
+
+
+def recurrent_nir_graph(network):
+    """A recurrent ``network`` as a ``nir.NIRGraph`` (type-checked by NIR), without writing it or logging."""
+    return _export_recurrent(network)[0]
+
+
+def _export_recurrent(network) -> tuple[object, list[str]]:
+    from snnconv.version import __version__
+
+    nir = _nir()
+    program: RecurrentProgram = network.program
+    k, hidden, classes = program.steps_per_item, program.hidden, len(program.output_weight)
+    features = program.input_weight.shape[1]
+    rounding = "float" if program.bias_format is None else (
+        f"m * 2^e, m of {program.bias_format[0]} signed bits, the smallest e in "
+        f"{program.bias_format[1]}..{program.bias_format[2]} that holds it, saturating")
+    hidden_meta = {"model": "if", "reset": "subtract", "fires_at": "v >= v_threshold", "v_init": float(program.v_init),
+                   "item_boundary": "v = clip(v, 0, v_threshold) at each item's first step",
+                   "compartments": program.compartments}
+    if program.state_bits is not None:
+        hidden_meta["state_bits"] = program.state_bits
+    output_meta = {"readout": "per item: the output summed over the item's K steps, then reset; the prediction is "
+                              "the last item's argmax", "scale": float(program.output_scale)}
+    if program.state_bits is not None:
+        output_meta["state_bits"] = program.state_bits
+    ones = np.ones(hidden, np.float32)
+    nodes = {
+        "input": nir.Input(input_type=np.array([features]),
+                           metadata={"encoding": "current", "items": program.items, "steps_per_item": k}),
+        "input_current": nir.Affine(weight=_f32(program.input_weight), bias=_f32(program.input_bias),
+                                    metadata={"host_computed": True, "input_rounding": rounding}),
+        "hidden": nir.IF(r=ones, v_threshold=np.full(hidden, program.threshold, np.float32),
+                         v_reset=np.zeros(hidden, np.float32), metadata=hidden_meta),
+        "recurrent_delay": nir.Delay(delay=np.full(hidden, float(k), np.float32), metadata={"delay_steps": k}),
+        "recurrent": nir.Linear(weight=_f32(program.recurrent)),
+        "head": nir.Affine(weight=_f32(program.output_weight), bias=_f32(program.output_bias)),
+        "output": nir.Output(output_type=np.array([classes]), metadata=output_meta),
+    }
+    edges = [("input", "input_current"), ("input_current", "hidden"), ("hidden", "recurrent_delay"),
+             ("recurrent_delay", "recurrent"), ("recurrent", "hidden"), ("hidden", "head"), ("head", "output")]
+    metadata = {"snnconv": __version__, "target": network.target.name, "kind": "recurrent", "steps_per_item": k,
+                "items": program.items, "timesteps": k * program.items, "encoding": "current"}
+    return nir.NIRGraph(nodes, edges, metadata=metadata), _recurrent_warnings(program, rounding)
+
+
+def _recurrent_warnings(program: RecurrentProgram, rounding: str) -> list[str]:
+    k = program.steps_per_item
+    notes = [(f"input: NIR has no sequence schedule; hold each of the {program.items} items for {k} steps as a "
+             f"constant current (metadata 'items', 'steps_per_item'); the host computes input_current once per item "
+             f"and rounds it to {rounding} (metadata 'input_rounding')"),
+             ("hidden: NIR's neurons fire when v > v_threshold and set v = v_reset; the chip fires when v >= "
+             "v_threshold and subtracts the threshold (metadata 'fires_at', 'reset')"),
+             (f"hidden: NIR's neurons start at v = 0; the chip's start at v_init = {program.v_init:g} and are clipped to "
+             "[0, v_threshold] at each item's first step (metadata 'v_init', 'item_boundary')"),
+             (f"recurrent_delay: a spike reaches the population exactly {k} steps later (metadata 'delay_steps'); a "
+             "simulator that adds its own one-step lag to cycles must take it off"),
+             (f"output: NIR's Output is the current at each step; the chip integrates it per item and reads and resets "
+             f"it at the item's end (metadata 'readout'; sum / {k} * 'scale' approximates the source model's output)")]
+    if program.state_bits is not None:
+        notes.append(f"hidden, output: the chip's membranes saturate at {program.state_bits} signed bits, NIR's are "
+                     "unbounded (metadata 'state_bits')")
+    return notes
+

@@ -10,7 +10,10 @@ the same accounting for every network:
   the bytes of its weights and biases; the bytes of the activations it reads and writes.
   Operators are dense, conv, pool, add and concat; batch norm and constant scalings are
   folded into the weights and ReLU and padding fused into their operator, as inference
-  runtimes do.
+  runtimes do. A recurrent layer runs at batch 1 as a stream does: one cell step per
+  item of the sequence, each its own operator of ``H (F + H)`` MACs that reads the item,
+  ``h_{t-1}`` and the cell's weights and writes ``h_t`` (the weights are stored once, read
+  at every step).
 - **Where data lives**, by size: activations stay on chip when the largest operator's
   inputs and output fit in the platform's on-chip memory (``sram_bytes``); the weights
   stay on chip between inferences when they fit in what is left, else every inference
@@ -67,11 +70,12 @@ import math
 from dataclasses import dataclass, field
 
 from snnconv.ann_cost import E_MAC_PJ
-from snnconv.ir import Add, Concat, Conv, Dense, Graph, Pool
+from snnconv.ir import Add, Concat, Conv, Dense, Graph, Pool, Recurrent
 
 __all__ = ["PLATFORMS", "Operator", "Platform", "model", "operators"]
 
-_OPERATORS = (Conv, Dense, Pool, Add, Concat)  # what runs as its own kernel; the rest is folded, fused or a view
+# what runs as its own kernel (a recurrent layer: one per item); the rest is folded, fused or a view
+_OPERATORS = (Conv, Dense, Pool, Add, Concat, Recurrent)
 _HOROWITZ = "Horowitz, 'Computing's energy problem', ISSCC 2014, 45 nm"
 _SRAM = f"{_HOROWITZ}: 1 MB SRAM, 64-bit read 100 pJ = 12.5 pJ/byte (larger memories cost more: a lower bound)"
 _DRAM = (f"{_HOROWITZ}, as tabulated by Han et al., EIE, ISCA 2016: 32-bit DRAM read 640 pJ = 160 pJ/byte "
@@ -105,6 +109,7 @@ class Operator:
     macs: int
     weight_bytes: int
     activation_bytes: int  # inputs read plus output written
+    weights_of: str = ""  # the layer whose weights it reads, where several operators read the same (cell steps)
 
 
 PLATFORMS = {platform.name: platform for platform in (
@@ -154,6 +159,9 @@ def operators(graph: Graph, bytes_per_value: int) -> list[Operator]:
     for layer in graph:
         if not isinstance(layer, _OPERATORS):
             continue
+        if isinstance(layer, Recurrent):
+            result += _cell_steps(layer, graph.input_shapes(layer)[0], bytes_per_value)
+            continue
         shapes = graph.input_shapes(layer)
         weighted = isinstance(layer, (Conv, Dense))  # pooling and adds: traffic, no MACs (as ann_cost counts)
         activations = sum(math.prod(shape) for shape in shapes) + math.prod(layer.shape)
@@ -162,14 +170,25 @@ def operators(graph: Graph, bytes_per_value: int) -> list[Operator]:
     return result
 
 
+def _cell_steps(layer: Recurrent, in_shape: tuple[int, ...], bytes_per_value: int) -> list[Operator]:
+    """A recurrent layer over ``in_shape`` (L, F) at batch 1: per item, ``h_t = relu(W x_t + U h_{t-1} + b)`` as
+    one kernel of ``H (F + H)`` MACs reading ``x_t``, ``h_{t-1}`` and the weights and writing ``h_t``."""
+    items, features = in_shape
+    hidden = len(layer.bias)
+    per_item = layer.macs([(1, features)])
+    return [Operator(f"{layer.name}[{t}]", per_item, layer.params() * bytes_per_value,
+                     (features + 2 * hidden) * bytes_per_value, layer.name) for t in range(items)]
+
+
 def model(graph: Graph, platform: Platform) -> dict:
     """Latency, energy (split into arithmetic, on-chip and DRAM traffic, static) and EDP of one inference of the
     ANN ``graph`` on ``platform`` (see the module docstring for the model and its sources)."""
     ops = operators(graph, platform.bytes_per_value)
-    weights = sum(op.weight_bytes for op in ops)
+    weights = sum(op.weight_bytes for op in ops)  # read: a recurrent cell's at every step
+    stored = sum({op.weights_of or op.name: op.weight_bytes for op in ops}.values())  # held: each layer's once
     peak = max((op.activation_bytes for op in ops), default=0)
     activations_on_chip = peak <= platform.sram_bytes
-    weights_on_chip = weights + (peak if activations_on_chip else 0) <= platform.sram_bytes
+    weights_on_chip = stored + (peak if activations_on_chip else 0) <= platform.sram_bytes
     dram = [(0 if weights_on_chip else op.weight_bytes) + (0 if activations_on_chip else op.activation_bytes)
             for op in ops]
     seconds = sum(max(op.macs / platform.macs_per_s, moved / platform.dram_bytes_per_s) + platform.dispatch_s

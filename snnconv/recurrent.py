@@ -60,21 +60,24 @@ the state bits in both simulators alike (``bounds`` says where they might).
 equals it bit for bit.
 
 Energy and latency per item and per sequence: ``snnconv.recurrent_cost``; ``snnconv bench``
-shows a sequence model through ``snnconv.benchmark_sequence``. Not done here (refused or
-absent): the artifact (``.snn``), the general chip model (``snnconv.chip``), the report,
-``eval``, NIR export; more than one recurrent layer, a head other than one Dense.
+shows a sequence model through ``snnconv.benchmark_sequence``, ``eval`` through
+``snnconv.recurrent_eval``. ``snnconv.compile`` / ``snnconv.load`` give a
+``snnconv.recurrent_network.RecurrentNetwork`` (run, report, the ``.snn`` artifact's
+``recurrent`` section, NIR export). Not done: the general chip model (``snnconv.chip``)
+does not run it; more than one recurrent layer, a head other than one Dense.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from snnconv.errors import BadDataError, DoesNotFitError, UnsupportedOpError
 from snnconv.ir import Dense, Graph, Input, Output, Recurrent
+from snnconv.recurrent_program import CoreUse, RecurrentProgram, SequenceResult
 from snnconv.targets import get as get_target
 from snnconv.targets.target import Target
 
@@ -85,63 +88,6 @@ DEFAULT_STEPS_PER_ITEM = 128  # bundled RNN, 1,000 test sequences: 88.3% vs the 
 # (loihi), 256: 89.2% (benchmarks/results/recurrent.md)
 DEFAULT_PERCENTILE = 99.0  # hidden values grow along the sequence: 99.99 left early items under 1 spike per window
 HEADROOM = 256  # the threshold stays below 2^(state_bits-1) / HEADROOM: room for negative membranes
-
-
-@dataclass(frozen=True)
-class CoreUse:
-    """One core: the population it holds, its neurons, and what it uses of the target's limits."""
-
-    index: int
-    population: str  # "hidden" or "output"
-    neurons: tuple[int, int]  # [start, stop) of the population's neurons
-    input_axons: int
-    output_axons: int
-    memory_bits: int
-    routes: tuple[int, ...]  # cores its spikes go to (itself included for the recurrent synapses)
-
-
-@dataclass(frozen=True, eq=False)
-class RecurrentProgram:
-    """A recurrent network at a chip's precision (or in float, ``target=None``) and its core map."""
-
-    target: str | None
-    steps_per_item: int
-    items: int
-    input_weight: np.ndarray  # (H, F): host current per item is round_bias(input_weight @ x_t + input_bias)
-    input_bias: np.ndarray  # (H,)
-    recurrent: np.ndarray  # (H, H) chip weights, delay steps_per_item
-    threshold: float
-    v_init: float  # the initial membrane (absolute)
-    output_weight: np.ndarray  # (C, H)
-    output_bias: np.ndarray  # (C,) host-written bias of the integrators, every step
-    output_scale: float  # logits = window integral * output_scale / steps_per_item
-    state_bits: int | None  # signed saturating membrane bits; None: float
-    bias_format: tuple[int, int, int] | None  # (bits, smallest exponent, largest exponent) of host currents
-    compartments: int = 1  # per hidden neuron (2 where subtractive reset is emulated)
-    cores: tuple[CoreUse, ...] = ()
-    notes: dict = field(default_factory=dict)
-
-    @property
-    def hidden(self) -> int:
-        return len(self.recurrent)
-
-
-@dataclass
-class SequenceResult:
-    """Per-item and final outputs of a streamed run, with spike counts and saturations."""
-
-    item_outputs: np.ndarray  # (N, L, C): each item's window integral as logits
-    spikes: np.ndarray  # (N, L): hidden spikes per item
-    saturations: int  # membrane updates clipped to the state bits
-    neuron_spikes: np.ndarray | None = None  # (N, H): each hidden neuron's spikes over the sequence (traffic)
-
-    @property
-    def outputs(self) -> np.ndarray:
-        return self.item_outputs[:, -1]
-
-    @property
-    def predictions(self) -> np.ndarray:
-        return self.outputs.argmax(axis=1)
 
 
 @dataclass(frozen=True)

@@ -52,9 +52,9 @@ def evaluate(graph: Graph, x: np.ndarray, y: np.ndarray, *, target="loihi", step
 
 
 def _ann_cost(graph: Graph) -> dict:
-    """The ANN's MACs per sequence (the IR's count: ``L (F H + H H)`` and the head's) at ``ann_cost``'s energy per
-    MAC; no latency measured here."""
-    macs = sum(layer.macs(graph.input_shapes(layer)) for layer in recurrent.parts(graph)[1:3])
+    """The ANN's MACs per sequence (``ann_cost.macs``: ``L (F H + H H)`` and the head's) at ``ann_cost``'s energy
+    per MAC; no latency measured here."""
+    macs = ann_cost.macs(graph)
     return {"macs": macs, "energy_per_mac_pj": ann_cost.E_MAC_PJ, "energy_uj": macs * ann_cost.E_MAC_PJ / 1e6,
             "source": ann_cost.ENERGY_SOURCE, "latency_us": None, "latency_source": "not measured by eval"}
 

@@ -168,12 +168,18 @@ def test_partition_routes_a_core_to_itself_and_refuses_what_does_not_fit():
         recurrent.compile(_graph(rng, 2, 3, 5000, 4), "loihi", x[:, :2])
 
 
-def test_general_pipeline_refuses_recurrent_graphs():
+def test_general_pipeline_refuses_recurrent_graphs_and_snnconv_compile_hands_them_over():
     import snnconv
+    from snnconv.pipeline import convert
 
     rng = np.random.default_rng(2)
-    with pytest.raises(UnsupportedOpError, match="snnconv.recurrent.compile"):
-        snnconv.compile(_graph(rng, 3, 3, 4, 2), target="loihi", calibration=rng.random((4, 3, 3), dtype=np.float32))
+    graph, calibration = _graph(rng, 3, 3, 4, 2), rng.random((4, 3, 3), dtype=np.float32)
+    with pytest.raises(UnsupportedOpError, match=r"snnconv.compile\(model, target, calibration\)"):
+        convert(graph, calibration)
+    net = snnconv.compile(graph, target="loihi", calibration=calibration)
+    expected = recurrent.compile(graph, "loihi", calibration)
+    np.testing.assert_array_equal(net.program.recurrent, expected.recurrent)
+    assert net.program.cores == expected.cores
 
 
 def _bundled():
