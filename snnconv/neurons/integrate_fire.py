@@ -7,6 +7,8 @@ approaches ``clip(I / theta, 0, 1)``: the ReLU, scaled and capped. Every target 
 
 from __future__ import annotations
 
+import torch
+
 from snnconv.errors import BadGraphError
 from snnconv.neurons.model import NeuronModel
 
@@ -35,7 +37,7 @@ class IntegrateAndFire(NeuronModel):
         theta = v.new_full((), layer.threshold)
         for current, out in zip(currents, outs):
             v.add_(current)
-            out.copy_(v).ge_(theta)
+            torch.ge(v, theta, out=out)  # into the float spike buffer: one kernel, not a copy and a compare
             v.sub_(out, alpha=layer.threshold)
 
     def run_constant(self, layer, v, current, spikes) -> None:
