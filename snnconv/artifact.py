@@ -11,7 +11,11 @@ Layout::
 The program lists every layer with its integer weights, thresholds and number formats
 (host-computed input layers stay float); the core table says which box of which
 population each core holds and which source channels an input group reads: with the
-program's kernels these are the per-core synapse blocks. ``write`` is atomic (a
+program's kernels these are the per-core synapse blocks. A recurrent network
+(``snnconv.recurrent``, streamed item by item) has an empty program and a ``recurrent``
+section instead: its program's fields (arrays under ``arrays/recurrent/``, checksummed
+alike) and its core table, read back with the same checks (``write_recurrent``,
+``check_recurrent_precision``). ``write`` is atomic (a
 temporary file in the same folder, then a rename) and deterministic: zip entries in a
 fixed order with a fixed timestamp, so the same compilation gives the same bytes.
 ``read`` opens only a regular file (``snnconv.files``: a FIFO or a device is refused, not

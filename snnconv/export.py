@@ -32,6 +32,10 @@ subtractive reset and firing at ``v >= theta`` (NIR's IF fires at ``v > theta`` 
 spiking max pooling, the output integrator (prediction = argmax of the output current
 summed over the T steps), per-neuron conv biases, the constant-current input, and the
 host's rounding of the currents it computes.
+
+A recurrent network (``snnconv.recurrent``) exports through ``write_recurrent_nir``: its
+hidden population reads itself through NIR's ``Delay`` node (the K-step delay, stated
+exactly) and a ``Linear`` of the recurrent weights.
 """
 
 from __future__ import annotations
