@@ -15,6 +15,10 @@ takes milliseconds, so it is repeated more: its median is what a busy machine di
   batch axis in one call;
 - dense bound: T x the ANN's own torch forward at the same batch size.
 
+The ``snnconv run`` command is timed too, as a user meets it: a fresh process that imports
+snnconv, loads the ``.snn`` artifact, runs the ``.npz`` samples and prints its table
+(median of ``CLI_REPEATS`` runs), beside the time to import the CLI alone.
+
 Run in the peers' venv (see benchmarks/peers.py for how it is made):
     /work/peers-venv/bin/python benchmarks/throughput.py
 Writes benchmarks/results/throughput.{json,md} (samples per second; the ``net.run``
@@ -27,8 +31,11 @@ import json
 import os
 import platform
 import statistics
-from importlib import resources
+import subprocess
+import sys
+import tempfile
 import time
+from importlib import resources
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -43,6 +50,7 @@ from snnconv.snn import simulate  # noqa: E402
 
 T = 32
 REPEATS = {100: 9, 1: 41}
+CLI_REPEATS = 5
 BATCHES = tuple(REPEATS)
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -93,6 +101,36 @@ def measure(run, x) -> float:
     return time.perf_counter() - start
 
 
+def command_seconds(args: list[str], cwd: Path) -> float:
+    """Median wall-clock seconds of a fresh ``python args`` process (it must succeed)."""
+    times = []
+    for _ in range(CLI_REPEATS):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, *args], cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def cli_rows(calibration: np.ndarray, test: dict) -> list[dict]:
+    """``snnconv run`` on each bundled net's artifact, at each batch: the command as a user types it."""
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        cwd = Path(folder)
+        main = ["-c", "import sys; from snnconv.cli import main; sys.exit(main())", "-q"]
+        imported = command_seconds(["-c", "import snnconv.cli"], cwd)
+        for model in ("mlp", "cnn"):
+            path = str(resources.files("snnconv.models").joinpath(f"mnist_{model}.onnx"))
+            snnconv.compile(path, "loihi", calibration, timesteps=T).save(cwd / f"{model}.snn")
+            for batch in BATCHES:
+                np.savez(cwd / f"test{batch}.npz", x=test["x"][:batch], y=test["y"][:batch])
+                seconds = command_seconds(main + ["run", f"{model}.snn", "--data", f"test{batch}.npz",
+                                                  "--timesteps", str(T)], cwd)
+                row = {"model": model, "batch": batch, "timesteps": T, "command_s": seconds, "import_s": imported}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    return rows
+
+
 def main() -> None:
     torch.set_num_threads(2)
     calibration = bundled("mnist_calib.npz")["x"]
@@ -119,10 +157,12 @@ def main() -> None:
                    "snnconv_time_vs_dense_bound": median["snnconv"] / dense}
             rows.append(row)
             print(json.dumps(row), flush=True)
+    commands = cli_rows(calibration, {"x": test, "y": bundled("mnist_test.npz")["y"]})
     RESULTS.mkdir(exist_ok=True)
     meta = {"snnconv": snnconv.__version__, "torch": torch.__version__, "machine": platform.machine(), "threads": 2,
-            "repeats": REPEATS}
-    (RESULTS / "throughput.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+            "repeats": REPEATS, "cli_repeats": CLI_REPEATS}
+    (RESULTS / "throughput.json").write_text(json.dumps({"meta": meta, "rows": rows, "cli": commands}, indent=2)
+                                             + "\n")
     lines = ["| model | batch | net.run | engine | SpikingJelly | Sinabs | dense bound | net.run / faster peer | "
              "engine / faster peer | net.run overhead ms | engine time / dense bound |", "|" + "---|" * 11]
     for r in rows:
@@ -131,6 +171,10 @@ def main() -> None:
                      f"{s['spikingjelly']:,.0f} | {s['sinabs']:,.0f} | {r['dense_bound_samples_per_s']:,.0f} | "
                      f"{r['net_run_vs_faster_peer']:.2f}x | {r['snnconv_vs_faster_peer']:.2f}x | "
                      f"{r['net_run_overhead_ms']:.1f} | {r['snnconv_time_vs_dense_bound']:.2f} |")
+    lines += ["", "`snnconv run MODEL.snn --data N.npz --timesteps 32` in a fresh process (seconds, median of "
+              f"{CLI_REPEATS}; importing `snnconv.cli` alone: {commands[0]['import_s']:.2f} s)", "",
+              "| model | samples | command s |", "|---|---|---|"]
+    lines += [f"| {r['model']} | {r['batch']} | {r['command_s']:.2f} |" for r in commands]
     (RESULTS / "throughput.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -1,11 +1,10 @@
 """snnconv: an ANN-to-SNN conversion compiler for neuromorphic chips.
 
-torch is imported on first use of what needs it, so ``snnconv inspect`` and
-``--version`` start fast.
+torch and onnx are imported on first use of what needs them, so ``--version`` starts
+fast, ``snnconv inspect`` does not load torch and ``snnconv run`` does not load onnx.
 """
 
 from snnconv import errors
-from snnconv.frontend import load_onnx, load_torch
 from snnconv.ir import Graph
 from snnconv.version import __version__
 
@@ -13,6 +12,10 @@ __all__ = ["Graph", "__version__", "bench", "compile", "errors", "evaluate", "lo
 
 
 def __getattr__(name: str):
+    if name in ("load_onnx", "load_torch"):
+        import snnconv.frontend
+
+        return getattr(snnconv.frontend, name)
     if name in ("compile", "load", "CompiledNetwork"):
         import snnconv.compiled
 

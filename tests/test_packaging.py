@@ -42,3 +42,25 @@ def test_subpackages_and_bundled_files_are_installed():
 
     names = {p.name for p in resources.files(snnconv.models).iterdir()}
     assert {"mnist_mlp.onnx", "mnist_cnn.onnx", "mnist_resnet.onnx", "mnist_test.npz", "mnist_calib.npz"} <= names
+
+
+def test_each_command_loads_only_the_heavy_libraries_it_needs(tmp_path):
+    """``import snnconv`` loads neither torch nor onnx; ``inspect`` loads no torch; ``run`` on an artifact loads no
+    onnx (importing onnx and its ml_dtypes is about a third of a one-sample ``snnconv run``'s start)."""
+    from importlib import resources
+
+    import numpy as np
+
+    import snnconv
+
+    models = resources.files("snnconv.models")
+    snnconv.compile(str(models.joinpath("mnist_mlp.onnx")), "ideal", uncalibrated=True).save(tmp_path / "mlp.snn")
+    np.savez(tmp_path / "one.npz", x=np.load(models.joinpath("mnist_test.npz"))["x"][:1])
+    probe = ("import sys; from snnconv.cli import main; loaded = lambda: [m for m in ('torch', 'onnx') "
+             "if m in sys.modules]; print(*loaded(), sep=','); main(['-q'] + sys.argv[1:]); print(*loaded(), sep=',')")
+    model = str(models.joinpath("mnist_mlp.onnx"))
+    for command, after in ((["inspect", model], "onnx"), (["run", "mlp.snn", "--data", "one.npz"], "torch")):
+        result = subprocess.run([sys.executable, "-c", probe, *command], cwd=tmp_path, capture_output=True, text=True,
+                                check=True)
+        lines = result.stdout.splitlines()
+        assert (lines[0], lines[-1]) == ("", after), (command, result.stdout[-500:])

@@ -7,8 +7,6 @@ approaches ``clip(I / theta, 0, 1)``: the ReLU, scaled and capped. Every target 
 
 from __future__ import annotations
 
-import torch
-
 from snnconv.errors import BadGraphError
 from snnconv.neurons.model import NeuronModel
 
@@ -37,7 +35,7 @@ class IntegrateAndFire(NeuronModel):
         theta = v.new_full((), layer.threshold)
         for current, out in zip(currents, outs):
             v.add_(current)
-            torch.ge(v, theta, out=out)  # into the float spike buffer: one kernel, not a copy and a compare
+            out.copy_(v).ge_(theta)
             v.sub_(out, alpha=layer.threshold)
 
     def run_constant(self, layer, v, current, spikes) -> None:
