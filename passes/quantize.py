@@ -11,13 +11,12 @@ and the integer weights ``w_q = m * 2^e ~ theta * w`` that lose least:
   exponents have ``e = 0``, and there ``theta`` also sets how many large weights clip;
 - biases ``b_q = round(theta * b)`` in the target's bias format (mantissa and exponent);
 - ``theta`` among the representable thresholds (powers of two, without shared exponents
-  also ``M / (r * max|w|)`` for clip ratios ``r`` in 0.5..1, and for weights that are
-  integers ``q`` times one step ``c``, as a QDQ model's int8 weights under a per-tensor
-  scale stay through per-layer normalization, the ``theta`` near ``2^j / c`` whose
-  mantissas are ``q`` itself: ``max|q| * |theta c / 2^j - 1| < 1/2``) minimizing the squared
+  also ``M / (r * max|w|)`` for clip ratios ``r`` in 0.5..1, and for weights on an integer
+  grid, the ``theta`` that keeps the grid's integers; see below) minimizing the squared
   weight and bias error (plus ``1 / (12 theta^2)`` per neuron for rounding a host
   current), and among those within 1% of the least error (or 0.1% RMS of the weights
-  and currents more) the smallest: the most headroom below the state range, and float32
+  and currents more) one that keeps an integer grid if any, else the smallest: the
+  quantizer's integers, or the most headroom below the state range, and float32
   exactness where the precision allows it; subject to the overflow analysis: the threshold plus the
   largest one-step input must fit the membrane, partial sums must stay within the state
   range, and the output integrator must hold ``timesteps`` steps of a normalized logit
@@ -26,6 +25,34 @@ and the integer weights ``w_q = m * 2^e ~ theta * w`` that lose least:
   it is reported by the overflow analysis and saturates as the chip would). If no
   candidate meets every bound, the least-error one is kept and the possible saturation
   is reported.
+
+Integer grids (QDQ models). A QDQ model's weights arrive as ``q * s`` (the importer folds
+each DequantizeLinear of constant integers; per-layer normalization and BatchNorm folding
+scale them by positive factors, which keeps the grid): each output channel ``o`` holds
+integers ``q[o]`` times one step ``c_o`` (one ``c`` for a per-tensor scale, one per channel
+for a per-channel one). ``_row_grids`` finds them from the float weights (``c_o`` is the
+channel's smallest magnitude divided by the least ``k`` that makes the quotients integers
+to 1e-3). Channel
+``o``'s chip weights are ``round(theta c_o q[o] / 2^e_o) * 2^e_o``, so they are ``q[o]``
+times one factor exactly where ``theta c_o`` is (to within ``1 / (2 max|q[o]|)``) a power
+of two the channel's exponent range reaches (targets with exponents per channel), or one
+power of two shared by the layer (per-layer exponents, or none: there ``theta c_o 2^k``
+must also fit the mantissa). The threshold is one per population, so that holds for
+every channel at once only where the channels' steps are powers of two apart: always for
+a per-tensor scale, and for per-channel scales of power-of-two (fixed-point) quantizers
+(Brevitas' and Vitis AI's fixed-point modes). Those thresholds, ``theta`` near ``2^j / c``
+of the channel with the largest weight, are candidates, each verified on the mantissas
+themselves.
+
+Where the steps are not powers of two apart (onnxruntime's per-channel scales,
+``max|W_o| / 127``), no single threshold keeps them: the pass rounds as for any float
+weights (channel ``o`` becomes ``round(q[o] r_o)`` with ``r_o = theta c_o / 2^e_o`` in
+(1/2, 1]: up to one bit of the channel's integers lost where the quantizer used the chip's
+whole mantissa), and records the difference. Keeping them instead would need a threshold per channel, which
+no target here has. For graphs with weights on a grid (or with the ``fake_quant`` fact of
+a QDQ model) the graph fact ``integer_weights`` records, per chip conv or dense layer:
+``grid`` (``per tensor``, ``per channel`` or None), ``kept``, ``relative_rms`` (the chip's
+weights against the quantizer's, ``||w_q / theta - w|| / ||w||``) and ``reason``.
 
 Layers the host computes from a constant-current input stay float; their result is
 scaled by the reading population's ``theta`` and written as an integer bias (``Round``).
@@ -44,7 +71,7 @@ import numpy as np
 from snnconv import overflow
 from snnconv.errors import BadGraphError, UnsupportedOpError
 from snnconv.geometry import host_computed, is_integrator, is_routing, is_weighted
-from snnconv.ir import Affine, Graph, Layer, Output, Round
+from snnconv.ir import Affine, Conv, Dense, Graph, Layer, Output, Round
 from snnconv.ir.rewrite import PassResult
 from snnconv.targets.target import Precision, Target
 
@@ -54,6 +81,7 @@ CLIP_RATIOS = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5)
 NEAR_OPTIMAL = 0.01  # among thresholds within 1% of the least error, the smallest: most headroom
 NEGLIGIBLE = 1e-6  # ... or within this squared error per unit of squared weight (0.1% RMS)
 GRID_TOLERANCE = 1e-3  # how far from an integer w / c may be for w = q * c in float32 (127 * 2^-24 << 1e-3)
+FACT = "integer_weights"
 
 
 class Quantize:
@@ -96,7 +124,11 @@ class Quantize:
                 encodings[src, reader] = encoding[-1].name
         layers = [replaced.get(layer.name, layer) for layer in graph] + inserted
         layers = _rewire_host_edges(layers, encodings)
-        quantized = graph.rebuilt(layers, quantized=self.target.name)
+        facts = {"quantized": self.target.name}
+        kept = _integer_weights(graph, host, layer_notes, precision)
+        if kept is not None:
+            facts[FACT] = kept
+        quantized = graph.rebuilt(layers, **facts)
         bounds = overflow.analyze(quantized, self.timesteps, input_range)
         dtype = overflow.exact_dtype(bounds)
         for b in bounds:
@@ -176,7 +208,7 @@ def _choose_threshold(population: Layer, members: _Members, bounds: dict[str, ov
     scale = sum(float((_weights(w) ** 2).sum() + (_biases(w) ** 2).sum()) for w in members.weighted)
     tolerance = max(least * (1 + NEAR_OPTIMAL), least + NEGLIGIBLE * (scale + neurons_fed_by_host))
     near = [trial for trial in trials if trial[0] == unfit and trial[1] <= tolerance]
-    unfit, error, theta, details = min(near, key=lambda trial: trial[2])
+    unfit, error, theta, details = min(near, key=lambda trial: (trial[2] not in grid, trial[2]))  # keeping first
     notes = {"threshold": theta, "weight_error": details, "fits_state": not unfit, "integer_grid": theta in grid}
     return _Plan(theta, notes)
 
@@ -194,41 +226,117 @@ def _candidate_thresholds(weighted: list[Layer], precision: Precision) -> list[i
 
 
 def _grid_thresholds(weighted: list[Layer], precision: Precision) -> set[int]:
-    """Per layer whose weights are ``q * c`` (integers ``q``), the smallest representable ``theta`` near
-    ``2^j / c`` that makes every mantissa ``q`` (times ``2^(j - e)``): the quantizer's integers kept."""
+    """Per layer whose weights are ``q[o] * c_o`` (integers ``q``), the smallest representable ``theta`` near
+    ``2^j / c`` (``c`` of the channel with the largest weight) whose chip weights are every channel's integers
+    times one factor: the quantizer's integers kept."""
     step = 2 ** precision.threshold_shift
     largest = (2 ** precision.threshold_bits - 1) * step
     widest = precision.weight_max * 2 ** precision.weight_exponent[1]
     found = set()
     for layer in weighted:
-        grid = _integer_grid(_weights(layer), precision.weight_max)
+        grid = _row_grids(_weights(layer), precision.weight_max, isinstance(layer, Affine))
         if grid is None:
             continue
-        c, peak = grid
+        steps, q = grid
+        reference = int(np.argmax(np.abs(q).max(axis=1) * steps))
+        c, peak = float(steps[reference]), float(np.abs(q[reference]).max())
         j = 0
         while peak * 2 ** j <= widest:
             theta = max(round(2 ** j / c / step), 1) * step
             if theta > largest:
                 break
-            if peak * abs(theta * c / 2 ** j - 1) < 0.5:
+            if _keeps(layer, theta, precision, q):
                 found.add(int(theta))
                 break
             j += 1
     return found
 
 
+def _row_grids(weights: np.ndarray, weight_max: int, one_row: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(c, q)`` where each output channel's weights are ``q[o] * c[o]`` for integers ``|q| <= weight_max`` (to
+    float32 precision; ``one_row``: the whole tensor is one channel); else None. ``c[o]`` is the channel's smallest
+    magnitude divided by the least ``k`` that makes every quotient an integer; ``k`` can be at most
+    ``weight_max / spread`` (spread: the channel's largest magnitude over its smallest), so float weights, whose
+    spread is wide, end after a few ``k``."""
+    rows = np.asarray(weights).reshape(1 if one_row or np.ndim(weights) == 0 else np.shape(weights)[0], -1)
+    magnitudes = np.abs(rows)
+    low = np.where(magnitudes > 0, magnitudes, np.inf).min(axis=1)
+    live = np.flatnonzero(np.isfinite(low))
+    if not live.size:
+        return None
+    limit = np.floor((weight_max + 0.5) * low[live] / magnitudes.max(axis=1)[live])  # the largest k per channel
+    steps = np.ones(len(rows))
+    divisor = 1
+    while live.size:
+        if limit.min() < divisor:  # a channel no k makes a grid of: float weights
+            return None
+        c = low[live].astype(np.float64) / divisor
+        quotient = magnitudes[live].astype(np.float64) / c[:, None]
+        fits = np.abs(quotient - np.round(quotient)).max(axis=1) <= GRID_TOLERANCE
+        steps[live[fits]] = c[fits]
+        live, limit = live[~fits], limit[~fits]
+        divisor += 1
+    return steps, np.round(rows.astype(np.float64) / steps[:, None])
+
+
 def _integer_grid(weights: np.ndarray, weight_max: int) -> tuple[float, int] | None:
-    """``(c, max|q|)`` where ``weights = q * c`` for integers ``0 < |q| <= weight_max`` (to float32 precision),
-    ``c`` the smallest magnitude; else None."""
-    magnitudes = np.abs(weights[weights != 0])
-    if not magnitudes.size:
+    """``(c, max|q|)`` where the whole tensor is ``q * c`` for integers ``0 < |q| <= weight_max``; else None."""
+    grid = _row_grids(weights, weight_max, one_row=True)
+    return None if grid is None else (float(grid[0][0]), int(np.abs(grid[1]).max()))
+
+
+def _keeps(layer: Layer, theta: int, precision: Precision, q: np.ndarray) -> bool:
+    """Whether ``layer``'s chip weights at ``theta`` are each channel's integers ``q[o]`` times one factor."""
+    chip = _weight_mantissas(layer, theta, precision).reshape(q.shape)
+    rows = np.arange(len(q))
+    largest = np.argmax(np.abs(q), axis=1)
+    pivot = q[rows, largest]
+    factor = np.where(pivot != 0, chip[rows, largest] / np.where(pivot != 0, pivot, 1), 1.0)  # zero channels: 1
+    return bool((factor > 0).all() and np.array_equal(chip, q * factor[:, None]))
+
+
+def _integer_weights(graph: Graph, host: set[str], layer_notes: dict, precision: Precision) -> dict | None:
+    """The ``integer_weights`` fact: per conv or dense layer, whether its grid's integers were kept (None where no
+    layer is on a grid and the graph is no QDQ model). Host layers keep their float weights: exact."""
+    records, any_grid = {}, False
+    for layer in graph:
+        if layer.name in host and isinstance(layer, (Conv, Dense)):
+            grid = _row_grids(layer.weight, precision.weight_max)
+            records[layer.name] = {"grid": _kind(grid), "kept": True, "relative_rms": 0.0,
+                                   "reason": "on the host: its float weights, as imported (its current is rounded)"}
+    for population, notes in layer_notes.items():
+        for name, errors in notes["weight_error"].items():
+            layer = graph[name]
+            if not isinstance(layer, (Conv, Dense)):
+                continue
+            grid = _row_grids(layer.weight, precision.weight_max)
+            any_grid = any_grid or grid is not None
+            records[name] = _record(layer, grid, notes["threshold"], errors["weights"], precision)
+    return records if any_grid or graph.fact("fake_quant") else None
+
+
+def _kind(grid) -> str | None:
+    if grid is None:
         return None
-    c = float(magnitudes.min())
-    peak = float(magnitudes.max()) / c
-    if peak > weight_max + 0.5:  # float weights end here, before anything of their size is built in float64
-        return None
-    q = magnitudes.astype(np.float64) / c
-    return (c, round(peak)) if np.abs(q - np.round(q)).max() <= GRID_TOLERANCE else None
+    steps, q = grid
+    live = steps[np.abs(q).max(axis=1) > 0]
+    return "per tensor" if np.allclose(live, live.max(), rtol=1e-6) else "per channel"
+
+
+def _record(layer: Layer, grid, theta: int, error: float, precision: Precision) -> dict:
+    if grid is None:
+        return {"grid": None, "kept": False, "relative_rms": error,
+                "reason": "not on an integer grid when quantized (float weights, or rescaled per input channel)"}
+    kind = _kind(grid)
+    if _keeps(layer, theta, precision, grid[1]):
+        return {"grid": kind, "kept": True, "relative_rms": error, "reason": "kept: each channel's integers times one "
+                "power of two" if precision.weight_exponent[1] > 0 else "kept: the integers times one factor"}
+    candidates = _grid_thresholds([layer], precision)
+    reason = (f"re-rounded: the threshold {min(candidates)} that keeps them was not chosen (another layer of the "
+              f"population, less error, or the state range chose {theta})" if candidates else
+              "re-rounded: the channels' steps are not powers of two apart, and one threshold serves the population"
+              if kind == "per channel" else "re-rounded: no threshold of the target's format keeps them")
+    return {"grid": kind, "kept": False, "relative_rms": error, "reason": reason}
 
 
 def _weights(layer: Layer) -> np.ndarray:

@@ -9,6 +9,11 @@ utilization of the cores it is on; ``core_utilization`` keeps it per core, for t
 pictures of the HTML report. A row's ``shape`` is the layer's output in the source model's
 terms, ``tile`` the box of one core's neurons as the core map holds it, (c, h, w); the
 text of a 1-D network (``Input.one_d``, feature maps (C, 1, L)) shows tiles as (c, l).
+
+A QDQ model's report adds ``integer_weights`` (``passes/quantize``): per conv or dense
+layer whether the chip keeps the quantizer's integers, and the relative RMS difference of
+its weights from the quantizer's where not; and ``fake_quant_effect``
+(``snnconv.fake_quant``): what folding the activation quantizers changed in the ANN.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ class PartitionReport:
     totals: dict = field(default_factory=dict)
     core_utilization: list[dict[str, float]] = field(default_factory=list, repr=False)  # per core index
     one_d: bool = False  # a 1-D network (Input.one_d): feature maps (C, 1, L) are shown as (C, L)
+    integer_weights: list[dict] = field(default_factory=list)  # QDQ models: per layer, quantizer's integers kept?
+    fake_quant_effect: dict | None = None  # QDQ models: what folding the activation quantizers changed
 
     @classmethod
     def from_graph(cls, graph: Graph, target: Target) -> PartitionReport:
@@ -47,13 +54,17 @@ class PartitionReport:
         bounds = Limits.of(target)
         uses = limits.core_uses(mapping.cores, traffic(graph, mapping.cores, {}))
         shares = [limits.utilization(use, bounds.capacity(core)) for core, use in zip(mapping.cores, uses)]
+        kept = [{"layer": name, **record} for name, record in (graph.fact("integer_weights") or {}).items()]
         return cls(target.name, _layers(graph, mapping, shares), _chips(mapping, shares),
-                   _totals(mapping, shares, target), shares, graph.input.one_d)
+                   _totals(mapping, shares, target), shares, graph.input.one_d, kept, graph.fact("fake_quant_effect"))
 
     network: object = field(default=None, repr=False, compare=False)  # the CompiledNetwork, for to_html
 
     def to_dict(self) -> dict:
-        return {"target": self.target, "layers": self.layers, "chips": self.chips, "totals": self.totals}
+        qdq = {"integer_weights": self.integer_weights} if self.integer_weights else {}
+        if self.fake_quant_effect:
+            qdq["fake_quant_effect"] = self.fake_quant_effect
+        return {"target": self.target, "layers": self.layers, "chips": self.chips, "totals": self.totals, **qdq}
 
     def to_html(self, run=None, accuracy: dict | None = None) -> str:
         """The report as one self-contained HTML page with pictures (``snnconv.html_report``)."""
@@ -81,7 +92,23 @@ class PartitionReport:
         lines += ["", f"messages per step: {t['messages_within_chip']:,.0f} within chips, "
                       f"{t['messages_across_chips']:,.0f} across chips (upper bounds; rates from "
                       f"{t['traffic_rates']})"]
-        return "\n".join(lines)
+        return "\n".join(lines + _qdq_lines(self.integer_weights, self.fake_quant_effect))
+
+
+def _qdq_lines(kept: list[dict], effect: dict | None) -> list[str]:
+    """The QDQ model's rows: per layer whether the quantizer's integer weights were kept; the activation pairs."""
+    lines = []
+    if kept:
+        rows = [[r["layer"], r["grid"] or "none", "yes" if r["kept"] else "no", f"{r['relative_rms']:.3%}",
+                 r["reason"]] for r in kept]
+        lines += ["", "Quantizer's integer weights on the chip:",
+                  render_table(["layer", "grid", "kept", "weights RMS diff", "why"], rows)]
+    if effect:
+        lines.append("")
+        lines.append(f"activation quantizers folded: top-1 agreement {effect['top1_agreement']:.1%}, output RMS "
+                     f"difference {effect['relative_rms']:.3%} on {effect['samples']} samples ({effect['how']})"
+                     if effect.get("measured") else f"activation quantizers folded: not measured ({effect['reason']})")
+    return lines
 
 
 def _shown_tile(row: dict, one_d: bool) -> list[int]:

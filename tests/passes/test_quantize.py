@@ -150,3 +150,38 @@ def test_float_weights_have_no_integer_grid():
 
     assert _integer_grid(np.random.default_rng(7).normal(0, 1, (8, 8)), 127) is None
     assert _integer_grid(np.array([[0.5, -1.5, 0.0]]), 127) == (0.5, 3)
+
+
+def test_row_grids_find_each_channels_step_and_integers():
+    from snnconv.passes.quantize import _row_grids
+
+    q = np.array([[5, -7, 0, 10], [127, 1, -3, 0], [0, 0, 0, 0]])
+    steps = np.array([0.25, 0.003, 1.0])
+    found, integers = _row_grids((q * steps[:, None]).astype(np.float32), 127)
+    np.testing.assert_allclose(found[:2], steps[:2], rtol=1e-6)  # 5 and 7: the step is a fifth of the smallest
+    np.testing.assert_array_equal(integers, q)
+    assert _row_grids(np.random.default_rng(8).normal(0, 1, (4, 9)), 127) is None
+
+
+@pytest.mark.parametrize("target", INTEGER_TARGETS)
+@pytest.mark.parametrize("ratios", [(1, 2, 0.25, 8), (1, 1.3, 0.7, 1.9)])
+def test_per_channel_integer_weights_are_kept_exactly_where_the_steps_are_powers_of_two_apart(target, ratios):
+    """Channel ``o`` of the chip holds ``round(theta c_o q[o] / 2^e_o)``: its integers times one factor for every
+    channel at once only where ``theta c_o`` are all powers of two; the fact says which, and why not."""
+    rng = np.random.default_rng(9)
+    q = rng.integers(-127, 128, (4, 16))
+    q[:, 0] = 127
+    graph = _integer_weight_graph(q, 0.0123 * np.array(ratios)[:, None])
+    calibration = rng.random((64, 6), dtype=np.float32)
+    converted = convert(graph, calibration, target=targets.get(target), timesteps=16, tune="off", correct_bias=False)
+    weight = converted.graph["classes"].weight.astype(np.float64)
+    factor = weight[:, 0] / 127
+    record = converted.graph.fact("integer_weights")["classes"]
+    kept = bool(np.array_equal(weight, q * factor[:, None]))
+    assert record["kept"] == kept and record["grid"] == "per channel"
+    powers_apart = ratios[1] == 2
+    widest = targets.get(target).precision.weight_max
+    assert kept == (powers_apart and 127 * max(ratios) / min(ratios) <= widest
+                    or powers_apart and targets.get(target).precision.exponent_group == "channel")
+    if not kept:
+        assert record["reason"].startswith("re-rounded")
