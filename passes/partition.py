@@ -37,6 +37,8 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from snnconv import geometry, limits
 from snnconv.errors import BadGraphError, DoesNotFitError
 from snnconv.ir import Affine, Conv, Dense, Graph, Layer, Pool
@@ -53,31 +55,21 @@ PACKING_WINDOW = 64  # open cores a tile tries before a new core is opened
 class Partition:
     name = "partition"
 
-    def __init__(self, target: Target):
+    def __init__(self, target: Target, spread: bool = False, rates: dict[str, np.ndarray] | None = None):
         self.target = target
+        self.spread = spread
+        self.rates = rates
 
     def run(self, graph: Graph) -> PassResult:
         if not graph.fact("quantized"):
             raise BadGraphError(f"graph {graph.name!r} is not quantized; run quantize before partition")
         bounds = Limits.of(self.target)
-        incoming = geometry.projections(graph)
-        kernels = {layer.name: limits.kernel_entries(layer) for layer in graph
-                   if isinstance(layer, (Conv, Dense, Affine, Pool))}
+        tiled, packed = _layout(graph, bounds)
+        budget = None
+        if self.spread:
+            budget, tiled, packed = _spread(graph, bounds, tiled, packed, _activities(graph, self.rates))
         populations = geometry.populations(graph)
-        tiled: dict[str, _Tiling] = {}
-        refused: dict[str, DoesNotFitError] = {}
-        for population in reversed(populations):  # the tiles that read a population are known before it is tiled
-            readers = [(p, index, [piece.tile for piece in tiled[target].pieces])
-                       for target, maps in incoming.items() for index, p in enumerate(maps)
-                       if p.source == population.name and target in tiled]
-            try:
-                tiled[population.name] = _tile_population(population, incoming[population.name], readers, bounds,
-                                                          kernels)
-            except DoesNotFitError as error:
-                refused[population.name] = error
-        if refused:  # the first layer, in the network's order, that does not fit
-            raise next(refused[layer.name] for layer in populations if layer.name in refused)
-        packed = _pack([piece for population in populations for piece in tiled[population.name].pieces])
+        incoming = geometry.projections(graph)
         cores = tuple(Core(index, tuple(core.tiles)) for index, core in enumerate(packed))
         _check_destinations(graph, cores, [core.kind for core in packed], self.target)
         notes = {name: {"tile": list(tiling.shape), "tiles": len(tiling.pieces),
@@ -86,7 +78,93 @@ class Partition:
                  for name, tiling in ((layer.name, tiled[layer.name]) for layer in populations)}
         mapping = Mapping(self.target.name, cores, {name: tiled[name].shape for name in notes})
         summary = {"cores": len(cores), "tiles": sum(note["tiles"] for note in notes.values()), "layers": notes}
+        if self.spread:
+            summary["spread_memory_bits"] = budget
         return PassResult(graph.rebuilt(graph.layers, mapping=mapping), True, summary)
+
+
+def _layout(graph: Graph, bounds: Limits, budgets: dict[str, float] | None = None
+            ) -> tuple[dict[str, _Tiling], list[_Open]]:
+    """Every population tiled (the last first) and the tiles packed into cores, within ``bounds``; a population
+    in ``budgets`` on cores of at most that many synapse-memory bits."""
+    incoming = geometry.projections(graph)
+    kernels = {layer.name: limits.kernel_entries(layer) for layer in graph
+               if isinstance(layer, (Conv, Dense, Affine, Pool))}
+    populations = geometry.populations(graph)
+    tiled: dict[str, _Tiling] = {}
+    refused: dict[str, DoesNotFitError] = {}
+    for population in reversed(populations):  # the tiles that read a population are known before it is tiled
+        readers = [(p, index, [piece.tile for piece in tiled[target].pieces])
+                   for target, maps in incoming.items() for index, p in enumerate(maps)
+                   if p.source == population.name and target in tiled]
+        try:
+            own = bounds if budgets is None else _squeezed(bounds, budgets.get(population.name, math.inf))
+            tiled[population.name] = _tile_population(population, incoming[population.name], readers, own, kernels)
+        except DoesNotFitError as error:
+            refused[population.name] = error
+    if refused:  # the first layer, in the network's order, that does not fit
+        raise next(refused[layer.name] for layer in populations if layer.name in refused)
+    return tiled, _pack([piece for population in populations for piece in tiled[population.name].pieces],
+                        tightest=budgets is not None)
+
+
+def _spread(graph: Graph, bounds: Limits, tiled: dict, packed: list, activity: dict[str, float]
+            ) -> tuple[float | None, dict, list]:
+    """The layout with the smallest budget of expected synaptic operations per core that still fits one chip.
+
+    Why: a step ends when the busiest core is done (``snnconv.chip``), and the static
+    power of the whole chip is paid for that long, so a network packed into the fewest
+    cores leaves the rest of the chip idle while its fullest core works. A tile's
+    synapse memory counts the synapses it holds; times the mean rate of their sources
+    (``activity``) it is the tile's expected synaptic operations per step. Each
+    population's cores get ``budget / activity`` bits, so a layer fed by busy sources is
+    cut finer. A budget is kept only if every population keeps its input groups (no
+    extra accumulating compartments: the same program) and the cores fit one chip;
+    ``None`` and the fewest-core layout where none does. Bisection to 1% of the budget.
+    """
+    chip_cores = len(bounds.cores)
+    groups = {name: tiling.pieces[0].tile.groups for name, tiling in tiled.items()}
+    busiest = max(activity.values(), default=0.0)
+    if len(packed) >= chip_cores or not bounds.uniform or busiest <= 0:
+        return None, tiled, packed
+    low, high = 0.0, float(bounds.cores[0].memory_bits) * busiest  # at ``high`` no population is squeezed
+    best = (None, tiled, packed)
+    while high - low > high / 100:
+        budget = (low + high) / 2
+        try:
+            trial = _layout(graph, bounds, {name: budget / rate for name, rate in activity.items() if rate > 0})
+        except DoesNotFitError:
+            trial = None
+        if trial and len(trial[1]) <= chip_cores and all(
+                tiling.pieces[0].tile.groups == groups[name] for name, tiling in trial[0].items()):
+            high, best = budget, (budget, *trial)
+        else:
+            low = budget
+    return best
+
+
+def _squeezed(bounds: Limits, memory_bits: float) -> Limits:
+    """``bounds`` with every core's synapse memory at most ``memory_bits``."""
+    if memory_bits >= bounds.span("memory_bits")[1]:
+        return bounds
+    return dataclasses.replace(bounds, cores=tuple(dataclasses.replace(c, memory_bits=min(c.memory_bits, memory_bits))
+                                                   for c in bounds.cores))
+
+
+def _activities(graph: Graph, rates: dict[str, np.ndarray] | None) -> dict[str, float]:
+    """Per population, its synapses' mean source rate (messages per step; each source channel weighted by the
+    synapses it feeds), from ``rates`` {population: per-channel rate}; 1 for every source without rates (synapse
+    memory alone then balances), 0 for a population fed only by the input (no synaptic operations counted)."""
+    found = {}
+    for name, projections in geometry.projections(graph).items():
+        weighted = total = 0.0
+        for p in projections:
+            per_source = p.channels.sum(axis=0) * float(p.rows.sum()) * float(p.cols.sum())
+            rate = np.ones(len(per_source)) if rates is None else np.asarray(rates.get(p.source, 0.0), float)
+            weighted += float((per_source * np.broadcast_to(rate, per_source.shape)).sum())
+            total += float(per_source.sum())
+        found[name] = weighted / total if total else 0.0
+    return found
 
 
 @dataclass(frozen=True)
@@ -245,23 +323,28 @@ class _Open:
     use: Use
     populations: set[str]
 
-    def takes(self, piece: _Piece) -> bool:
+    def takes(self, piece: _Piece, tightest: bool = False) -> bool:
+        """Whether the core still fits its kind with ``piece`` added (and, ``tightest``, the piece's kind too)."""
         populations = len(self.populations) + (piece.tile.population not in self.populations)
-        return limits.fits(self.use.plus(piece.use, populations), self.kind)
+        use = self.use.plus(piece.use, populations)
+        return limits.fits(use, self.kind) and (not tightest or limits.fits(use, piece.kind))
 
-    def add(self, piece: _Piece) -> None:
+    def add(self, piece: _Piece, tightest: bool = False) -> None:
         self.tiles.append(piece.tile)
         self.populations.add(piece.tile.population)
         self.use = self.use.plus(piece.use, len(self.populations))
+        if tightest and piece.kind.memory_bits < self.kind.memory_bits:
+            self.kind = piece.kind
 
 
-def _pack(pieces: list[_Piece]) -> list[_Open]:
-    """First-fit, in population order, over the ``PACKING_WINDOW`` most recent cores; each core within its kind."""
+def _pack(pieces: list[_Piece], tightest: bool = False) -> list[_Open]:
+    """First-fit, in population order, over the ``PACKING_WINDOW`` most recent cores; each core within its kind
+    (``tightest``: within the smallest synapse memory among its tiles' kinds, where a spread budgets them)."""
     cores: list[_Open] = []
     for piece in pieces:
         for core in cores[-PACKING_WINDOW:]:
-            if core.takes(piece):
-                core.add(piece)
+            if core.takes(piece, tightest):
+                core.add(piece, tightest)
                 break
         else:
             cores.append(_Open(piece.kind, [piece.tile], piece.use, {piece.tile.population}))

@@ -130,7 +130,7 @@ def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=No
             percentile: float | str = "auto", reset: str = "emulate", encoding: str = "current",
             neuron: str = "if", decay: float | None = None, payload_bits: int | None = None,
             burst: int | None = None, tune: str = "fast",
-            uncalibrated: bool = False) -> CompiledNetwork | RecurrentNetwork:
+            uncalibrated: bool = False, spread: bool = False) -> CompiledNetwork | RecurrentNetwork:
     """Compile ``model`` for ``target`` with ``calibration`` data (an array, a tensor or batches).
 
     Without calibration data the SNN's scales could only come from a weight-based bound,
@@ -143,6 +143,8 @@ def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=No
     "lif" where the target has a leak, with ``decay`` per step, 1/256 by default).
     ``tune`` ("off", "fast", "full") is how much
     calibration data percentile and initial-membrane tuning simulates (see ``convert``).
+    ``spread`` spreads the synaptic operations over all of one chip's cores instead of
+    packing the fewest (lower latency and static energy; ``passes.partition``).
     """
     chip = targets.get(target)  # a bad target fails before the pipeline (and torch) loads
     timesteps = None if timesteps is None else options.timesteps(timesteps)
@@ -176,10 +178,10 @@ def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=No
     conversion = convert(graph, calibration, target=chip, reset=reset, percentile=percentile, encoding=encoding,
                          timesteps=timesteps, neuron=neuron, decay=decay_v, spikes_per_step=most, tune=tune)
     rates_from = calibration.kept() if isinstance(calibration, _Recording) else calibration
-    mapped = to_cores(conversion, chip, chips, rates_from)
+    mapped = to_cores(conversion, chip, chips, rates_from, bool(spread))
     settings = {"model": _name(model, graph), "timesteps": timesteps, "chips": chips, "percentile": percentile,
                 "reset": reset, "encoding": encoding, "neuron": neuron, "decay": decay_v, "payload_bits": bits,
-                "burst": longest, "tune": tune}
+                "burst": longest, "tune": tune, "spread": bool(spread)}
     return _emitted(CompiledNetwork(mapped.graph, chip, settings, mapped.notes, cost))
 
 

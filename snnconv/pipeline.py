@@ -117,15 +117,17 @@ def to_target(conversion: Conversion, target: Target, timesteps: int | None = No
 
 
 def to_cores(conversion: Conversion, target: Target, chips: int | None = None,
-             calibration=None) -> Conversion:
+             calibration=None, spread: bool = False) -> Conversion:
     """A quantized conversion partitioned into cores and placed on chips.
 
     With ``calibration``, traffic is estimated from the spike rates the ANN's clipped
     activations predict on (up to 256 of) its samples; else from fan-out counts.
+    ``spread``: partition balances the expected synaptic operations (from the same
+    rates) over one chip's cores instead of using the fewest cores (``passes.partition``).
     """
     rates = _rates(conversion.graph, calibration) if calibration is not None else None
     graph, notes = conversion.graph, dict(conversion.notes)
-    for step in (Partition(target), Place(target, chips, rates)):
+    for step in (Partition(target, spread, rates), Place(target, chips, rates)):
         graph = _run(step, graph, notes)
     return Conversion(graph, notes)
 
