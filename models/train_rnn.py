@@ -14,7 +14,10 @@ mnist_rnn_test.npz (the 1,000 bundled test digits as sequences, N x 28 x 28), an
 rnn_models.json (onnxruntime accuracy on those test sequences: 0.889 after 10 epochs;
 models.json lists image models, which its tests feed images).
 
-Run: ``python models/train_rnn.py`` (a few minutes on 2 cores).
+Run: ``python models/train_rnn.py`` (a few minutes on 2 cores). ``--layers 2`` trains a stacked RNN
+(``torch.nn.RNN(..., num_layers=2)``, each layer an IRNN, the head on the top layer's last
+hidden state) and writes mnist_rnn2.onnx and its entry "rnn2" in rnn_models.json instead
+(the data files and the one-layer model are left as they are).
 """
 
 from __future__ import annotations
@@ -40,15 +43,16 @@ EPOCHS = 10
 
 
 class SequenceRNN(nn.Module):
-    def __init__(self, hidden: int = HIDDEN):
+    def __init__(self, hidden: int = HIDDEN, layers: int = 1):
         super().__init__()
-        self.rnn = nn.RNN(28, hidden, nonlinearity="relu", batch_first=True)
+        self.rnn = nn.RNN(28, hidden, num_layers=layers, nonlinearity="relu", batch_first=True)
         self.head = nn.Linear(hidden, 10)
         with torch.no_grad():
-            self.rnn.weight_hh_l0.copy_(torch.eye(hidden))
-            self.rnn.bias_hh_l0.zero_()
-            self.rnn.bias_ih_l0.zero_()
-            self.rnn.weight_ih_l0.mul_(0.5)
+            for layer in range(layers):
+                getattr(self.rnn, f"weight_hh_l{layer}").copy_(torch.eye(hidden))
+                getattr(self.rnn, f"bias_hh_l{layer}").zero_()
+                getattr(self.rnn, f"bias_ih_l{layer}").zero_()
+                getattr(self.rnn, f"weight_ih_l{layer}").mul_(0.5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, h = self.rnn(x)
@@ -89,24 +93,31 @@ def export(model: nn.Module) -> onnx.ModelProto:
     return onnx.load_from_string(buffer.getvalue())
 
 
-def main() -> None:
+def main(layers: int = 1) -> None:
     torch.manual_seed(SEED)
     torch.set_num_threads(2)
     x_train, y_train, x_test, y_test = load_digits()
     x_train, x_test = sequences(x_train), sequences(x_test)
-    calib = np.concatenate([np.flatnonzero(y_train == c)[:20] for c in range(10)])
-    np.savez_compressed(HERE / "mnist_rnn_calib.npz", x=x_train[calib], y=y_train[calib])
-    np.savez_compressed(HERE / "mnist_rnn_test.npz", x=x_test, y=y_test)
-    model = train(SequenceRNN(), x_train, y_train)
-    onnx.save(export(model), HERE / "mnist_rnn.onnx")
-    accuracy = onnxruntime_accuracy(HERE / "mnist_rnn.onnx", x_test, y_test)
+    if layers == 1:
+        calib = np.concatenate([np.flatnonzero(y_train == c)[:20] for c in range(10)])
+        np.savez_compressed(HERE / "mnist_rnn_calib.npz", x=x_train[calib], y=y_train[calib])
+        np.savez_compressed(HERE / "mnist_rnn_test.npz", x=x_test, y=y_test)
+    model = train(SequenceRNN(layers=layers), x_train, y_train)
+    name, file = ("rnn", "mnist_rnn.onnx") if layers == 1 else (f"rnn{layers}", f"mnist_rnn{layers}.onnx")
+    onnx.save(export(model), HERE / file)
+    accuracy = onnxruntime_accuracy(HERE / file, x_test, y_test)
     print(f"onnxruntime accuracy on {len(x_test)} test sequences: {accuracy:.4f}")
     registry = HERE / "rnn_models.json"
-    entries = {}
-    entries["rnn"] = {"file": "mnist_rnn.onnx", "data": "mnist_rnn_test.npz", "calibration": "mnist_rnn_calib.npz",
-                      "accuracy": round(accuracy, 4), "trained_by": "train_rnn.py"}
+    entries = json.loads(registry.read_text()) if registry.exists() else {}
+    entries[name] = {"file": file, "data": "mnist_rnn_test.npz", "calibration": "mnist_rnn_calib.npz",
+                     "accuracy": round(accuracy, 4), "trained_by": "train_rnn.py" + ("" if layers == 1 else
+                                                                                       f" --layers {layers}")}
     registry.write_text(json.dumps(entries, indent=2) + "\n")
 
 
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layers", type=int, default=1, help="stacked recurrent layers (1: the bundled model)")
+    main(parser.parse_args().layers)

@@ -259,13 +259,16 @@ def _round(layer: L.Round, xs: list[Tensor]) -> Tensor:
 
 
 def _recurrent(layer: L.Recurrent, xs: list[Tensor]) -> Tensor:
-    """``h_t = relu(W x_t + U h_{t-1} + b)`` over the items of (N, L, F) from ``h_0 = 0``; ``h_L``."""
+    """``h_t = relu(W x_t + U h_{t-1} + b)`` over the items of (N, L, F) from ``h_0 = 0``; ``h_L`` (every ``h_t``,
+    (N, L, H), for a layer with ``sequence``)."""
     x = xs[0]
     weight, recurrent, bias = (_param(layer, name, x) for name in ("weight", "recurrent", "bias"))
     h = torch.zeros((len(x), len(bias)), dtype=x.dtype, device=x.device)
+    states = []
     for item in x.unbind(1):
         h = torch.relu(item @ weight.T + h @ recurrent.T + bias)
-    return h
+        states.append(h)
+    return torch.stack(states, dim=1) if layer.sequence else h
 
 
 _KERNELS: dict[type[Layer], Callable[[Layer, list[Tensor]], Tensor]] = {

@@ -53,7 +53,7 @@ from snnconv.errors import BadArtifactError, BadGraphError
 from snnconv.ir import IF, LAYER_KINDS, OUTPUT_ACTIVATIONS, Affine, Conv, Dense, Graph, Layer, Output, Round
 from snnconv.mapping import Core, Mapping, Resources, Tile
 from snnconv.options import MAX_TIMESTEPS  # the cap of the API and the CLI holds for an artifact's T too
-from snnconv.recurrent_program import POPULATIONS, CoreUse, RecurrentProgram
+from snnconv.recurrent_program import POPULATIONS, CoreUse, RecurrentProgram, StackedLayer
 from snnconv.targets.target import Precision, Target
 
 __all__ = ["FORMAT", "MAX_TIMESTEPS", "VERSION", "Artifact", "check_precision", "check_recurrent_precision", "read",
@@ -285,7 +285,7 @@ def _arrays(archive: zipfile.ZipFile, manifest: dict, path: str) -> dict[str, np
     """Every array the manifest lists, checked, within ``MAX_PROGRAM_BYTES`` as the program will hold them
     (integers as float64: an int8 array grows eightfold). Arrays that no layer uses are refused unread:
     they could serve no purpose but to cost memory."""
-    sections = [*manifest["program"], manifest.get("recurrent")]
+    sections = [*manifest["program"], *_recurrent_sections(manifest.get("recurrent"))]
     unused = sorted(set(manifest["checksums"]) - _used_arrays(sections))
     if unused:
         raise BadArtifactError(f"{path}: the manifest lists {len(unused):,} array(s) that no layer uses "
@@ -595,11 +595,41 @@ def _recurrent_entry(program: RecurrentProgram, arrays: dict[str, np.ndarray]) -
             name = f"arrays/recurrent/{field.name}.npy"
             arrays[name] = _compact(value)
             entry[field.name] = {"array": name}
+        elif field.name == "upper":
+            entry["upper"] = [_stacked_entry(layer, index, arrays) for index, layer in enumerate(value)]
         elif field.name == "cores":
             entry["cores"] = [dataclasses.asdict(core) for core in value]
         else:
             entry[field.name] = _jsonable(value)
     return entry
+
+
+def _stacked_entry(layer: StackedLayer, index: int, arrays: dict[str, np.ndarray]) -> dict:
+    """A stacked layer's fields: arrays under ``arrays/recurrent/upper<index>/``, numbers as JSON."""
+    entry = {}
+    for field in dataclasses.fields(layer):
+        value = getattr(layer, field.name)
+        if isinstance(value, np.ndarray):
+            name = f"arrays/recurrent/upper{index}/{field.name}.npy"
+            arrays[name] = _compact(value)
+            entry[field.name] = {"array": name}
+        else:
+            entry[field.name] = _jsonable(value)
+    return entry
+
+
+def _recurrent_sections(entry) -> list:
+    """The recurrent section and its stacked layers' entries (each may name arrays); nothing where absent."""
+    if not isinstance(entry, dict):
+        return [entry]
+    upper = entry.get("upper")
+    return [entry, *(upper if isinstance(upper, list) else [])]
+
+
+def _stacked(entry, arrays: dict[str, np.ndarray], where: str) -> StackedLayer:
+    entry = _object(entry, tuple(f.name for f in dataclasses.fields(StackedLayer)), where)
+    return StackedLayer(**{f.name: _field(entry[f.name], f.name, str(f.type), arrays, f"{where}: field {f.name!r}")
+                           for f in dataclasses.fields(StackedLayer)})
 
 
 def _recurrent(entry, arrays: dict[str, np.ndarray], where: str) -> RecurrentProgram:
@@ -608,13 +638,15 @@ def _recurrent(entry, arrays: dict[str, np.ndarray], where: str) -> RecurrentPro
     names = {f.name for f in dataclasses.fields(RecurrentProgram)}
     entry = _object(entry, tuple(sorted(names)), where)
     values = {f.name: _field(entry[f.name], f.name, str(f.type), arrays, f"{where}: field {f.name!r}")
-              for f in dataclasses.fields(RecurrentProgram) if f.name not in ("cores", "notes")}
+              for f in dataclasses.fields(RecurrentProgram) if f.name not in ("cores", "notes", "upper")}
+    upper = tuple(_stacked(layer, arrays, f"{where}: stacked layer {index + 1}")
+                  for index, layer in enumerate(_list(entry["upper"], f"{where}: upper")))
     if not isinstance(entry["notes"], dict):
         raise BadArtifactError(f"{where}: field 'notes' is {_short(entry['notes'])}, not an object")
     listed = _list(entry["cores"], f"{where}: cores")
     cores = tuple(_recurrent_core(core, index, len(listed), f"{where}: core {index}")
                   for index, core in enumerate(listed))
-    program = RecurrentProgram(**values, cores=cores, notes=entry["notes"])
+    program = RecurrentProgram(**values, upper=upper, cores=cores, notes=entry["notes"])
     _check_recurrent_shapes(program, where)
     _check_recurrent_cover(program, where)
     return program
@@ -635,23 +667,34 @@ def _recurrent_core(entry, index: int, count: int, where: str) -> CoreUse:
 
 
 def _check_recurrent_shapes(program: RecurrentProgram, where: str) -> None:
-    """(H, F) input weights, (H,) biases, (H, H) recurrent weights, (C, H) head, (C,) its bias; finite numbers;
-    a positive threshold and output scale; the bias format's exponents in order."""
+    """(H, F) input weights, (H,) biases, (H, H) recurrent weights, per stacked layer (H_l, H_{l-1}) weights,
+    (H_l,) bias and (H_l, H_l) recurrent weights, (C, H_top) head, (C,) its bias; finite numbers; positive
+    thresholds and output scale; the bias format's exponents in order."""
     hidden = program.recurrent.shape[0] if program.recurrent.ndim == 2 else 0
     features = program.input_weight.shape[1] if program.input_weight.ndim == 2 else 0
     classes = program.output_weight.shape[0] if program.output_weight.ndim == 2 else 0
-    expected = {"input_weight": (hidden, features), "input_bias": (hidden,), "recurrent": (hidden, hidden),
-                "output_weight": (classes, hidden), "output_bias": (classes,)}
-    for name, shape in expected.items():
-        array = getattr(program, name)
-        if not (hidden and features and classes) or array.shape != shape or not np.all(np.isfinite(array)):
-            raise BadArtifactError(f"{where}: {name} of shape {array.shape} is not a finite array of {shape} "
-                                   "(hidden, features, classes at least 1); the file was altered: compile the model "
-                                   "again")
-    scalars = (program.threshold, program.v_init, program.output_scale)
-    if not all(math.isfinite(value) for value in scalars) or program.threshold <= 0 or program.output_scale <= 0:
-        raise BadArtifactError(f"{where}: threshold {program.threshold}, v_init {program.v_init} and output_scale "
-                               f"{program.output_scale} must be finite, the first and last positive")
+    expected = [(program, {"input_weight": (hidden, features), "input_bias": (hidden,), "recurrent": (hidden, hidden)},
+                 "")]
+    below, nonempty = hidden, hidden
+    for index, layer in enumerate(program.upper):  # each stacked layer reads the one below
+        size = layer.recurrent.shape[0] if layer.recurrent.ndim == 2 else 0
+        expected.append((layer, {"weight": (size, below), "bias": (size,), "recurrent": (size, size)},
+                         f"stacked layer {index + 1}: "))
+        below, nonempty = size, nonempty and size
+    expected.append((program, {"output_weight": (classes, below), "output_bias": (classes,)}, ""))
+    for owner, shapes, label in expected:
+        for name, shape in shapes.items():
+            array = getattr(owner, name)
+            if not (nonempty and features and classes) or array.shape != shape or not np.all(np.isfinite(array)):
+                raise BadArtifactError(f"{where}: {label}{name} of shape {array.shape} is not a finite array of "
+                                       f"{shape} (hidden, features, classes at least 1); the file was altered: "
+                                       "compile the model again")
+    scalars = [(program.threshold, program.v_init, program.output_scale, "")] + \
+        [(layer.threshold, layer.v_init, 1.0, f"stacked layer {i + 1}: ") for i, layer in enumerate(program.upper)]
+    for threshold, v_init, scale, label in scalars:
+        if not all(math.isfinite(value) for value in (threshold, v_init, scale)) or threshold <= 0 or scale <= 0:
+            raise BadArtifactError(f"{where}: {label}threshold {threshold}, v_init {v_init} and output_scale "
+                                   f"{scale} must be finite, the first and last positive")
     if program.bias_format is not None and not (1 <= program.bias_format[0] <= 64
                                                 and program.bias_format[1] <= program.bias_format[2]):
         raise BadArtifactError(f"{where}: bias_format {list(program.bias_format)} is not [bits 1-64, lowest "
@@ -660,7 +703,7 @@ def _check_recurrent_shapes(program: RecurrentProgram, where: str) -> None:
 
 def _check_recurrent_cover(program: RecurrentProgram, where: str) -> None:
     """Each hidden neuron and each output integrator on exactly one core, tiles inside their population."""
-    sizes = {"hidden": program.hidden, "output": len(program.output_weight)}
+    sizes = {"hidden": program.hidden_total, "output": len(program.output_weight)}
     for population, size in sizes.items():
         held = np.zeros(size, np.int64)
         for core in program.cores:
@@ -696,21 +739,30 @@ def check_recurrent_precision(program: RecurrentProgram, target: Target, where: 
               ("output_weight", program.output_weight.reshape(1, -1), weight_format, weights),
               ("output_bias", program.output_bias.reshape(-1, 1), bias_format,
                f"{precision.bias_bits}-bit biases ({bias_format})")]
+    for index, layer in enumerate(program.upper):  # a layer's feed-forward and recurrent synapses: one exponent
+        label = f"stacked layer {index + 1}: "
+        checks += [(label + "weight and recurrent", np.concatenate([layer.weight.ravel(), layer.recurrent.ravel()])
+                    .reshape(1, -1), weight_format, weights),
+                   (label + "bias", layer.bias.reshape(-1, 1), bias_format,
+                    f"{precision.bias_bits}-bit biases ({bias_format})")]
     for name, rows, number_format, allowed in checks:
         flat = number_format.first_outside(rows)
         if flat is not None:
             _refuse_recurrent(where, name, rows.flat[flat], allowed, target.name)
-    mantissa = program.threshold / 2.0 ** precision.threshold_shift
-    if not (mantissa.is_integer() and 1 <= mantissa <= 2 ** precision.threshold_bits - 1):
-        _refuse_recurrent(where, "threshold", program.threshold, f"{precision.threshold_bits}-bit thresholds "
-                          f"(m * 2^{precision.threshold_shift})", target.name)
+    layers = [("", program.threshold, program.v_init)] + \
+        [(f"stacked layer {i + 1}: ", layer.threshold, layer.v_init) for i, layer in enumerate(program.upper)]
+    for label, threshold, v_init in layers:
+        mantissa = threshold / 2.0 ** precision.threshold_shift
+        if not (mantissa.is_integer() and 1 <= mantissa <= 2 ** precision.threshold_bits - 1):
+            _refuse_recurrent(where, label + "threshold", threshold, f"{precision.threshold_bits}-bit thresholds "
+                              f"(m * 2^{precision.threshold_shift})", target.name)
+        if not (float(v_init).is_integer() and 0 <= v_init <= threshold):
+            _refuse_recurrent(where, label + "v_init", v_init, "an integer membrane in [0, threshold]", target.name)
     low, high = precision.bias_exponent
     bits, lowest, highest = program.bias_format or (0, low - 1, high)
     if not (bits <= precision.bias_bits and low <= lowest and highest <= high):
         _refuse_recurrent(where, "bias_format", program.bias_format, f"{precision.bias_bits}-bit host currents "
                           f"(exponents within [{low}, {high}])", target.name)
-    if not (float(program.v_init).is_integer() and 0 <= program.v_init <= program.threshold):
-        _refuse_recurrent(where, "v_init", program.v_init, "an integer membrane in [0, threshold]", target.name)
 
 
 def _refuse_recurrent(where: str, field: str, value, allowed: str, chip: str) -> None:

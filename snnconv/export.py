@@ -444,7 +444,9 @@ def write_recurrent_nir(network, path: str | Path) -> list[str]:
     firing at ``v >= theta``, the initial membrane, the clip of the membranes to
     ``[0, theta]`` at each item's first step (a write at the item boundary, like the host's
     bias write), the saturating state bits, and the output integrators read and reset per
-    item.
+    item. A stacked layer ``l`` (``hidden_l``) reads ``hidden_{l-1}`` through an ``Affine``
+    (``forward_l``: its weights and constant bias, no delay: the same step) and itself as
+    the first layer does (``recurrent_delay_l``, ``recurrent_l``); the head reads the top.
     """
     nir = _nir()
     files.check_outputs({"the NIR file": path})
@@ -493,7 +495,21 @@ def _export_recurrent(network) -> tuple[object, list[str]]:
         "output": nir.Output(output_type=np.array([classes]), metadata=output_meta),
     }
     edges = [("input", "input_current"), ("input_current", "hidden"), ("hidden", "recurrent_delay"),
-             ("recurrent_delay", "recurrent"), ("recurrent", "hidden"), ("hidden", "head"), ("head", "output")]
+             ("recurrent_delay", "recurrent"), ("recurrent", "hidden")]
+    below = "hidden"
+    for number, layer in enumerate(program.upper, start=2):  # a stacked layer: the one below in the same step
+        size, name = len(layer.recurrent), f"hidden_{number}"
+        nodes[f"forward_{number}"] = nir.Affine(weight=_f32(layer.weight), bias=_f32(layer.bias),
+                                                metadata={"bias": "a constant current the host writes"})
+        nodes[name] = nir.IF(r=np.ones(size, np.float32), v_threshold=np.full(size, layer.threshold, np.float32),
+                             v_reset=np.zeros(size, np.float32), metadata={**hidden_meta, "v_init": float(layer.v_init)})
+        nodes[f"recurrent_delay_{number}"] = nir.Delay(delay=np.full(size, float(k), np.float32),
+                                                       metadata={"delay_steps": k})
+        nodes[f"recurrent_{number}"] = nir.Linear(weight=_f32(layer.recurrent))
+        edges += [(below, f"forward_{number}"), (f"forward_{number}", name), (name, f"recurrent_delay_{number}"),
+                  (f"recurrent_delay_{number}", f"recurrent_{number}"), (f"recurrent_{number}", name)]
+        below = name
+    edges += [(below, "head"), ("head", "output")]
     metadata = {"snnconv": __version__, "target": network.target.name, "kind": "recurrent", "steps_per_item": k,
                 "items": program.items, "timesteps": k * program.items, "encoding": "current"}
     return nir.NIRGraph(nodes, edges, metadata=metadata), _recurrent_warnings(program, rounding)

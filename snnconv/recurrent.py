@@ -2,7 +2,9 @@
 
 Supported graph: ``Input (L, F) -> Recurrent (H) -> Dense (C) -> Output`` (what
 ``torch.nn.RNN(nonlinearity="relu", batch_first=True)`` and a linear head on ``h[-1]``
-export). The general pipeline (``snnconv.pipeline``) refuses recurrent graphs and points here.
+export), or several recurrent layers stacked (``num_layers > 1``: each but the top gives
+every ``h_t`` to the one above; see **Stacked layers**). The general pipeline
+(``snnconv.pipeline``) refuses recurrent graphs and points here.
 
 **Streaming.** Item ``t`` of a sequence is presented for ``K = steps_per_item`` steps
 (steps ``(t-1)K .. tK-1``). The host writes its input current ``theta (W' x_t + b')`` as
@@ -34,6 +36,28 @@ fixed point of ``h = relu(W x_t + U h + b)``, not the ANN's ``h_t``. The chip ne
 synaptic delay of K (Loihi's synapses have a delay field; on the chip model it is a ring
 buffer of K spike vectors).
 
+**Stacked layers** (``h^l_t = relu(W_l h^{l-1}_t + U_l h^l_{t-1} + b_l)``, ``l >= 2``).
+Layer ``l``'s window for item ``t`` is the same K steps as layer ``l-1``'s: at step ``k``
+it reads the spikes layer ``l-1`` fired at that very step through ``W_l`` (no delay, as
+the feed-forward pipeline's layers and this head read theirs), its own spikes of step
+``k - K`` through ``U_l``, and a constant host-written bias ``b_l'``. Over the window its
+input thus sums to ``W_l' count^{l-1}_t + U_l count^l_{t-1} + K b_l'``, so with the
+rectified carry its rate follows ``r^l_t ~ clip(W_l' r^{l-1}_t + U_l r^l_{t-1} + b_l', 0, 1)``:
+the ANN's ``h^l_t / lambda_l`` once ``r^{l-1}_t`` is ``h^{l-1}_t / lambda_{l-1}``, by
+induction on ``l`` (and on ``t`` through ``U_l``). Normalization per layer:
+``W_l' = W_l lambda_{l-1} / lambda_l``, ``b_l' = b_l / lambda_l``, ``U_l`` unchanged, each
+``lambda_l`` the ``percentile`` of layer ``l``'s ``h_t`` on the calibration sequences; the
+head reads the top layer with ``V lambda_top``. Reading layer ``l-1`` a window later (delay
+K) would also keep the rates, but would put ``L + depth - 1`` windows between a
+sequence's first item and its output and need a second delay line per layer; without it
+the output stays at the last item's window, and since no layer reads one above it in the
+same step, each window can be computed layer after layer. The cost is that within a
+window layer ``l`` sees layer ``l-1``'s spikes in the order they come (few early in the
+window): the charge that arrives late is carried into the next window by the rectified
+carry, so it shifts a little of ``h^l_t`` to ``t+1``. Each layer has its own threshold
+and weight exponent (one for its feed-forward and recurrent synapses, which share its
+cores), chosen as the first layer's from its largest weight.
+
 **Output.** A non-spiking integrator reads the hidden spikes through ``V`` (and its bias
 ``c`` every step). The host reads its membrane at the end of each item's window and resets
 it: ``logits_t = integral_t / (K theta_out) * output_scale``, per item; the final output is
@@ -64,11 +88,12 @@ shows a sequence model through ``snnconv.benchmark_sequence``, ``eval`` through
 ``snnconv.recurrent_eval``. ``snnconv.compile`` / ``snnconv.load`` give a
 ``snnconv.recurrent_network.RecurrentNetwork`` (run, report, the ``.snn`` artifact's
 ``recurrent`` section, NIR export). Not done: the general chip model (``snnconv.chip``)
-does not run it; more than one recurrent layer, a head other than one Dense.
+does not run it; a head other than one Dense.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -77,12 +102,12 @@ import torch
 
 from snnconv.errors import BadDataError, DoesNotFitError, UnsupportedOpError
 from snnconv.ir import Dense, Graph, Input, Output, Recurrent
-from snnconv.recurrent_program import CoreUse, RecurrentProgram, SequenceResult
+from snnconv.recurrent_program import CoreUse, RecurrentProgram, SequenceResult, StackedLayer
 from snnconv.targets import get as get_target
 from snnconv.targets.target import Target
 
-__all__ = ["DEFAULT_STEPS_PER_ITEM", "Bounds", "CoreUse", "RecurrentProgram", "SequenceResult", "bounds", "compile",
-           "membrane_range", "parts", "run"]
+__all__ = ["DEFAULT_STEPS_PER_ITEM", "Bounds", "CoreUse", "RecurrentProgram", "SequenceResult", "StackedLayer",
+           "bounds", "compile", "membrane_range", "parts", "run", "stack"]
 
 DEFAULT_STEPS_PER_ITEM = 128  # bundled RNN, 1,000 test sequences: 88.3% vs the ANN's 88.9% on each target; 64: 86.7%
 # (loihi), 256: 89.2% (benchmarks/results/recurrent.md)
@@ -100,16 +125,31 @@ class Bounds:
     may_saturate: bool  # whether a hidden membrane might reach its state bits
 
 
-def parts(graph: Graph) -> tuple[Input, Recurrent, Dense, Output]:
+def stack(graph: Graph) -> tuple[Input, list[Recurrent], Dense, Output]:
+    """The graph's input, its recurrent layers bottom to top (each but the top giving every ``h_t``), head, output."""
     layers = list(graph)
+    cells = layers[1:-2]
     kinds = [type(layer) for layer in layers]
-    if kinds != [Input, Recurrent, Dense, Output]:
+    if (len(layers) < 4 or kinds[0] is not Input or kinds[-2:] != [Dense, Output]
+            or not all(isinstance(cell, Recurrent) for cell in cells)
+            or [cell.sequence for cell in cells] != [True] * (len(cells) - 1) + [False]
+            or any(layer.inputs != (below.name,) for below, layer in itertools.pairwise(layers[:-1]))):
         found = " -> ".join(layer.kind for layer in layers)
-        raise UnsupportedOpError(f"recurrent graph {graph.name!r} is {found}; snnconv streams input -> recurrent -> "
-                                 "dense -> output (one ReLU RNN layer and a linear head on its last hidden state)")
-    if layers[3].activation not in (None, "softmax", "log_softmax"):
-        raise UnsupportedOpError(f"output activation {layers[3].activation!r} of a recurrent graph; only argmax heads")
-    return layers[0], layers[1], layers[2], layers[3]
+        raise UnsupportedOpError(f"recurrent graph {graph.name!r} is {found}; snnconv streams input -> recurrent "
+                                 "(one or more stacked ReLU RNN layers) -> dense -> output (a linear head on the top "
+                                 "layer's last hidden state)")
+    if layers[-1].activation not in (None, "softmax", "log_softmax"):
+        raise UnsupportedOpError(f"output activation {layers[-1].activation!r} of a recurrent graph; only argmax heads")
+    return layers[0], cells, layers[-2], layers[-1]
+
+
+def parts(graph: Graph) -> tuple[Input, Recurrent, Dense, Output]:
+    """``stack`` of a graph with one recurrent layer."""
+    inp, cells, head, out = stack(graph)
+    if len(cells) != 1:
+        raise UnsupportedOpError(f"recurrent graph {graph.name!r} has {len(cells)} stacked recurrent layers; this "
+                                 "reads one (use stack)")
+    return inp, cells[0], head, out
 
 
 def hidden_states(layer: Recurrent, x: np.ndarray) -> np.ndarray:
@@ -125,9 +165,12 @@ def hidden_states(layer: Recurrent, x: np.ndarray) -> np.ndarray:
 def compile(model, target: str | Target | None = "loihi", calibration=None,
             steps_per_item: int = DEFAULT_STEPS_PER_ITEM, percentile: float = DEFAULT_PERCENTILE,
             chips: int | None = None) -> RecurrentProgram:
-    """Normalize ``model`` (a path, ONNX model or IR graph) on ``calibration`` (N, L, F), quantize and map it."""
+    """Normalize ``model`` (a path, ONNX model or IR graph) on ``calibration`` (N, L, F), quantize and map it.
+
+    Each recurrent layer ``l`` gets its own ``lambda_l`` (the ``percentile`` of its ``h_t``
+    on the calibration sequences, all items and neurons) and its own threshold."""
     graph = model if isinstance(model, Graph) else _load(model)
-    inp, layer, head, _ = parts(graph)
+    inp, cells, head, _ = stack(graph)
     if calibration is None:
         raise BadDataError("a recurrent network needs calibration sequences (N, L, F) to set its scale")
     x = np.asarray(calibration, np.float32)
@@ -136,17 +179,26 @@ def compile(model, target: str | Target | None = "loihi", calibration=None,
                            f"{inp.shape[1]})")
     if steps_per_item < 1:
         raise BadDataError(f"steps_per_item {steps_per_item} must be at least 1")
-    scale = float(np.percentile(hidden_states(layer, x), percentile)) or 1.0
+    scales, states = [], x
+    for cell in cells:
+        states = hidden_states(cell, states)
+        scales.append(float(np.percentile(states, percentile)) or 1.0)
+    layer, scale = cells[0], scales[0]
     w, b = np.asarray(layer.weight, np.float64) / scale, np.asarray(layer.bias, np.float64) / scale
     u = np.asarray(layer.recurrent, np.float64)
-    v, c = np.asarray(head.weight, np.float64) * scale, np.asarray(head.bias, np.float64)
+    upper = [(np.asarray(cell.weight, np.float64) * below / above, np.asarray(cell.bias, np.float64) / above,
+              np.asarray(cell.recurrent, np.float64)) for cell, below, above in zip(cells[1:], scales, scales[1:])]
+    v, c = np.asarray(head.weight, np.float64) * scales[-1], np.asarray(head.bias, np.float64)
     spec = None if target is None else get_target(target)
     if spec is None or spec.precision.is_float:
         program = RecurrentProgram(None if spec is None else spec.name, steps_per_item, inp.shape[0], w, b, u, 1.0,
-                                   0.5, v, c, 1.0, None, None)
+                                   0.5, v, c, 1.0, None, None,
+                                   upper=tuple(StackedLayer(fw, fb, fu, 1.0, 0.5) for fw, fb, fu in upper))
     else:
-        program = _quantized(spec, steps_per_item, inp.shape[0], w, b, u, v, c)
+        program = _quantized(spec, steps_per_item, inp.shape[0], w, b, u, v, c, upper)
     notes = {"lambda_h": scale, "percentile": percentile}
+    if len(cells) > 1:
+        notes["lambda_layers"] = scales
     program = _with(program, notes=notes)
     largest = bounds(program).largest_sum
     if largest >= 2.0**53:
@@ -166,25 +218,38 @@ def _with(program: RecurrentProgram, **changes) -> RecurrentProgram:
     return dataclasses.replace(program, **changes)
 
 
-def _quantized(spec: Target, steps: int, items: int, w, b, u, v, c) -> RecurrentProgram:
-    p = spec.precision
+def _scale(p, peak: float) -> tuple[float, int]:
+    """The threshold and weight exponent of a population whose largest weight (at threshold 1) is ``peak``."""
     wmax, unit = p.weight_max, 2**p.threshold_shift
     largest_theta = min((2**p.threshold_bits - 1) * unit, 2 ** (p.state_bits - 1) / HEADROOM)
-    peak = float(np.abs(u).max()) or 1.0
-    theta, exponent = 0.0, p.weight_exponent[0]
+    peak = peak or 1.0
     for e in range(p.weight_exponent[1], p.weight_exponent[0] - 1, -1):
         candidate = math.floor(wmax * 2**e / peak / unit) * unit
         if unit <= candidate <= largest_theta:
-            theta, exponent = float(candidate), e
-            break
-    if not theta:  # weights too small for the largest threshold: take it, weights stay below wmax
-        theta = float(math.floor(largest_theta / unit) * unit)
-    recurrent = np.clip(np.rint(u * theta / 2**exponent), -wmax, wmax) * 2**exponent
+            return float(candidate), e
+    # weights too small for the largest threshold: take it, weights stay below wmax
+    return float(math.floor(largest_theta / unit) * unit), p.weight_exponent[0]
+
+
+def _weights(p, a: np.ndarray, theta: float, exponent: int) -> np.ndarray:
+    return np.clip(np.rint(a * theta / 2**exponent), -p.weight_max, p.weight_max) * 2**exponent
+
+
+def _quantized(spec: Target, steps: int, items: int, w, b, u, v, c, upper=()) -> RecurrentProgram:
+    p = spec.precision
+    theta, exponent = _scale(p, float(np.abs(u).max()))
+    recurrent = _weights(p, u, theta, exponent)
     bias_format = (p.bias_bits, *p.bias_exponent)
+    stacked = []
+    for fw, fb, fu in upper:  # one exponent for the layer's synapses (feed-forward and recurrent: one core's)
+        top, e = _scale(p, max(float(np.abs(fw).max()), float(np.abs(fu).max())))
+        stacked.append(StackedLayer(_weights(p, fw, top, e), round_bias(fb * top, bias_format),
+                                    _weights(p, fu, top, e), top, float(round(top / 2))))
     out_weight, out_bias, out_theta = _quantized_head(p, steps, v, c, bias_format)
     compartments = 1 if "subtract" in spec.neuron.reset else spec.neuron.subtract_compartments
     return RecurrentProgram(spec.name, steps, items, w * theta, b * theta, recurrent, theta, float(round(theta / 2)),
-                            out_weight, out_bias, 1.0 / out_theta, p.state_bits, bias_format, compartments)
+                            out_weight, out_bias, 1.0 / out_theta, p.state_bits, bias_format, compartments,
+                            upper=tuple(stacked))
 
 
 def _quantized_head(p, steps: int, v, c, bias_format) -> tuple[np.ndarray, np.ndarray, float]:
@@ -219,24 +284,41 @@ def host_currents(program: RecurrentProgram, x: np.ndarray) -> np.ndarray:
     return round_bias(x @ program.input_weight.T + program.input_bias, program.bias_format)
 
 
+def _populations(program: RecurrentProgram) -> list[tuple[np.ndarray | None, np.ndarray, np.ndarray, float, float]]:
+    """Per recurrent layer, bottom to top: feed-forward chip weights (None: the host's current), constant bias,
+    recurrent weights, threshold, v_init."""
+    return [(None, program.input_bias, program.recurrent, program.threshold, program.v_init),
+            *((layer.weight, layer.bias, layer.recurrent, layer.threshold, layer.v_init) for layer in program.upper)]
+
+
+def _spike_current_range(weights: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per neuron, the least and most that spikes (0 or 1 each) through ``weights`` can add in one step."""
+    return (sum(np.minimum(np.asarray(w, np.float64), 0).sum(axis=1) for w in weights),
+            sum(np.maximum(np.asarray(w, np.float64), 0).sum(axis=1) for w in weights))
+
+
 def bounds(program: RecurrentProgram) -> Bounds:
-    """Worst-case currents and sums for any input (host currents at the bias format's extremes)."""
+    """Worst-case currents and sums for any input (host currents at the bias format's extremes), over every layer."""
     if program.bias_format is None:
         host = float(np.abs(program.input_weight).sum(axis=1).max() + np.abs(program.input_bias).max())
     else:
         bits, _, high = program.bias_format
         host = float((2 ** (bits - 1) - 1) * 2**high)
-    u = program.recurrent
-    low = -host + float(np.minimum(u, 0).sum(axis=1).min())
-    high_current = host + float(np.maximum(u, 0).sum(axis=1).max())
+    state = 2.0 ** (program.state_bits - 1) if program.state_bits else math.inf
+    low_current, high_current, largest, saturate = math.inf, -math.inf, 0.0, False
+    for weight, bias, u, theta, v_init in _populations(program):
+        drive = (-host, host) if weight is None else (np.asarray(bias, np.float64),) * 2
+        spikes = _spike_current_range([u] if weight is None else [weight, u])
+        low = float((drive[0] + spikes[0]).min())
+        high = float((drive[1] + spikes[1]).max())
+        start = max(abs(v_init), theta)  # a window starts at v_init or in [0, theta]
+        reach = start + program.steps_per_item * max(-low, high)
+        largest = max(largest, min(reach, state) + max(-low, high) + theta)
+        low_current, high_current, saturate = min(low_current, low), max(high_current, high), saturate or reach >= state
     window = program.steps_per_item * float((np.abs(program.output_weight).sum(axis=1)
                                              + np.abs(program.output_bias)).max())
-    state = 2.0 ** (program.state_bits - 1) if program.state_bits else math.inf
-    start = max(abs(program.v_init), program.threshold)  # a window starts at v_init or in [0, theta]
-    reach = start + program.steps_per_item * max(-low, high_current)
-    largest = min(reach, state) + max(-low, high_current) + program.threshold
-    return Bounds((low, high_current), window, max(largest, window + state if program.state_bits else window),
-                  reach >= state)
+    return Bounds((low_current, high_current), window, max(largest, window + state if program.state_bits else window),
+                  saturate)
 
 
 def membrane_range(program: RecurrentProgram, input_range: tuple[float, float] = (0.0, 1.0)) -> tuple[float, float]:
@@ -257,47 +339,62 @@ def membrane_range(program: RecurrentProgram, input_range: tuple[float, float] =
     w = np.asarray(program.input_weight, np.float64)
     middle = centre * w.sum(axis=1) + program.input_bias
     spread = radius * np.abs(w).sum(axis=1)
-    host_low = round_bias(middle - spread, program.bias_format)
-    host_high = round_bias(middle + spread, program.bias_format)
-    u = np.asarray(program.recurrent, np.float64)
-    lo = host_low + np.minimum(u, 0).sum(axis=1)
-    hi = host_high + np.maximum(u, 0).sum(axis=1)
-    theta, steps = program.threshold, program.steps_per_item
-    start = max(program.v_init, theta)
-    upper = np.maximum(theta - 1 + hi, start + hi + (steps - 1) * np.maximum(0.0, hi - theta))
-    lower = steps * np.minimum(0.0, lo)
-    return float(lower.min()), float(upper.max())
+    lowest, highest = math.inf, -math.inf
+    for weight, bias, u, theta, v_init in _populations(program):
+        if weight is None:
+            drive = (round_bias(middle - spread, program.bias_format), round_bias(middle + spread, program.bias_format))
+        else:  # a stacked layer: a constant bias and spikes (0 or 1) from the layer below
+            drive = (np.asarray(bias, np.float64),) * 2
+        spikes = _spike_current_range([u] if weight is None else [weight, u])
+        lo, hi = drive[0] + spikes[0], drive[1] + spikes[1]
+        steps, start = program.steps_per_item, max(v_init, theta)
+        upper = np.maximum(theta - 1 + hi, start + hi + (steps - 1) * np.maximum(0.0, hi - theta))
+        lower = steps * np.minimum(0.0, lo)
+        lowest, highest = min(lowest, float(lower.min())), max(highest, float(upper.max()))
+    return lowest, highest
 
 
 def partition(program: RecurrentProgram, target: Target, chips: int | None = None) -> list[CoreUse]:
-    """Hidden neurons in as few cores as the limits allow, then the output integrators; routes include a core's
-    own (the recurrent synapses). Every hidden core receives all H hidden neurons as input axons."""
+    """Each recurrent layer's neurons in as few cores as the limits allow (bottom to top, numbered layer after
+    layer), then the output integrators. A core of layer ``l`` routes to every core of its own layer (the
+    recurrent synapses) and of the layer above (the output cores above the top); its input axons are every
+    neuron of its own layer and of the layer below (the first layer's input is the host's current)."""
     core, p = target.core, target.precision
-    hidden, classes = program.hidden, len(program.output_weight)
-    if hidden > core.input_axons:
-        raise DoesNotFitError(f"recurrent population ({hidden} neurons): input axons ({hidden:,}) exceeded max "
-                              f"({core.input_axons:,}) of a {target.name} core: every neuron reads every other; "
-                              "use fewer hidden units")
-    per_hidden = _most_neurons(core, p.weight_bits, hidden, program.compartments)
-    per_output = _most_neurons(core, p.weight_bits, hidden, 1)
-    if not per_hidden or not per_output:
-        raise DoesNotFitError(f"recurrent population ({hidden} neurons): the synapse memory of one {target.name} "
-                              f"core cannot hold {hidden} rows of even one neuron's synapses")
-    h_cores = math.ceil(hidden / per_hidden)
-    o_cores = math.ceil(classes / per_output)
+    sizes, offsets, classes = program.sizes, program.offsets, len(program.output_weight)
+    layers = []  # per layer: (rows, neurons per core)
+    for l, hidden in enumerate(sizes):
+        rows = hidden + (sizes[l - 1] if l else 0)
+        if rows > core.input_axons:
+            raise DoesNotFitError(f"recurrent population {l} ({hidden} neurons): input axons ({rows:,}) exceeded "
+                                  f"max ({core.input_axons:,}) of a {target.name} core: every neuron reads every "
+                                  "other and the layer below; use fewer hidden units")
+        per = _most_neurons(core, p.weight_bits, rows, program.compartments)
+        if not per:
+            raise DoesNotFitError(f"recurrent population {l} ({hidden} neurons): the synapse memory of one "
+                                  f"{target.name} core cannot hold {rows} rows of even one neuron's synapses")
+        layers.append((rows, per))
+    per_output = _most_neurons(core, p.weight_bits, sizes[-1], 1)
+    if not per_output:
+        raise DoesNotFitError(f"output population ({classes} integrators): the synapse memory of one "
+                              f"{target.name} core cannot hold {sizes[-1]} rows of even one integrator's synapses")
+    counts = [math.ceil(hidden / per) for hidden, (_, per) in zip(sizes, layers)] + \
+        [math.ceil(classes / per_output)]
     available = target.chip.cores * (chips or target.chip.chips)
-    if h_cores + o_cores > available:
-        raise DoesNotFitError(f"recurrent network needs {h_cores + o_cores} cores, {target.name} has {available}")
-    everyone = tuple(range(h_cores + o_cores))
+    if sum(counts) > available:
+        raise DoesNotFitError(f"recurrent network needs {sum(counts)} cores, {target.name} has {available}")
+    first = [sum(counts[:i]) for i in range(len(counts) + 1)]
+    group = [tuple(range(first[i], first[i + 1])) for i in range(len(counts))]  # cores per population
     cores = []
-    for i in range(h_cores):
-        start, stop = i * per_hidden, min(hidden, (i + 1) * per_hidden)
-        cores.append(CoreUse(i, "hidden", (start, stop), hidden, (stop - start) * len(everyone),
-                             hidden * _row_bits(core, p.weight_bits, stop - start), everyone))
-    for j in range(o_cores):
+    for l, (hidden, (rows, per)) in enumerate(zip(sizes, layers)):
+        routes = group[l] + group[l + 1]
+        for i in range(counts[l]):
+            start, stop = offsets[l] + i * per, offsets[l] + min(hidden, (i + 1) * per)
+            cores.append(CoreUse(len(cores), "hidden", (start, stop), rows, (stop - start) * len(routes),
+                                 rows * _row_bits(core, p.weight_bits, stop - start), routes))
+    for j in range(counts[-1]):
         start, stop = j * per_output, min(classes, (j + 1) * per_output)
-        cores.append(CoreUse(h_cores + j, "output", (start, stop), hidden, 0,
-                             hidden * _row_bits(core, p.weight_bits, stop - start), ()))
+        cores.append(CoreUse(len(cores), "output", (start, stop), sizes[-1], 0,
+                             sizes[-1] * _row_bits(core, p.weight_bits, stop - start), ()))
     over = [c for c in cores if c.output_axons > core.output_axons or len(c.routes) - 1 > core.fan_out]
     if over:
         raise DoesNotFitError(f"core {over[0].index}: output axons ({over[0].output_axons:,}) or routes "
@@ -325,8 +422,10 @@ def _most_neurons(core, weight_bits: int, rows: int, compartments: int) -> int:
 def run(program: RecurrentProgram, x, batch_size: int = 256) -> SequenceResult:
     """Stream the sequences ``x`` (N, L, F) through ``program``: per-item outputs, spikes, saturations.
 
-    Per item, the recurrent current of all its K steps is one matrix product of the
-    previous item's spikes (the delay is K), then the membranes step through the window.
+    Per item and layer, bottom to top, the input current of all its K steps is one matrix
+    product (the previous item's own spikes, the delay being K; for a stacked layer also
+    this window's spikes of the layer below, step for step), then the membranes step
+    through the window. A layer never reads a layer above it, so layer by layer is exact.
     """
     x = np.asarray(x, np.float32)
     if x.ndim != 3 or x.shape[1] != program.items or x.shape[2] != program.input_weight.shape[1]:
@@ -337,36 +436,50 @@ def run(program: RecurrentProgram, x, batch_size: int = 256) -> SequenceResult:
                           sum(b[2] for b in batches), np.concatenate([b[3] for b in batches]))
 
 
+def _tensor(a) -> torch.Tensor:
+    return torch.from_numpy(np.array(a, np.float64))
+
+
 def _run_batch(program: RecurrentProgram, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
     steps, n = program.steps_per_item, len(x)
     currents = torch.from_numpy(host_currents(program, x))
-    u, v_out, c = (torch.from_numpy(np.array(a, np.float64)) for a in
-                   (program.recurrent, program.output_weight, program.output_bias))
-    theta = program.threshold
-    low, high = (-(2.0 ** (program.state_bits - 1)), 2.0 ** (program.state_bits - 1) - 1) if program.state_bits \
-        else (-math.inf, math.inf)
-    v = torch.full((n, program.hidden), float(program.v_init), dtype=torch.float64)
-    previous = torch.zeros((steps, n, program.hidden), dtype=torch.float64)
+    populations = [(None if w is None else _tensor(w), _tensor(b), _tensor(u), theta)
+                   for w, b, u, theta, _ in _populations(program)]
+    v_out, c = _tensor(program.output_weight), _tensor(program.output_bias)
+    v = [torch.full((n, len(b)), float(v_init), dtype=torch.float64) for _, b, _, _, v_init in _populations(program)]
+    previous = [torch.zeros((steps, n, len(b)), dtype=torch.float64) for _, b, _, _ in populations]
     outputs, spikes_per_item, saturations = [], [], 0
-    per_neuron = torch.zeros((n, program.hidden), dtype=torch.float64)
+    per_neuron = torch.zeros((n, program.hidden_total), dtype=torch.float64)
     for t in range(program.items):
-        incoming = previous @ u.T + currents[:, t]
-        v.clamp_(0.0, theta)  # the remainder carries; negative charge (the ReLU's) and excess over rate 1 go
-        spikes = torch.empty_like(previous)
-        for k in range(steps):
-            v += incoming[k]
-            clipped = (v < low) | (v > high)
-            if program.state_bits and bool(clipped.any()):
-                saturations += int(clipped.sum())
-                v.clamp_(low, high)
-            torch.ge(v, theta, out=spikes[k])
-            v -= spikes[k] * theta
-        integral = _window(spikes @ v_out.T + c, program.state_bits)
+        below = None
+        for l, (w, b, u, theta) in enumerate(populations):
+            drive = currents[:, t] if w is None else below @ w.T + b
+            spikes, clipped = _window_layer(v[l], previous[l] @ u.T + drive, theta, program.state_bits)
+            saturations += clipped
+            previous[l], below = spikes, spikes
+        integral = _window(below @ v_out.T + c, program.state_bits)
         outputs.append((integral * program.output_scale / steps).numpy())
-        spikes_per_item.append(spikes.sum(dim=(0, 2)).numpy())
-        per_neuron += spikes.sum(dim=0)
-        previous = spikes
+        spikes_per_item.append(sum(spikes.sum(dim=(0, 2)) for spikes in previous).numpy())
+        per_neuron += torch.cat([spikes.sum(dim=0) for spikes in previous], dim=1)
     return np.stack(outputs, axis=1), np.stack(spikes_per_item, axis=1), saturations, per_neuron.numpy()
+
+
+def _window_layer(v: torch.Tensor, incoming: torch.Tensor, theta: float, state_bits: int | None
+                  ) -> tuple[torch.Tensor, int]:
+    """One layer through one item's window (``incoming``: (K, N, H) per step), ``v`` updated in place: the
+    rectified carry, then per step the current, saturation at the state bits, fire at ``v >= theta``, subtract."""
+    low, high = (-(2.0 ** (state_bits - 1)), 2.0 ** (state_bits - 1) - 1) if state_bits else (-math.inf, math.inf)
+    v.clamp_(0.0, theta)  # the remainder carries; negative charge (the ReLU's) and excess over rate 1 go
+    spikes, saturations = torch.empty_like(incoming), 0
+    for k in range(len(incoming)):
+        v += incoming[k]
+        clipped = (v < low) | (v > high)
+        if state_bits and bool(clipped.any()):
+            saturations += int(clipped.sum())
+            v.clamp_(low, high)
+        torch.ge(v, theta, out=spikes[k])
+        v -= spikes[k] * theta
+    return spikes, saturations
 
 
 def _window(currents: torch.Tensor, state_bits: int | None) -> torch.Tensor:

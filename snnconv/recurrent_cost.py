@@ -36,9 +36,10 @@ def statistics(program: RecurrentProgram, target: Target, result: SequenceResult
     spikes = result.neuron_spikes.mean(axis=0)  # (H,) per sequence
     cores = program.cores
     synops, updates = np.zeros(len(cores)), np.zeros(len(cores))
+    received = _received(program, spikes)
     for i, core in enumerate(cores):
         width = core.neurons[1] - core.neurons[0]
-        synops[i] = spikes.sum() * width
+        synops[i] = received[i] * width
         updates[i] = width * (program.compartments if core.population == "hidden" else 1) * steps
     hops, across = _messages(program, target, spikes)
     costs = target.costs
@@ -57,6 +58,17 @@ def statistics(program: RecurrentProgram, target: Target, result: SequenceResult
             "energy_split_uj": {part: float(pj) / 1e6 for part, pj in split_pj.items()},
             "latency_us": time_ns / 1e3,
             "per_item": {"latency_us": time_ns / 1e3 / program.items, "energy_uj": energy_uj / program.items}}
+
+
+def _received(program: RecurrentProgram, spikes: np.ndarray) -> np.ndarray:
+    """Per core, the spikes it receives per sequence: those of every hidden core that routes to it (its own
+    layer through the recurrent synapses, the layer below through the feed-forward ones; the top layer's at
+    the output cores)."""
+    received = np.zeros(len(program.cores))
+    for core in program.cores:
+        if core.population == "hidden":
+            received[list(core.routes)] += float(spikes[core.neurons[0]:core.neurons[1]].sum())
+    return received
 
 
 def _chip_of(index: int, target: Target) -> int:

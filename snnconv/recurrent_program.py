@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["POPULATIONS", "CoreUse", "RecurrentProgram", "SequenceResult"]
+__all__ = ["POPULATIONS", "CoreUse", "RecurrentProgram", "SequenceResult", "StackedLayer"]
 
 POPULATIONS = ("hidden", "output")  # what a core of a recurrent program holds
 
@@ -22,11 +22,24 @@ class CoreUse:
 
     index: int
     population: str  # "hidden" or "output"
-    neurons: tuple[int, int]  # [start, stop) of the population's neurons
+    neurons: tuple[int, int]  # [start, stop) of the population's neurons (hidden: numbered layer after layer)
     input_axons: int
     output_axons: int
     memory_bits: int
     routes: tuple[int, ...]  # cores its spikes go to (itself included for the recurrent synapses)
+
+
+@dataclass(frozen=True, eq=False)
+class StackedLayer:
+    """A recurrent layer above the first (``torch.nn.RNN(num_layers > 1)``): it reads the spikes of the layer below
+    in the same step through ``weight`` and its own through ``recurrent`` K steps later; ``bias`` is a constant
+    host-written current (chip precision, already rounded to the bias format)."""
+
+    weight: np.ndarray  # (H_l, H_{l-1}) chip weights, delay 0
+    bias: np.ndarray  # (H_l,)
+    recurrent: np.ndarray  # (H_l, H_l) chip weights, delay steps_per_item
+    threshold: float
+    v_init: float
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,12 +60,29 @@ class RecurrentProgram:
     state_bits: int | None  # signed saturating membrane bits; None: float
     bias_format: tuple[int, int, int] | None  # (bits, smallest exponent, largest exponent) of host currents
     compartments: int = 1  # per hidden neuron (2 where subtractive reset is emulated)
+    upper: tuple[StackedLayer, ...] = ()  # the recurrent layers above the first, bottom to top; the head reads the top
     cores: tuple[CoreUse, ...] = ()
     notes: dict = field(default_factory=dict)
 
     @property
     def hidden(self) -> int:
+        """The first recurrent layer's neurons."""
         return len(self.recurrent)
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Neurons per recurrent layer, bottom to top."""
+        return (self.hidden, *(len(layer.recurrent) for layer in self.upper))
+
+    @property
+    def hidden_total(self) -> int:
+        """All hidden neurons: the core table numbers them layer after layer (layer l from ``offsets[l]``)."""
+        return sum(self.sizes)
+
+    @property
+    def offsets(self) -> tuple[int, ...]:
+        sizes = self.sizes
+        return tuple(sum(sizes[:i]) for i in range(len(sizes)))
 
 
 @dataclass
@@ -60,9 +90,9 @@ class SequenceResult:
     """Per-item and final outputs of a streamed run, with spike counts and saturations."""
 
     item_outputs: np.ndarray  # (N, L, C): each item's window integral as logits
-    spikes: np.ndarray  # (N, L): hidden spikes per item
+    spikes: np.ndarray  # (N, L): hidden spikes per item (all layers)
     saturations: int  # membrane updates clipped to the state bits
-    neuron_spikes: np.ndarray | None = None  # (N, H): each hidden neuron's spikes over the sequence (traffic)
+    neuron_spikes: np.ndarray | None = None  # (N, H_total): each hidden neuron's spikes over the sequence (traffic)
 
     @property
     def outputs(self) -> np.ndarray:

@@ -6,7 +6,7 @@ presented for ``K`` steps per item, a sequence taking ``L K`` steps; the recurre
 delayed ``K`` steps; the hidden membranes carried from item to item, clipped to
 ``[0, theta]`` at each item's first step; the outputs read and reset at the end of each
 item, the last item's the prediction), the quantization (threshold, state bits, the
-hidden scale ``lambda_h``), the worst-case hidden membranes for inputs in ``[0, 1]``
+hidden scale ``lambda_h``; per layer where layers are stacked), the worst-case hidden membranes for inputs in ``[0, 1]``
 (``recurrent.membrane_range``), and per core its population, neurons, input and output
 axons, synapse memory and routes (its own core included: the recurrent synapses) with
 their utilization of the target's core (the smallest core where a chip's cores differ,
@@ -37,16 +37,18 @@ class RecurrentReport:
         return {"target": net.target.name, "kind": "recurrent", "model": net.options.get("model", net.name),
                 "semantics": _semantics(program), "steps_per_item": program.steps_per_item, "items": program.items,
                 "timesteps_per_sequence": program.steps_per_item * program.items,
-                "populations": {"hidden": program.hidden, "outputs": len(program.output_weight),
-                                "features": program.input_weight.shape[1]},
+                "populations": {"hidden": program.hidden_total, "layers": list(program.sizes),
+                                "outputs": len(program.output_weight), "features": program.input_weight.shape[1]},
                 "quantization": {"threshold": program.threshold, "v_init": program.v_init,
+                                 "thresholds": [program.threshold, *(layer.threshold for layer in program.upper)],
                                  "state_bits": program.state_bits, "compartments": program.compartments,
-                                 **{k: v for k, v in program.notes.items() if k in ("lambda_h", "percentile")}},
+                                 **{k: v for k, v in program.notes.items()
+                                    if k in ("lambda_h", "lambda_layers", "percentile")}},
                 "hidden_membrane_range": {"inputs": [0.0, 1.0], "low": low, "high": high,
                                           "saturates": _saturates(program, low, high)},
                 "cores": cores, "capacity": capacity,
                 "totals": {"cores": len(cores), "neurons": sum(row["neurons"] for row in cores),
-                           "synapses": program.hidden * (program.hidden + len(program.output_weight))},
+                           "synapses": _synapses(program)},
                 "ann": {key: value for key, value in net.ann.items() if key in ("macs", "energy_uj")}}
 
     def render(self) -> str:
@@ -58,12 +60,19 @@ class RecurrentReport:
                               "memory %", "routes"], rows)
         q, ranges = data["quantization"], data["hidden_membrane_range"]
         sizes = data["populations"]
+        layers = sizes["layers"]
+        hidden = f"{sizes['hidden']}" if len(layers) == 1 else \
+            f"{' + '.join(map(str, layers))} ({len(layers)} stacked layers of)"
         title = (f"recurrent network {data['model']} on {data['target']}: {sizes['features']} features per item -> "
-                 f"{sizes['hidden']} recurrent IF neurons -> {sizes['outputs']} output integrators, "
+                 f"{hidden} recurrent IF neurons -> {sizes['outputs']} output integrators, "
                  f"{data['totals']['cores']} cores")
+        thresholds = f"threshold {q['threshold']:g}" if len(layers) == 1 else \
+            f"thresholds {', '.join(f'{t:g}' for t in q['thresholds'])} (bottom to top)"
+        scales = f", lambda_h {q['lambda_h']:.4g}" if "lambda_layers" not in q else \
+            f", lambda {', '.join(f'{s:.4g}' for s in q['lambda_layers'])}"
         lines = [title, data["semantics"], table,
-                 f"threshold {q['threshold']:g}, state {q['state_bits'] or 'float'} bits, v_init {q['v_init']:g}"
-                 + (f", lambda_h {q['lambda_h']:.4g} (percentile {q['percentile']:g})" if "lambda_h" in q else ""),
+                 f"{thresholds}, state {q['state_bits'] or 'float'} bits, v_init {q['v_init']:g}"
+                 + (f"{scales} (percentile {q['percentile']:g})" if "lambda_h" in q else ""),
                  f"hidden membranes for inputs in [0, 1]: [{ranges['low']:,.0f}, {ranges['high']:,.0f}]"
                  + (" (may saturate: counted by run)" if ranges["saturates"] else " (within the state bits)")]
         if data["ann"]:
@@ -77,7 +86,14 @@ def _semantics(program) -> str:
     return (f"streaming: {items} items per sequence, each presented for K = {k} steps per item ({items * k:,} steps "
             f"per sequence); recurrent synapses delayed K = {k} steps; hidden membranes carried across items, "
             "clipped to [0, threshold] at each item's first step; outputs read and reset at the end of each item, "
-            "the last item's is the prediction")
+            "the last item's is the prediction"
+            + ("; each stacked layer reads the spikes the layer below fires in the same step, its own K steps "
+               "later, and a constant bias" if program.upper else ""))
+
+
+def _synapses(program) -> int:
+    sizes, classes = program.sizes, len(program.output_weight)
+    return sum(h * (h + (sizes[l - 1] if l else 0)) for l, h in enumerate(sizes)) + sizes[-1] * classes
 
 
 def _core_row(core, compartments: int, capacity: dict) -> dict:

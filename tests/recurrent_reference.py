@@ -6,9 +6,11 @@ same rows by its integrators. A ring buffer of ``K`` hidden spike vectors is the
 delay: at every step, each hidden core adds the host's bias for the current item and the
 weights of the spikes sent ``K`` steps earlier; membranes saturate at the state bits; a
 neuron spikes where ``v >= theta`` and subtracts ``theta``; at each item's first step the
-membranes are clipped to ``[0, theta]`` (the rectified carry). Output cores add the weights of
-this step's spikes and their bias; the host reads each integral at the end of an item's
-window and resets it.
+membranes are clipped to ``[0, theta]`` (the rectified carry). A stacked layer's core also
+holds the rows of the layer below and adds, in the same step, the weights of the spikes
+that layer just fired, and its constant bias; layers step bottom to top. Output cores add
+the weights of this step's top-layer spikes and their bias; the host reads each integral
+at the end of an item's window and resets it.
 """
 
 from __future__ import annotations
@@ -21,46 +23,80 @@ from snnconv.recurrent import RecurrentProgram, host_currents
 def run(program: RecurrentProgram, x: np.ndarray, extremes: list | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """(N, L, C) window integrals (int64), (N, L) spikes per item, saturations; ``extremes``, where given, gets
     the lowest and highest hidden membrane met (before saturation)."""
-    n, steps, hidden = len(x), program.steps_per_item, program.hidden
+    n, steps, total = len(x), program.steps_per_item, program.hidden_total
     currents = host_currents(program, x)
     assert np.all(currents == np.rint(currents)), "host currents must be integers"
     currents = currents.astype(np.int64)
-    u, w_out = _int(program.recurrent), _int(program.output_weight)
-    theta, bias_out = int(program.threshold), _int(program.output_bias)
+    layers = _layers(program)
+    w_out, bias_out = _int(program.output_weight), _int(program.output_bias)
+    top = layers[-1]["span"]
     hidden_cores = [c for c in program.cores if c.population == "hidden"]
     output_cores = [c for c in program.cores if c.population == "output"]
-    tables = {c.index: u[c.neurons[0]:c.neurons[1]].T.copy() for c in hidden_cores}  # (source rows, own neurons)
+    tables = {}  # core -> (layer, recurrent rows by its neurons, feed-forward rows by its neurons or None)
+    for c in hidden_cores:
+        l = next(i for i, layer in enumerate(layers) if layer["span"][0] <= c.neurons[0] < layer["span"][1])
+        a, b = (i - layers[l]["span"][0] for i in c.neurons)
+        forward = None if layers[l]["w"] is None else layers[l]["w"][a:b].T.copy()
+        tables[c.index] = (l, layers[l]["u"][a:b].T.copy(), forward)
     out_tables = {c.index: w_out[c.neurons[0]:c.neurons[1]].T.copy() for c in output_cores}
     low, high = -(2 ** (program.state_bits - 1)), 2 ** (program.state_bits - 1) - 1
-    v = np.full((n, hidden), int(program.v_init), np.int64)
-    ring = np.zeros((steps, n, hidden), np.int64)  # spikes sent K steps ago, by step within the window
+    v = np.concatenate([np.full((n, layer["size"]), layer["v_init"], np.int64) for layer in layers], axis=1)
+    thetas = np.concatenate([np.full(layer["size"], layer["theta"], np.int64) for layer in layers])
+    ring = np.zeros((steps, n, total), np.int64)  # every hidden spike sent K steps ago, by step within the window
     integrals = np.zeros((n, program.items, len(w_out)), np.int64)
     spikes_per_item = np.zeros((n, program.items), np.int64)
     saturations = 0
     for t in range(program.items):
         integral = np.zeros((n, len(w_out)), np.int64)
-        v = np.clip(v, 0, theta)  # each window starts from the last one's remainder in [0, theta]
+        v = np.clip(v, 0, thetas)  # each window starts from the last one's remainder in [0, theta]
         for k in range(steps):
             delayed = ring[k]
-            fired = np.zeros((n, hidden), np.int64)
-            for core in hidden_cores:
-                a, b = core.neurons
-                total = v[:, a:b] + currents[:, t, a:b] + _product(delayed, tables[core.index])
-                saturations += int(((total < low) | (total > high)).sum())
-                if extremes is not None:
-                    extremes[:] = [min(extremes[0], int(total.min())), max(extremes[1], int(total.max()))] \
-                        if extremes else [int(total.min()), int(total.max())]
-                total = np.clip(total, low, high)
-                fired[:, a:b] = total >= theta
-                v[:, a:b] = total - fired[:, a:b] * theta
+            fired = np.zeros((n, total), np.int64)
+            for l, layer in enumerate(layers):  # bottom to top: a layer reads the one below's spikes of this step
+                lo, hi = layer["span"]
+                for core in (c for c in hidden_cores if tables[c.index][0] == l):
+                    a, b = core.neurons
+                    _, own, forward = tables[core.index]
+                    if forward is None:
+                        drive = currents[:, t, a - lo:b - lo]
+                    else:
+                        start, stop = layers[l - 1]["span"]
+                        drive = layer["bias"][a - lo:b - lo] + _product(fired[:, start:stop], forward)
+                    total_in = v[:, a:b] + drive + _product(delayed[:, lo:hi], own)
+                    saturations += int(((total_in < low) | (total_in > high)).sum())
+                    if extremes is not None:
+                        extremes[:] = [min(extremes[0], int(total_in.min())), max(extremes[1], int(total_in.max()))] \
+                            if extremes else [int(total_in.min()), int(total_in.max())]
+                    total_in = np.clip(total_in, low, high)
+                    fired[:, a:b] = total_in >= layer["theta"]
+                    v[:, a:b] = total_in - fired[:, a:b] * layer["theta"]
             for core in output_cores:
                 a, b = core.neurons
-                integral[:, a:b] = np.clip(integral[:, a:b] + _product(fired, out_tables[core.index]) + bias_out[a:b],
-                                           low, high)
+                integral[:, a:b] = np.clip(integral[:, a:b] + _product(fired[:, top[0]:top[1]], out_tables[core.index])
+                                           + bias_out[a:b], low, high)
             ring[k] = fired
             spikes_per_item[:, t] += fired.sum(axis=1)
         integrals[:, t] = integral
     return integrals, spikes_per_item, saturations
+
+
+def _layers(program: RecurrentProgram) -> list[dict]:
+    """Per recurrent layer: its neurons' span in the core table's numbering and its integers."""
+    found = [{"w": None, "bias": None, "u": _int(program.recurrent), "theta": _whole(program.threshold),
+              "v_init": _whole(program.v_init)}]
+    found += [{"w": _int(layer.weight), "bias": _int(layer.bias), "u": _int(layer.recurrent),
+               "theta": _whole(layer.threshold), "v_init": _whole(layer.v_init)} for layer in program.upper]
+    start = 0
+    for layer in found:
+        layer["size"] = len(layer["u"])
+        layer["span"] = (start, start + layer["size"])
+        start += layer["size"]
+    return found
+
+
+def _whole(value: float) -> int:
+    assert float(value).is_integer(), "thresholds and initial membranes must be integers"
+    return int(value)
 
 
 def _int(a: np.ndarray) -> np.ndarray:

@@ -4,6 +4,12 @@ Both of torch's exporters are offered: ``"dynamo"`` (``torch.export``, the defau
 current torch) and ``"legacy"`` (TorchScript tracing). The batch axis is exported as
 dynamic so the model takes any batch size; the module's training flag is restored.
 
+A module holding a ``torch.nn.RNN``, ``LSTM`` or ``GRU`` is always exported with the legacy
+(TorchScript) exporter: it writes the ONNX ``RNN`` / ``LSTM`` / ``GRU`` node whole (one per
+stacked layer), which the frontend converts (a ReLU RNN) or refuses with the reason (LSTM,
+GRU), whereas the dynamo exporter unrolls the recurrence into per-item MatMuls that no
+longer say they were a recurrent layer.
+
 Nodes are named after the module that computed them (``module_names``), so the layers a
 user reads in reports are the module's own paths (``features.3``, ``layer1.0.conv1``)
 rather than the exporter's (``node_conv2d_1``, ``/features/features.3/Conv``).
@@ -25,7 +31,7 @@ from snnconv import training
 from snnconv.errors import BadModelError
 from snnconv.frontend.importer import QCFS_LEVELS_KEY
 
-__all__ = ["EXPORTERS", "export_module", "module_names"]
+__all__ = ["EXPORTERS", "export_module", "module_names", "recurrent_modules"]
 
 EXPORTERS = ("dynamo", "legacy")
 # Ops that only move or reshape values: in a module that emits several nodes, the first other op takes the module's
@@ -43,6 +49,8 @@ def export_module(module: torch.nn.Module, example_input: torch.Tensor, exporter
         example_input = torch.from_numpy(example_input)
     if not isinstance(example_input, torch.Tensor) or example_input.ndim < 2:
         raise BadModelError("example_input must be a tensor of shape (batch, ...) that the module accepts")
+    if exporter == "dynamo" and recurrent_modules(module):
+        exporter = "legacy"  # the RNN node whole, not unrolled (see the module docstring)
     if example_input.dtype != torch.float32:
         raise BadModelError(f"example_input has dtype {example_input.dtype}; snnconv converts float32 networks: "
                             "pass a float32 example (example.float()) and a module in float32 (module.float())")
@@ -61,6 +69,11 @@ def export_module(module: torch.nn.Module, example_input: torch.Tensor, exporter
         onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props},
                                             QCFS_LEVELS_KEY: str(levels)})
     return model
+
+
+def recurrent_modules(module: torch.nn.Module) -> list[str]:
+    """The paths of ``module``'s recurrent layers (``torch.nn.RNN``, ``LSTM``, ``GRU``; "" for the module itself)."""
+    return [name for name, sub in module.named_modules() if isinstance(sub, torch.nn.RNNBase)]
 
 
 def module_names(nodes) -> list[str]:

@@ -527,14 +527,17 @@ class Recurrent(Layer):
     """A ReLU Elman layer over a sequence (ONNX ``RNN`` with ``Relu``, forward): reads ``(L, F)``, gives ``(H,)``.
 
     ``h_t = relu(W @ x_t + U @ h_{t-1} + b)`` for ``t = 1..L`` from ``h_0 = 0``; the value is
-    ``h_L``, the last hidden state (ONNX's ``Y_h``). After conversion (``snnconv.recurrent``)
-    it is a population whose input includes its own spikes through ``U``.
+    ``h_L``, the last hidden state (ONNX's ``Y_h``), or with ``sequence`` every ``h_t``,
+    ``(L, H)``, for a recurrent layer stacked above (``torch.nn.RNN(num_layers > 1)``).
+    After conversion (``snnconv.recurrent``) it is a population whose input includes its
+    own spikes through ``U``.
     """
 
     kind: ClassVar[str] = "recurrent"
     weight: np.ndarray  # (hidden, features): W, the input weights
     recurrent: np.ndarray  # (hidden, hidden): U, the weights of h_{t-1}
     bias: np.ndarray  # (hidden,): b, ONNX's Wb + Rb
+    sequence: bool = False  # gives every h_t (L, H), read by the next recurrent layer, rather than h_L
 
     def infer_shape(self, in_shapes: list[Shape]) -> Shape:
         _expect_inputs(in_shapes, 1)
@@ -544,7 +547,7 @@ class Recurrent(Layer):
             raise ShapeError(f"weight takes {features} features per item, input has {in_shapes[0][1]}")
         if self.recurrent.shape != (hidden, hidden) or self.bias.shape != (hidden,):
             raise ShapeError(f"recurrent {self.recurrent.shape} / bias {self.bias.shape} do not fit {hidden} hidden")
-        return (hidden,)
+        return (in_shapes[0][0], hidden) if self.sequence else (hidden,)
 
     def macs(self, in_shapes: list[Shape]) -> int:
         return in_shapes[0][0] * int(self.weight.size + self.recurrent.size)

@@ -8,6 +8,7 @@ import numpy as np
 
 from snnconv.errors import BadModelError
 from snnconv.frontend.context import Context, Node
+from snnconv.frontend.ops import recurrent
 from snnconv.frontend.registry import converter
 from snnconv.ir import Concat, Flatten, Pad
 
@@ -104,6 +105,8 @@ def squeeze(node: Node, ctx: Context) -> None:
 
     Without ``axes`` every size-1 axis but the batch goes (the batch axis is dynamic).
     """
+    if recurrent.stacked(node, ctx):  # Squeeze(Y, 1) of an RNN: the input of a stacked one
+        return
     full = ctx.full_shape(_value_of(node, ctx)[0], node)
     if node.opset >= 13:
         axes = ctx.optional_const(node, 1, "axes")
@@ -139,6 +142,8 @@ def unsqueeze(node: Node, ctx: Context) -> None:
 
 @converter("Concat", 4, 11, 13)
 def concat(node: Node, ctx: Context) -> None:
+    if recurrent.stacked(node, ctx):  # torch's h_n of a stacked RNN: the layers' Y_h
+        return
     rank = len(ctx.full_shape(node.inputs[0], node))
     if node.attr("axis") % rank != 1:
         raise node.unsupported(f"Concat along axis {node.attr('axis')}; only channel concatenation (axis 1) converts")
