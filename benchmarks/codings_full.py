@@ -198,7 +198,7 @@ def main() -> None:
     rows = {r["row"]: r for r in old.get("rows", []) if r.get("samples") == len(y)}
     meta = {"snnconv": snnconv.__version__, "torch": torch.__version__, "machine": platform.machine(),
             "target": "loihi2", "samples": f"the first {len(y)} of the 10,000 official Fashion-MNIST test images",
-            "ann_accuracy": ann}
+            "ann_accuracy": ann, "qcfs_model": Path(FILES[QCFS]).name}
     RESULTS.mkdir(exist_ok=True)
     for name in args.rows:
         if ROWS[name][0] not in ann:
