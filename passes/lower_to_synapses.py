@@ -124,7 +124,9 @@ def _one_affine_per_reader(layers: list[Layer], host: set[str]) -> list[Layer] |
             copy = dataclasses.replace(affine, name=f"{affine.name}/for_{extra.name}")
             rewired = dataclasses.replace(extra, inputs=tuple(copy.name if src == affine.name else src
                                                               for src in extra.inputs))
-            return [rewired if layer is extra else layer for layer in layers] + [copy]
+            layers = [rewired if layer is extra else layer for layer in layers]
+            layers.insert(layers.index(affine) + 1, copy)  # in order: _reaches_population_unweighted walks it so
+            return layers
     return None
 
 
@@ -152,9 +154,10 @@ def _past_sum_pool(layers: list[Layer], host: set[str]) -> list[Layer] | None:
             moved_pool = dataclasses.replace(pool, inputs=affine.inputs)
             scale = _channel_scale(affine).reshape(-1, *([1] * (len(pool.shape) - 1)))
             moved_affine = dataclasses.replace(affine, inputs=(pool.name,), shape=pool.shape, scale=scale)
+            at = layers.index(pool) - 1  # after the affine's inputs, before the pool's readers: still in order
             layers = rewire([layer for layer in layers if layer is not affine and layer is not pool], pool.name,
                             affine.name)
-            return layers + [moved_pool, moved_affine]
+            return layers[:at] + [moved_pool, moved_affine] + layers[at:]
     return None
 
 

@@ -30,29 +30,28 @@ Integer grids (QDQ models). A QDQ model's weights arrive as ``q * s`` (the impor
 each DequantizeLinear of constant integers; per-layer normalization and BatchNorm folding
 scale them by positive factors, which keeps the grid): each output channel ``o`` holds
 integers ``q[o]`` times one step ``c_o`` (one ``c`` for a per-tensor scale, one per channel
-for a per-channel one). ``_row_grids`` finds them from the float weights (``c_o`` is the
+for a per-channel one). ``_row_grids`` finds them from the float weights: ``c_o`` is the
 channel's smallest magnitude divided by the least ``k`` that makes the quotients integers
-to 1e-3). Channel
-``o``'s chip weights are ``round(theta c_o q[o] / 2^e_o) * 2^e_o``, so they are ``q[o]``
-times one factor exactly where ``theta c_o`` is (to within ``1 / (2 max|q[o]|)``) a power
-of two the channel's exponent range reaches (targets with exponents per channel), or one
-power of two shared by the layer (per-layer exponents, or none: there ``theta c_o 2^k``
-must also fit the mantissa). The threshold is one per population, so that holds for
-every channel at once only where the channels' steps are powers of two apart: always for
-a per-tensor scale, and for per-channel scales of power-of-two (fixed-point) quantizers
-(Brevitas' and Vitis AI's fixed-point modes). Those thresholds, ``theta`` near ``2^j / c``
-of the channel with the largest weight, are candidates, each verified on the mantissas
-themselves.
+to 1e-3. Channel ``o``'s chip weights are ``round(theta c_o q[o] / 2^e_o) * 2^e_o``, so they
+are ``q[o]`` times one factor exactly where ``theta c_o`` is (to within
+``1 / (2 max|q[o]|)``) a power of two that the channel's exponent reaches (targets with an
+exponent per channel), or one the layer shares (an exponent per layer, or none: there
+``q[o]`` times it must also fit the mantissa). The threshold is one per population, so
+that holds for every channel at once only where the channels' steps are powers of two
+apart: always for a per-tensor scale, and for per-channel scales that are powers of two
+(fixed-point quantizers). Those thresholds, ``theta`` near ``2^j / c`` of the channel with
+the largest weight, are candidates, each verified on the mantissas themselves.
 
 Where the steps are not powers of two apart (onnxruntime's per-channel scales,
-``max|W_o| / 127``), no single threshold keeps them: the pass rounds as for any float
-weights (channel ``o`` becomes ``round(q[o] r_o)`` with ``r_o = theta c_o / 2^e_o`` in
-(1/2, 1]: up to one bit of the channel's integers lost where the quantizer used the chip's
-whole mantissa), and records the difference. Keeping them instead would need a threshold per channel, which
-no target here has. For graphs with weights on a grid (or with the ``fake_quant`` fact of
-a QDQ model) the graph fact ``integer_weights`` records, per chip conv or dense layer:
-``grid`` (``per tensor``, ``per channel`` or None), ``kept``, ``relative_rms`` (the chip's
-weights against the quantizer's, ``||w_q / theta - w|| / ||w||``) and ``reason``.
+``max|W_o| / 127``), no single threshold keeps them, and the pass rounds them as float
+weights: channel ``o`` becomes ``round(q[o] r_o)``, ``r_o = theta c_o / 2^e_o`` in (1/2, 1],
+up to one bit of the channel's integers lost where the quantizer used the whole mantissa.
+Keeping them would need a threshold per channel, which no target here has. For graphs
+with weights on a grid (or with the ``fake_quant`` fact of a QDQ model) the graph fact
+``integer_weights`` records, per conv or dense layer: ``grid`` (``per tensor``, ``per
+channel`` or None), ``kept``, ``relative_rms`` (the chip's weights against the
+quantizer's, ``||w_q / theta - w|| / ||w||``; where kept, the gain error of the threshold's
+rounding alone) and ``reason``; host layers keep their float weights.
 
 Layers the host computes from a constant-current input stay float; their result is
 scaled by the reading population's ``theta`` and written as an integer bias (``Round``).

@@ -8,10 +8,14 @@ source neuron ``(c', y', x')`` factorizes:
 
     n[(c, y, x), (c', y', x')] = channels[c, c'] * rows[y, y'] * cols[x, x']
 
-where each factor counts the paths along one axis (a sum pool window overlapping
-itself reaches a source twice). So a box of target neurons (a tile) needs as input
-axons ``nnz_cols(channels[box]) * nnz_cols(rows[box]) * nnz_cols(cols[box])`` distinct
-source neurons and holds ``sum(channels[box]) * sum(rows[box]) * sum(cols[box])``
+where each factor says whether some path joins the two positions along one axis (1) or
+none (0). The paths themselves may be several: a sum pool window overlapping itself, or
+a 3x3 conv after a 2x nearest upsample, whose taps reach one source up to twice per axis;
+the chip's table holds one synapse per (target, source) pair, their weights summed, so
+the factors keep only whether a pair is joined (the nonzero pattern of a Kronecker
+product is the product of the factors' patterns). So a box of target neurons (a tile)
+needs as input axons ``nnz_cols(channels[box]) * nnz_cols(rows[box]) * nnz_cols(cols[box])``
+distinct source neurons and holds ``sum(channels[box]) * sum(rows[box]) * sum(cols[box])``
 synapses, computed from matrices of at most a few thousand rows, never from the
 millions of synapses of a real layer. A chain this cannot describe (a flatten between a
 convolution and its neurons) falls back to all-to-all, an upper bound, with a note.
@@ -41,7 +45,7 @@ class Projection:
     source: str
     target: str
     weighted: str
-    channels: np.ndarray  # (target C, source C) path counts
+    channels: np.ndarray  # (target C, source C) 1 where a path joins the two, else 0
     rows: np.ndarray  # (target H, source H)
     cols: np.ndarray  # (target W, source W)
     exact: bool  # False: an all-to-all upper bound stands in for a chain not described exactly
@@ -190,7 +194,8 @@ def _compose(graph: Graph, source: str, target: str, weighted: Layer, up: list, 
     if not exact:
         target_shape = population_box_shape(graph[target])
         factors = [np.ones((t, s), np.int64) for t, s in zip(target_shape, shape)]
-    return Projection(source, target, weighted.name, *factors, exact)
+    joined = [(f > 0).astype(np.int64) for f in factors]  # paths counted above; one synapse per joined pair
+    return Projection(source, target, weighted.name, *joined, exact)
 
 
 def _box(shape: tuple[int, ...]) -> tuple[int, int, int]:

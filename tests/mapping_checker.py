@@ -3,8 +3,9 @@
 It shares no code with the partitioner's resource model (``snnconv.geometry``,
 ``snnconv.limits``, ``snnconv.mapping.traffic``): connectivity is measured by pushing
 one-hot spikes of each source population through the graph's own layers with every
-weight set to one, so entry ``[s, n]`` counts the synapses from source neuron ``s`` to
-neuron ``n``. Then, per core, it counts distinct input axons (the union over the core's
+weight set to one, so entry ``[s, n]`` counts the paths from source neuron ``s`` to
+neuron ``n``; a chip's table holds one synapse (the paths' weights summed) where that is
+nonzero (a 3x3 conv after a 2x upsample reaches a source through up to four taps). Then, per core, it counts distinct input axons (the union over the core's
 tiles), synapses, synapse memory by the target's rule, compartments, populations, output
 axons (per destination core, the distinct neurons of the core that reach it, and one per
 partial sum) and destination cores, each against the capacity of that core itself: core
@@ -111,6 +112,7 @@ def check(graph: Graph, target) -> dict:
     core, precision = target.core, target.precision
     weight_bits = precision.weight_bits or 32
     placed: dict[tuple[str, str], float] = {}
+    per_core: dict[int, dict[str, int]] = {}
     covered: dict[tuple[str, int], np.ndarray] = {}
     for c in mapping.cores:
         axons: dict[str, set[int]] = {}
@@ -125,13 +127,14 @@ def check(graph: Graph, target) -> dict:
                 if dst != tile.population:
                     continue
                 rows = group_rows(graph, tile, src, counts.shape[0])
-                block = counts[np.ix_(rows, neurons)]
+                block = counts[np.ix_(rows, neurons)] > 0  # one synapse per joined pair
                 per_axon = block.sum(axis=1)
                 used = rows[per_axon > 0]
                 axons.setdefault(src, set()).update(used.tolist())
                 synapses += int(block.sum())
                 placed[src, dst] = placed.get((src, dst), 0) + float(block.sum())
                 memory += _memory(per_axon[per_axon > 0], block, weight_bits, core)
+        per_core[c.index] = {"synapses": synapses, "memory_bits": memory}
         k = _core_of_chip(c, target)
         assert seats.setdefault((c.chip, k), c.index) == c.index, f"core {c.index}: core {k} of chip {c.chip} twice"
         capacity_neurons, capacity_memory = _capacity(core.neurons, k), _capacity(core.synapse_memory_bits, k)
@@ -150,8 +153,10 @@ def check(graph: Graph, target) -> dict:
         if _population(layer) and not isinstance(layer, Input):
             assert (layer.name, 0) in covered, f"{layer.name}: no tile"
     for key, counts in links.items():
-        assert placed.get(key, 0) == counts.sum(), f"{key}: {placed.get(key, 0)} synapses placed of {counts.sum()}"
-    return {"synapses": int(sum(counts.sum() for counts in links.values())), "cores": len(mapping.cores)}
+        joined = np.count_nonzero(counts)
+        assert placed.get(key, 0) == joined, f"{key}: {placed.get(key, 0)} synapses placed of {joined}"
+    return {"synapses": int(sum(np.count_nonzero(counts) for counts in links.values())), "cores": len(mapping.cores),
+            "per_core": per_core}
 
 
 def _core_of_chip(c, target) -> int:

@@ -42,7 +42,7 @@ def literal(graph, counts: dict[str, np.ndarray], timesteps: int) -> tuple[np.nd
                     continue
                 rows = group_rows(graph, tile, source, synapses.shape[0])
                 reached = synapses[np.ix_(rows, neurons)]
-                synops[core.index] += counts[source].reshape(-1)[rows] @ reached.sum(axis=1)
+                synops[core.index] += counts[source].reshape(-1)[rows] @ (reached > 0).sum(axis=1)  # one synapse a pair
                 rate = _channel_rates(graph, source, counts[source])[rows]
                 read = reached.any(axis=1)
                 for sender, sender_core in senders:

@@ -208,3 +208,35 @@ def test_a_linear_bottleneck_of_two_pointwise_layers_composes_into_one(kind):
     assert _weighted_layers_per_path(result.graph) == {1}
     x = R.random(size=(4, *shape)).astype(np.float32)
     np.testing.assert_allclose(ann.evaluate(result.graph, x), ann.evaluate(graph, x), rtol=1e-5, atol=1e-5)
+
+
+def _in_order(layers) -> bool:
+    """Every layer after all the layers it reads: the order ``_reaches_population_unweighted`` walks backwards."""
+    seen = set()
+    for layer in layers:
+        if any(src not in seen for src in layer.inputs):
+            return False
+        seen.add(layer.name)
+    return True
+
+
+def test_copying_an_affine_per_reader_and_moving_it_past_a_sum_pool_keep_the_layers_in_order():
+    """The rules rewrite a list that later walks read in order; before, the copy for the second reader and the
+    moved pool went to the end of the list, after the layers reading them."""
+    from snnconv.passes.lower_to_synapses import _one_affine_per_reader, _past_sum_pool
+
+    scale = Affine(name="a", inputs=("s0",), shape=(2, 4, 4), scale=R.uniform(0.5, 2, (2, 1, 1)).astype(np.float32),
+                   shift=np.zeros((2, 1, 1), np.float32))
+    layers = _spiking_input((2, 4, 4)) + [
+        scale, Pool(name="p", inputs=("a",), shape=(2, 2, 2), mode="sum", kernel=(2, 2), stride=(2, 2)),
+        Upsample(name="up", inputs=("p",), shape=(2, 4, 4), factor=(2, 2)), _conv("c", "a", 2, 2, 4),
+        Add(name="sum", inputs=("up", "c"), shape=(2, 4, 4)), _neurons("s1", "sum", (2, 4, 4))] + _head("s1", 32)
+    copied = _one_affine_per_reader(layers, set())
+    assert [layer.name for layer in copied if layer.name.startswith("a")] == ["a", "a/for_c"] and _in_order(copied)
+    moved = _past_sum_pool(copied, set())
+    assert [layer.name for layer in moved].index("p") < [layer.name for layer in moved].index("up")
+    assert _in_order(moved)
+    graph = Graph.from_layers(layers, facts=FACTS)
+    lowered = LowerToSynapses().run(graph).graph
+    x = R.random(size=(3, 2, 4, 4)).astype(np.float32)
+    np.testing.assert_allclose(ann.evaluate(lowered, x), ann.evaluate(graph, x), rtol=1e-5, atol=1e-5)
