@@ -1,11 +1,12 @@
-"""The bundled two-layer ReLU RNN (row-sequential MNIST, ``torch.nn.RNN(num_layers=2)``) streamed on loihi.
+"""The bundled two-layer ReLU RNN (row-sequential MNIST, ``torch.nn.RNN(num_layers=2)``) on the chip models.
 
 Issue 20's stacked layers: each layer's window for item ``t`` reads the layer below's
 spikes of the same steps (``snnconv.recurrent``'s docstring). On the 1,000 bundled test
-sequences, compiled on the 200 bundled calibration sequences: the ANN (onnxruntime-equal IR
-evaluator), the SNN on loihi at the default steps per item and at 256, and the same network
-in float (``target=None``: no chip precision) at the default, to separate what the
-streaming costs from what quantization costs. Rows as ``benchmarks/recurrent.py``'s.
+sequences, compiled on the 200 bundled calibration sequences: the ANN (onnxruntime-equal
+IR evaluator), the SNN on loihi, loihi2 and spinnaker2 at the default steps per item and
+on loihi at 256, and the same network in float (``target=None``: no chip precision) at
+the default, to separate what the streaming costs from what quantization costs. Rows as
+``benchmarks/recurrent.py``'s.
 
 Writes benchmarks/results/recurrent_stacked.{json,md}.
 
@@ -29,7 +30,7 @@ from snnconv.frontend import load_onnx  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
-PLAN = (("loihi", recurrent.DEFAULT_STEPS_PER_ITEM), ("loihi", 256))
+PLAN = (*((target, recurrent.DEFAULT_STEPS_PER_ITEM) for target in ("loihi", "loihi2", "spinnaker2")), ("loihi", 256))
 
 
 def float_row(graph, calibration: np.ndarray, x: np.ndarray, y: np.ndarray, reference: np.ndarray) -> dict:

@@ -56,7 +56,10 @@ window layer ``l`` sees layer ``l-1``'s spikes in the order they come (few early
 window): the charge that arrives late is carried into the next window by the rectified
 carry, so it shifts a little of ``h^l_t`` to ``t+1``. Each layer has its own threshold
 and weight exponent (one for its feed-forward and recurrent synapses, which share its
-cores), chosen as the first layer's from its largest weight.
+cores), chosen as the first layer's from its largest weight. Measured on the bundled
+two-layer RNN (``benchmarks/results/recurrent_stacked.md``, 1,000 test sequences, K = 128):
+ANN 92.5%, float SNN 91.6%, spinnaker2 91.7%, loihi and loihi2 90.9% (their 8-bit
+weights; either layer left unquantized gives 91.6-91.7% on loihi).
 
 **Output.** A non-spiking integrator reads the hidden spikes through ``V`` (and its bias
 ``c`` every step). The host reads its membrane at the end of each item's window and resets

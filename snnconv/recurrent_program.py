@@ -35,7 +35,7 @@ class StackedLayer:
     in the same step through ``weight`` and its own through ``recurrent`` K steps later; ``bias`` is a constant
     host-written current (chip precision, already rounded to the bias format)."""
 
-    weight: np.ndarray  # (H_l, H_{l-1}) chip weights, delay 0
+    weight: np.ndarray  # (H_l, H_{l-1}) chip weights, delay 0 (one exponent with ``recurrent``)
     bias: np.ndarray  # (H_l,)
     recurrent: np.ndarray  # (H_l, H_l) chip weights, delay steps_per_item
     threshold: float
