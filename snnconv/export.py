@@ -531,5 +531,9 @@ def _recurrent_warnings(program: RecurrentProgram, rounding: str) -> list[str]:
     if program.state_bits is not None:
         notes.append(f"hidden, output: the chip's membranes saturate at {program.state_bits} signed bits, NIR's are "
                      "unbounded (metadata 'state_bits')")
+    if program.upper:
+        notes.append(f"hidden_2..hidden_{len(program.upper) + 1}: stacked layers, each as hidden (its own v_init, "
+                     "item-boundary clip and delay); forward_l carries the layer below's spikes in the same step, "
+                     "with no delay, and the host's constant bias")
     return notes
 
