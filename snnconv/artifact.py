@@ -636,6 +636,8 @@ def _recurrent(entry, arrays: dict[str, np.ndarray], where: str) -> RecurrentPro
     """The recurrent program, every field checked against its type in ``RecurrentProgram``, the arrays against each
     other's shapes, and the core table against the populations: every neuron on exactly one core."""
     names = {f.name for f in dataclasses.fields(RecurrentProgram)}
+    if isinstance(entry, dict) and "upper" not in entry:  # written before stacked layers: one recurrent layer
+        entry = {**entry, "upper": []}
     entry = _object(entry, tuple(sorted(names)), where)
     values = {f.name: _field(entry[f.name], f.name, str(f.type), arrays, f"{where}: field {f.name!r}")
               for f in dataclasses.fields(RecurrentProgram) if f.name not in ("cores", "notes", "upper")}

@@ -263,6 +263,21 @@ def test_a_tampered_stacked_layer_is_refused_in_one_line(tmp_path):
         assert "\n" not in str(caught.value)
 
 
+def test_a_one_layer_artifact_written_before_stacked_layers_still_loads(tmp_path):
+    """Artifacts of format 2 written before the ``upper`` field existed hold one recurrent layer."""
+    rng = np.random.default_rng(8)
+    graph = _stacked_graph(rng, 4, 5, [7], 3)
+    calib, x = rng.random((20, 4, 5)).astype(np.float32), rng.random((4, 4, 5)).astype(np.float32)
+    net = snnconv.compile(graph, "loihi", calib, timesteps=K)
+    path = net.save(tmp_path / "rnn.snn")
+
+    def older(manifest, members):
+        assert manifest["recurrent"].pop("upper") == []
+
+    loaded = snnconv.load(_rewrite(path, tmp_path / "older.snn", older))
+    np.testing.assert_array_equal(loaded.run(x).item_outputs, net.run(x).item_outputs)
+
+
 def test_the_report_names_each_layer():
     net, *_ = _compiled("loihi2")
     data = net.report.to_dict()
