@@ -123,28 +123,31 @@ def to_cores(conversion: Conversion, target: Target, chips: int | None = None,
     With ``calibration``, traffic is estimated from the spike rates the ANN's clipped
     activations predict on (up to 256 of) its samples; else from fan-out counts.
     ``spread``: partition balances the expected synaptic operations (from the same
-    rates) over one chip's cores instead of using the fewest cores (``passes.partition``).
+    rates, per neuron) over one chip's cores instead of using the fewest cores
+    (``passes.partition``).
     """
     rates = _rates(conversion.graph, calibration) if calibration is not None else None
+    maps = _rates(conversion.graph, calibration, per_neuron=True) if spread and calibration is not None else None
     graph, notes = conversion.graph, dict(conversion.notes)
-    for step in (Partition(target, spread, rates), Place(target, chips, rates)):
+    for step in (Partition(target, spread, maps), Place(target, chips, rates)):
         graph = _run(step, graph, notes)
     return Conversion(graph, notes)
 
 
-def _rates(graph: Graph, calibration) -> dict[str, np.ndarray]:
+def _rates(graph: Graph, calibration, per_neuron: bool = False) -> dict[str, np.ndarray]:
     """Mean messages per step per channel of every spiking population, from the ANN equivalent's activations.
 
     A binary neuron's activation is its rate, at most one spike and message per step; a
     graded neuron's is its payload per step, sent in at most one message per step (so
     ``min(payload, 1)``: a payload below 1 per step is a message in that fraction of the
-    steps); a burst of up to ``G`` spikes is that many messages.
+    steps); a burst of up to ``G`` spikes is that many messages. ``per_neuron``: per
+    neuron instead of per channel (what ``spread`` balances).
     """
     samples = np.concatenate(list(_first_samples(calibration, 256)))
     names = [p.name for p in geometry.populations(graph)]
     values = ann.activations(graph, samples, names)
-    return {name: np.clip(v, 0, _messages_per_step(graph, name)).mean(axis=tuple(i for i in range(v.ndim) if i != 1))
-            for name, v in values.items()}
+    return {name: np.clip(v, 0, _messages_per_step(graph, name)).mean(
+        axis=0 if per_neuron else tuple(i for i in range(v.ndim) if i != 1)) for name, v in values.items()}
 
 
 def _messages_per_step(graph: Graph, name: str) -> float:
