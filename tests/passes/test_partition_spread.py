@@ -67,3 +67,18 @@ def test_a_network_that_fills_a_chip_keeps_the_fewest_core_layout():
     spread = Partition(full, spread=True).run(graph)
     assert spread.graph.fact("mapping").cores == packed.graph.fact("mapping").cores
     assert spread.notes["spread_memory_bits"] is None
+
+
+def test_a_tiles_expected_load_is_what_the_chip_model_counts_for_its_core():
+    """``_tile_load`` with the messages each neuron actually sent gives each core's synaptic operations as the
+    chip model counts them (``snnconv.chip``), core by core."""
+    from snnconv import geometry
+    from snnconv.passes.partition import _tile_load
+
+    net = compiled(True)
+    result = net.run(TEST["x"][:64], 1)
+    incoming = geometry.projections(net.graph)
+    sent = {name: np.asarray(counts) for name, counts in result.message_counts.items()}
+    expected = [sum(_tile_load(tile, incoming.get(tile.population, []), sent) for tile in core.tiles)
+                for core in net.graph.fact("mapping").cores]
+    np.testing.assert_allclose(expected, result.stats["per_core"]["synaptic_ops"], rtol=1e-9, atol=1e-6)
