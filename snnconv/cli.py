@@ -120,7 +120,7 @@ def _cmd_compile(args: argparse.Namespace) -> None:
         net = snnconv.compile(args.model, args.target, calibration, input_shape=args.input_shape,
                               timesteps=args.timesteps, chips=args.chips, percentile=args.percentile, reset=args.reset,
                               neuron=args.neuron, decay=args.decay, payload_bits=args.payload_bits, burst=args.burst,
-                              tune=args.tune, uncalibrated=args.uncalibrated)
+                              tune=args.tune, uncalibrated=args.uncalibrated, spread=args.spread)
     path = net.save(args.output)
     written = {"artifact": str(path)}
     if args.nir:
@@ -304,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="percentile and initial-membrane tuning: candidates simulated on up to 128 "
                                "calibration samples within a work budget (fast, default; networks too big "
                                "for it keep the defaults), on up to 512 (full), or the defaults (off)")
+    compile_.add_argument("--spread", action="store_true",
+                          help="spread the synaptic operations over all of one chip's cores instead of packing the "
+                               "fewest: shorter steps, less static energy, more cores")
     compile_.add_argument("--input-shape", type=_shape, metavar="C,H,W", help="one sample's shape, if dynamic")
     compile_.add_argument("-o", "--output", required=True, metavar="OUT.snn", help="where to write the artifact")
     compile_.add_argument("--nir", metavar="FILE.nir", help="also export the network to NIR (see the README)")

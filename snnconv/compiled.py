@@ -166,7 +166,7 @@ def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=No
         return recurrent_network.compile(graph, onnx_model, chip, calibration, _name(model, graph), timesteps, chips,
                                          percentile, {"reset": reset, "encoding": encoding, "neuron": neuron,
                                                       "decay": decay, "payload_bits": payload_bits, "burst": burst,
-                                                      "tune": tune, "uncalibrated": uncalibrated})
+                                                      "tune": tune, "uncalibrated": uncalibrated, "spread": spread})
     if calibration is None and not uncalibrated:
         raise BadDataError(UNCALIBRATED)
     timesteps = timesteps or graph.fact("qcfs_levels") or DEFAULT_TIMESTEPS  # a QCFS-trained net runs T = L

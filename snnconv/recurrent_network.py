@@ -151,7 +151,7 @@ class RecurrentNetwork:
 
 
 DEFAULTS = {"reset": "emulate", "encoding": "current", "neuron": "if", "decay": None, "payload_bits": None,
-            "burst": None, "uncalibrated": False}  # feed-forward options a recurrent network takes only as these
+            "burst": None, "uncalibrated": False, "spread": False}  # feed-forward options a recurrent network takes only as these
 TUNES = ("off", "fast")  # nothing is tuned: both mean the same here ("full" would promise more)
 
 

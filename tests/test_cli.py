@@ -105,6 +105,18 @@ def test_compile_run_report_json_round_trip(tmp_path):
     assert result["stats"]["synaptic_ops"] > 0 and 0.9 < result["accuracy"] <= 1.0
 
 
+def test_compile_spread_is_the_api_option(tmp_path):
+    """``--spread`` writes the artifact ``snnconv.compile(..., spread=True)`` gives: the same bytes."""
+    model, calib = str(MODELS.joinpath("mnist_cnn.onnx")), str(MODELS.joinpath("mnist_calib.npz"))
+    out = tmp_path / "cnn.snn"
+    compiled = snnconv_cli("compile", model, "--calibration", calib, "--timesteps", "8", "--spread", "-o", str(out))
+    assert compiled.returncode == 0, compiled.stderr
+    x = np.load(calib)["x"]
+    api = snnconv.compile(model, "loihi", x, timesteps=8, spread=True).save(tmp_path / "api.snn")
+    packed = snnconv.compile(model, "loihi", x, timesteps=8).save(tmp_path / "packed.snn")
+    assert out.read_bytes() == api.read_bytes() != packed.read_bytes()
+
+
 @pytest.mark.parametrize("args, needle", [
     (["compile", "missing.onnx", "-o", "x.snn"], "missing.onnx: no such file"),
     (["run", "missing.snn", "--data", "d.npz"], "missing.snn: no such file"),

@@ -99,7 +99,7 @@ def test_the_bundled_rnn_compiles_through_the_api_as_snnconv_recurrent_does(tmp_
 
 def test_options_the_recurrent_path_cannot_use_are_refused_in_one_line():
     graph, calib = _graph(), _sequences(0, 20)
-    for option in ({"neuron": "graded"}, {"encoding": "rate"}, {"tune": "full"}, {"reset": "zero"}):
+    for option in ({"neuron": "graded"}, {"encoding": "rate"}, {"tune": "full"}, {"reset": "zero"}, {"spread": True}):
         with pytest.raises(BadOptionError, match="recurrent network") as caught:
             snnconv.compile(graph, "loihi2", calib, **option)
         assert "\n" not in str(caught.value)
