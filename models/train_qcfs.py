@@ -4,8 +4,9 @@ Conversion-aware training (``snnconv.training``): the VGG of ``train_fashion.py`
 every ReLU replaced by QCFS with ``L`` levels, trained on the 60,000 training images of
 Debian's ``dataset-fashion-mnist``. After each epoch ``snnconv.evaluate`` compiles the
 module being trained for loihi2 (ceilings as scales, T = L) and runs its SNN on the
-bundled test sample. Writes ``fashion_vgg_qcfs.onnx`` (ceilings and L in the file) and
-adds its accuracies to ``fashion_models.json``.
+bundled test sample. Writes ``fashion_vgg_qcfs.onnx`` (ceilings and L in the file; ``--output``
+another file) and, for a file in ``models/``, adds its accuracies to ``fashion_models.json``
+under its name. ``fashion_vgg_qcfs_finetuned.onnx`` is ``--epochs 3 --percentile 99``.
 
 The recipe, and why:
 - Start from the plain ReLU VGG's trained weights (``fashion_vgg.onnx``, ``--init relu``)
@@ -198,10 +199,10 @@ def main() -> None:
              "ceilings": [round(float(m._ceiling()), 4) for m in model.modules() if isinstance(m, training.QCFS)],
              "training_seconds": round(seconds)}
     print(json.dumps(entry, indent=2), flush=True)
-    if args.output.resolve() == (HERE / "fashion_vgg_qcfs.onnx").resolve():
+    if args.output.resolve().parent == HERE.resolve():  # a bundled model: catalogued under its name
         catalog_path = HERE / "fashion_models.json"
         catalog = json.loads(catalog_path.read_text())
-        catalog["vgg_qcfs"] = entry
+        catalog[args.output.stem.removeprefix("fashion_")] = entry
         catalog_path.write_text(json.dumps(dict(sorted(catalog.items())), indent=2) + "\n")
 
 
