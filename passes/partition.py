@@ -9,9 +9,10 @@ synapse memory as the target costs it, and output axons (what the tiles of the l
 it feeds read of it: populations are tiled from the last to the first, so those tiles
 are known). Inputs grow with the box, so the interior tile (the largest receptive
 field) is the one tested for them; output axons depend on where a tile sits, so the
-fullest tile of the grid is taken for them. Every tile is then measured exactly. The
-tiling with the fewest tiles wins; among equals, the one with the fewest input axons in
-total (the least halo replication).
+fullest tile of the grid is taken for them. Every tile is then measured exactly (once per
+distinct reading of its spans: ``_Tiler.resources``), a grid dropped at its first tile
+that does not fit. The tiling with the fewest tiles wins; among equals, the one with the
+fewest input axons in total (the least halo replication).
 
 Where a chip's cores differ (Speck's memories), a population is tiled for each kind of
 core (``Limits.kinds``) and takes the tiling with the fewest tiles, sized for the kind
@@ -347,8 +348,12 @@ class _Tiler:
         if not candidates:
             raise self.refusal()
         for _, _, shape in sorted(candidates):
-            pieces = [self.piece(box) for box in _grid(self.shape, shape)]
-            if all(limits.fits(piece.use, self.kind) for piece in pieces):
+            pieces = []
+            for box in _grid(self.shape, shape):  # a grid is dropped at its first tile that does not fit
+                pieces.append(self.piece(box))
+                if not limits.fits(pieces[-1].use, self.kind):
+                    break
+            else:
                 return _Tiling(shape, pieces)
         raise self.refusal()
 

@@ -118,3 +118,19 @@ def test_speck_refuses_a_core_that_sends_to_more_than_two_cores():
     with pytest.raises(DoesNotFitError, match=r"the cores of speck cannot route this network: core 0 \('[^']+'\): "
                                               r"destination cores \(3\) exceeded max \(2\); give the layers"):
         Partition(speck).run(graph)
+
+
+@pytest.mark.parametrize("target", ["loihi", "speck"])
+def test_measuring_each_distinct_reading_once_gives_the_mapping_of_measuring_every_tile(target, monkeypatch):
+    """The tiler measures a box once per distinct reading of its spans (``_Tiler.resources``); the oracle measures
+    every box with ``Limits.tile_resources`` itself."""
+    from snnconv.passes import partition
+
+    chip = targets.get(target)
+    graph = convert(snnconv.load_onnx(str(MODELS.joinpath("mnist_resnet.onnx"))), CALIB_X, target=chip).graph
+    memoized = Partition(chip).run(graph).graph.fact("mapping")
+    monkeypatch.setattr(partition._Tiler, "resources",
+                        lambda self, box: self.bounds.tile_resources(box, self.projections, self.compartments,
+                                                                     self.kernels))
+    measured = Partition(chip).run(graph).graph.fact("mapping")
+    assert memoized.cores == measured.cores and memoized.tile_shapes == measured.tile_shapes
