@@ -309,8 +309,27 @@ class _Tiler:
                       self.kind)
 
     def estimate(self, tile: tuple[int, int, int]) -> Use:
-        """What the fullest tile of this shape uses: the interior one's inputs, the fullest one's output axons."""
-        return Use.of(self.resources(self._interior(*tile)), self.output_axons.largest(tile))
+        """What the fullest tile of this shape uses: the interior one's inputs (of the first channels and of the
+        channels with the largest fan-in, each resource the larger: a concat's channels differ, DenseNet's
+        first ones from one source channel each, its last from a 3x3 conv), the fullest one's output axons."""
+        first = self.resources(self._interior(*tile))
+        (_, ct), rows, cols = self._interior(*tile)
+        start = self._fullest_channels(ct)
+        if start == 0:
+            return Use.of(first, self.output_axons.largest(tile))
+        other = self.resources(((start, min(start + ct, self.shape[0])), rows, cols))
+        larger = Resources(*(max(a, b) for a, b in zip(dataclasses.astuple(first), dataclasses.astuple(other))))
+        return Use.of(larger, self.output_axons.largest(tile))
+
+    def _fullest_channels(self, ct: int) -> int:
+        """The first channel of the grid's ``ct``-channel range whose neurons have the most synapses (at the middle
+        row and column)."""
+        if not hasattr(self, "_fan_in"):
+            _, height, width = self.shape
+            self._fan_in = sum(p.channels.sum(axis=1) * float(p.rows[height // 2].sum()) * float(p.cols[width // 2].sum())
+                               for p in self.projections) if self.projections else np.zeros(self.shape[0])
+        starts = np.arange(0, self.shape[0], ct)
+        return int(starts[np.argmax(np.add.reduceat(self._fan_in, starts))])
 
     def resources(self, box: Box) -> Resources:
         """``Limits.tile_resources`` of ``box``, measured once per distinct reading: along each axis, the box's span
