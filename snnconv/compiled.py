@@ -94,8 +94,9 @@ class CompiledNetwork:
         if shown != self.graph.output.shape:
             result.outputs = result.outputs.reshape(len(result.outputs), *shown)
             result.predictions = result.outputs.argmax(axis=1)
-        if self.ann:
-            result.stats["ann"] = dict(self.ann)
+        if self.ann:  # beside the chip's statistics, still computed only when read
+            chip_statistics, ann = result.statistics, dict(self.ann)
+            result.statistics = lambda: {**chip_statistics(), "ann": ann}
         return result
 
     def save(self, path: str | Path) -> Path:

@@ -94,6 +94,19 @@ def test_statistics_of_a_second_run_reuse_the_first_runs_plans():
     assert plans is not None and graph.derived("synaptic op plans", lambda: None) is plans
 
 
+def test_a_runs_statistics_are_computed_when_first_read_and_once(monkeypatch):
+    """``run`` returns predictions without the cost model; ``stats`` computes it on first read (the same figures
+    as from the run's message counts) and keeps it."""
+    graph, loihi = mapped("cnn", "loihi"), targets.get("loihi")
+    calls = []
+    real = chip.statistics
+    monkeypatch.setattr(chip, "statistics", lambda *args: calls.append(args) or real(*args))
+    result = chip.run(graph, loihi, TEST["x"][:3], 8)
+    assert calls == []
+    assert result.stats["synaptic_ops"] == real(graph, loihi, result.message_counts, 8)["synaptic_ops"]
+    assert result.stats is result.stats and len(calls) == 1
+
+
 def test_synaptic_operations_in_blocks_of_tiles_equal_one_contraction(monkeypatch):
     """Counting in blocks (bounded memory for networks of thousands of tiles) changes nothing."""
     rng = np.random.default_rng(0)
