@@ -2,17 +2,19 @@
 
 Each population (IF layer, spiking max pool, output) is tiled as a grid of boxes of
 ``ct`` channels x ``rt`` rows x ``xt`` columns. For every pair ``(rt, xt)`` (the values
-that give distinct numbers of tiles), the largest ``ct`` whose tile still fits a core is
-found by bisection, against every limit of ``snnconv.limits``: compartments, input axons
-(a convolution tile's receptive field with its halo, through any pooling before it),
-synapse memory as the target costs it, and output axons (what the tiles of the layers
-it feeds read of it: populations are tiled from the last to the first, so those tiles
-are known). Inputs grow with the box, so the interior tile (the largest receptive
-field) is the one tested for them; output axons depend on where a tile sits, so the
-fullest tile of the grid is taken for them. Every tile is then measured exactly (once per
-distinct reading of its spans: ``_Tiler.resources``), a grid dropped at its first tile
-that does not fit. The tiling with the fewest tiles wins; among equals, the one with the
-fewest input axons in total (the least halo replication).
+that give distinct numbers of tiles), the largest ``ct`` whose tiles still fit a core is
+found by bisection (a ``ct`` that fits, not always the largest: where a concat's synapse
+maps meet, a range that straddles more of them can fail at a smaller ``ct``), against
+every limit of ``snnconv.limits``: compartments, input axons (a convolution tile's
+receptive field with its halo, through any pooling before it), synapse memory as the
+target costs it, and output axons (what the tiles of the layers it feeds read of it:
+populations are tiled from the last to the first, so those tiles are known). Inputs grow
+with the box, so the interior tile (the largest receptive field) of each of the grid's
+channel ranges is the one tested for them; output axons depend on where a tile sits, so
+the fullest tile of the grid is taken for them. Every tile is then measured exactly
+(once per distinct reading of its spans: ``_Tiler.resources``), a grid dropped at its
+first tile that does not fit. The tiling with the fewest tiles wins; among equals, the
+one with the fewest input axons in total (the least halo replication).
 
 Where a chip's cores differ (Speck's memories), a population is tiled for each kind of
 core (``Limits.kinds``) and takes the tiling with the fewest tiles, sized for the kind
@@ -309,27 +311,15 @@ class _Tiler:
                       self.kind)
 
     def estimate(self, tile: tuple[int, int, int]) -> Use:
-        """What the fullest tile of this shape uses: the interior one's inputs (of the first channels and of the
-        channels with the largest fan-in, each resource the larger: a concat's channels differ, DenseNet's
-        first ones from one source channel each, its last from a 3x3 conv), the fullest one's output axons."""
-        first = self.resources(self._interior(*tile))
-        (_, ct), rows, cols = self._interior(*tile)
-        start = self._fullest_channels(ct)
-        if start == 0:
-            return Use.of(first, self.output_axons.largest(tile))
-        other = self.resources(((start, min(start + ct, self.shape[0])), rows, cols))
-        larger = Resources(*(max(a, b) for a, b in zip(dataclasses.astuple(first), dataclasses.astuple(other))))
-        return Use.of(larger, self.output_axons.largest(tile))
-
-    def _fullest_channels(self, ct: int) -> int:
-        """The first channel of the grid's ``ct``-channel range whose neurons have the most synapses (at the middle
-        row and column)."""
-        if not hasattr(self, "_fan_in"):
-            _, height, width = self.shape
-            self._fan_in = sum(p.channels.sum(axis=1) * float(p.rows[height // 2].sum()) * float(p.cols[width // 2].sum())
-                               for p in self.projections) if self.projections else np.zeros(self.shape[0])
-        starts = np.arange(0, self.shape[0], ct)
-        return int(starts[np.argmax(np.add.reduceat(self._fan_in, starts))])
+        """What the fullest tile of this shape uses: per resource, the most over the interior tiles of every channel
+        range of the grid (inputs grow with the box; a concat's ranges read different synapse maps, and one that
+        straddles their boundaries reads several: DenseNet-121's n329 read three through 4,352 input axons in its
+        channels 248-310, where its first and its fullest ranges read one), the fullest tile's output axons."""
+        channels = self.shape[0]
+        _, rows, cols = self._interior(*tile)
+        measured = [dataclasses.astuple(self.resources(((start, min(start + tile[0], channels)), rows, cols)))
+                    for start in range(0, channels, tile[0])]
+        return Use.of(Resources(*map(max, zip(*measured))), self.output_axons.largest(tile))
 
     def resources(self, box: Box) -> Resources:
         """``Limits.tile_resources`` of ``box``, measured once per distinct reading: along each axis, the box's span
@@ -382,7 +372,8 @@ class _Tiler:
         return (0, ct), (r0, min(r0 + rows, height)), (x0, min(x0 + cols, width))
 
     def _largest_channels(self, rows: int, cols: int) -> int:
-        """Bisection: the most channels a tile of ``rows`` x ``cols`` can take (0 if none)."""
+        """Bisection: the most channels a tile of ``rows`` x ``cols`` can take (0 if none); where fitting is not
+        monotone in the channels (a concat's ranges move across its synapse maps), some number that fits."""
         low, high = 0, int(min(self.shape[0], self.kind.neurons / (rows * cols * self.compartments)))
         while low < high:
             middle = (low + high + 1) // 2

@@ -134,3 +134,38 @@ def test_measuring_each_distinct_reading_once_gives_the_mapping_of_measuring_eve
                                                                      self.kernels))
     measured = Partition(chip).run(graph).graph.fact("mapping")
     assert memoized.cores == measured.cores and memoized.tile_shapes == measured.tile_shapes
+
+
+def _concat_of_three_maps():
+    """Three IF layers of 16 channels, 1x1 convs of 9, 1 and 6 channels of them concatenated, then a ReLU: one
+    population reading three synapse maps, as DenseNet's BN-ReLU after a concat (its BN folded into the convs)."""
+    import torch
+
+    class Concat(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.sources = torch.nn.ModuleList(torch.nn.Conv2d(1, 16, 3, padding=1) for _ in range(3))
+            self.reads = torch.nn.ModuleList(torch.nn.Conv2d(16, n, 1) for n in (9, 1, 6))
+            self.head = torch.nn.Conv2d(16, 2, 1)
+
+        def forward(self, x):
+            parts = [read(torch.relu(source(x))) for source, read in zip(self.sources, self.reads)]
+            return self.head(torch.relu(torch.cat(parts, 1)))
+
+    torch.manual_seed(0)
+    return snnconv.load_torch(Concat(), torch.zeros(1, 1, 4, 4), exporter="legacy")
+
+
+def test_a_channel_range_that_straddles_a_concat_s_synapse_maps_is_tiled_within_the_cores():
+    """Cores of 16 compartments (8 loihi neurons) and 32 input axons; each synapse map costs a tile 16 axons per
+    position. The first 8 channels read one map, but channels 8-16 read all three (48 axons): sized on the first
+    and the fullest ranges only, every grid was dropped at that tile and the layer refused (DenseNet-121's n329)."""
+    import dataclasses
+
+    loihi = targets.get("loihi")
+    small = dataclasses.replace(loihi, core=dataclasses.replace(loihi.core, neurons=16, input_axons=32))
+    x = np.random.default_rng(0).random((8, 1, 4, 4)).astype(np.float32)
+    graph = convert(_concat_of_three_maps(), x, target=small).graph
+    placed_graph = Place(small).run(Partition(small).run(graph).graph).graph
+    totals = check(placed_graph, small)  # every core within its limits, every synapse placed once
+    assert PartitionReport.from_graph(placed_graph, small).to_dict()["totals"]["synapses"] == totals["synapses"]
