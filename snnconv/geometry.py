@@ -135,8 +135,13 @@ def _refuse_long_axes(graph: Graph) -> None:
 
     The per-axis matrices are dense (out x in), so one axis of n positions costs n^2
     entries: a 1 MB model with a 1x1 convolution to 262,144 channels would ask for 550 GB.
+    A flatten read only by a dense layer is not measured: the pair is mapped on the
+    flatten's input box (``_flatten_before_dense``), so VGG's 512 x 7 x 7 features never
+    form one axis of 25,088.
     """
     for layer in graph:
+        if isinstance(layer, Flatten) and _read_by_one_dense(layer, graph):
+            continue
         axes = population_box_shape(layer)
         if max(axes) > MAX_AXIS:
             raise DoesNotFitError(f"layer {layer.name!r} ({layer.kind}, shape {list(layer.shape)}): {max(axes):,} "
@@ -232,11 +237,15 @@ def _axis_maps(layer: Layer, index: int, in_shape: tuple[int, int, int], graph: 
 
 def _flatten_before_dense(layer: Flatten, in_shape, graph: Graph):
     """A flatten whose only reader is a dense layer: the pair connects every input to every output."""
-    readers = graph.consumers(layer.name)
-    if len(readers) == 1 and isinstance(readers[0], Dense):
+    if _read_by_one_dense(layer, graph):
         c, h, w = in_shape
         return [np.eye(c, dtype=np.int64), np.eye(h, dtype=np.int64), np.eye(w, dtype=np.int64)]
     return None
+
+
+def _read_by_one_dense(layer: Layer, graph: Graph) -> bool:
+    readers = graph.consumers(layer.name)
+    return len(readers) == 1 and isinstance(readers[0], Dense)
 
 
 def _shift(size: int, before: int, after: int) -> np.ndarray:

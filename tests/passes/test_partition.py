@@ -169,3 +169,23 @@ def test_a_channel_range_that_straddles_a_concat_s_synapse_maps_is_tiled_within_
     placed_graph = Place(small).run(Partition(small).run(graph).graph).graph
     totals = check(placed_graph, small)  # every core within its limits, every synapse placed once
     assert PartitionReport.from_graph(placed_graph, small).to_dict()["totals"]["synapses"] == totals["synapses"]
+
+
+def test_a_flatten_longer_than_an_axis_before_a_dense_layer_is_mapped_on_its_input_box():
+    """VGG's 512 x 7 x 7 features flattened for its first dense layer were refused as one axis of 25,088 positions
+    (more than ``MAX_AXIS``), though the flatten -> dense pair is mapped on the flatten's input box: here 128 x 6 x
+    6 = 4,608 features, fed to 10 neurons through fan-in legalization, checked core by core."""
+    import torch
+
+    from snnconv.geometry import MAX_AXIS
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 128, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(128 * 6 * 6, 10))
+    assert 128 * 6 * 6 > MAX_AXIS
+    loihi = targets.get("loihi")
+    x = np.random.default_rng(0).random((8, 1, 6, 6)).astype(np.float32)
+    graph = convert(snnconv.load_torch(model, torch.zeros(1, 1, 6, 6), exporter="legacy"), x, target=loihi).graph
+    placed_graph = Place(loihi).run(Partition(loihi).run(graph).graph).graph
+    totals = check(placed_graph, loihi)
+    assert PartitionReport.from_graph(placed_graph, loihi).to_dict()["totals"]["synapses"] == totals["synapses"]
