@@ -10,7 +10,10 @@ ReLU, pooling, padding, flatten and concat pass scales through (they commute wit
 positive per-channel factor). ``lam_y`` of a weighted layer (conv, dense, add, affine) is
 the scale of the ReLU it feeds (through pools): the given percentile of that ReLU's
 positive activations over the calibration data (Rueckauer et al. 2017), per channel or
-per layer; a ReLU6-style ceiling ``m`` caps it (``lam <= m``, per layer). An Add whose
+per layer; a ReLU6-style ceiling ``m`` caps it (``lam <= m``, per channel too: the
+capped ReLU's ceiling becomes ``m / lam`` per channel; one per layer where the ceiling is
+a QCFS-trained one, which is the scale itself, or a QDQ model's activation quantizer's,
+whose next layer's integer weights need one input scale). An Add whose
 inputs carry other scales than its own gets a scaling ``Affine`` on those inputs, so both
 branches of a residual agree. The output layer gets one scale for all classes (argmax is
 unchanged), recorded as ``Output.scale``.
@@ -202,7 +205,7 @@ class Normalize:
                 if name == logits:  # one scale for all classes; logits may be negative
                     per_channel = np.abs(values).reshape(1, -1)
                 elif (not self.per_channel or name in head
-                      or (isinstance(layer, ReLU) and layer.max_value is not None)):
+                      or (isinstance(layer, ReLU) and layer.max_value is not None and self._one_per_ceiling(graph))):
                     per_channel = values.reshape(1, -1)
                 else:
                     per_channel = np.moveaxis(values, 1, 0)
@@ -210,6 +213,13 @@ class Normalize:
                     histograms[name] = LogHistogram(per_channel.shape[0])
                 histograms[name].add(per_channel)
         return Calibration(histograms, samples, (low, high))
+
+
+    def _one_per_ceiling(self, graph: Graph) -> bool:
+        """Whether a capped ReLU keeps one scale for all its channels: where its ceiling was trained (QCFS) or is an
+        activation quantizer's (a QDQ model: the next layer's integer weights stay integers only if every input
+        channel shares one scale). A ReLU6 of the model's own gets one per channel, as any ReLU."""
+        return self.ceilings or graph.fact("fake_quant") is not None
 
 
 def _bin_above(histogram: LogHistogram, value: float) -> int:
@@ -226,6 +236,13 @@ def _cap(layer: Layer, lam: np.ndarray, ceilings: bool = False) -> np.ndarray:
     if isinstance(layer, ReLU) and layer.max_value is not None:
         lam = np.full_like(lam, layer.max_value) if ceilings else np.minimum(lam, layer.max_value)
     return lam
+
+
+def _ceiling(ceiling, scale: np.ndarray):
+    """A capped ReLU's ceiling in its scaled units: one number where every channel has the same scale, else one per
+    channel (each at least 1: a scale is capped at the ceiling, so no channel's cap cuts below its rate range)."""
+    ceilings = np.asarray(ceiling / scale, np.float64)
+    return float(ceilings.ravel()[0]) if np.ptp(ceilings) == 0 else ceilings
 
 
 def _summary(lam: np.ndarray) -> dict:
@@ -351,7 +368,7 @@ def _rescale(graph: Graph, anchors: dict[str, str], lam_of: dict[str, np.ndarray
         else:
             out = ins[0]
             if isinstance(layer, ReLU) and layer.max_value is not None:
-                layers.append(dataclasses.replace(layer, max_value=float(layer.max_value / out.ravel()[0])))
+                layers.append(dataclasses.replace(layer, max_value=_ceiling(layer.max_value, out)))
             else:
                 layers.append(layer)
         scale[layer.name] = out

@@ -159,6 +159,8 @@ def _affine(layer: L.Affine, xs: list[Tensor]) -> Tensor:
 
 
 def _relu(layer: L.ReLU, xs: list[Tensor]) -> Tensor:
+    if isinstance(layer.max_value, np.ndarray):  # one ceiling per channel
+        return torch.minimum(xs[0].clamp(min=0.0), _param(layer, "max_value", xs[0]))
     return torch.clamp(xs[0], min=0.0, max=layer.max_value)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from snnconv.ir import Graph, Layer
 from snnconv.ir import layers as L
 from snnconv.table import human, render_table
@@ -34,7 +36,8 @@ def _details(layer: Layer, one_d: bool = False) -> str:
     if isinstance(layer, L.Upsample):
         return f"nearest {_window(layer.factor, one_d)}"
     if isinstance(layer, L.ReLU) and layer.max_value is not None:
-        return f"max {layer.max_value:g}"
+        ceiling = np.asarray(layer.max_value)
+        return f"max {ceiling.min():g}" + (f"..{ceiling.max():g} per channel" if ceiling.size > 1 else "")
     if isinstance(layer, L.Output) and layer.activation:
         return layer.activation
     if isinstance(layer, L.Add):

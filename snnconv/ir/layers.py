@@ -290,10 +290,11 @@ class Affine(Layer):
 
 @dataclass(frozen=True, eq=False, kw_only=True)
 class ReLU(Layer):
-    """``y = min(max(x, 0), max_value)``; ``max_value`` None means unbounded (ReLU6 sets 6)."""
+    """``y = min(max(x, 0), max_value)``; ``max_value`` None means unbounded (ReLU6 sets 6); after per-channel
+    normalization one value per channel, an array broadcasting over one sample."""
 
     kind: ClassVar[str] = "relu"
-    max_value: float | None = None
+    max_value: float | np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)

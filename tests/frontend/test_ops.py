@@ -52,6 +52,8 @@ CASES = {
         (2, 3, 4, 4), {"m": w(3, 1, 1), "s": np.abs(w(1, 3, 1, 1)) + 0.5, "k": np.float32(2.0)}),
     "add_full_constant": make_model([H("Add", ["x", "c"], ["y"])], (2, 3, 4, 4), {"c": w(3, 4, 4)}),
     "relu": make_model([H("Relu", ["x"], ["y"])], (2, 3, 4, 4)),
+    "max_zero_opset13": make_model([H("Max", ["x", "z"], ["y"])], (2, 3, 4, 4), {"z": np.float32(0)}),
+    "max_zero_first_opset8": make_model([H("Max", ["z", "x"], ["y"])], (2, 5), {"z": np.float32(0)}, opset=8),
     "clip_opset6_relu6": make_model([H("Clip", ["x"], ["y"], min=0.0, max=0.5)], (2, 3, 4, 4), opset=9),
     "clip_opset13_inputs": make_model([H("Clip", ["x", "lo", "hi"], ["y"])], (2, 3, 4, 4),
                                       {"lo": np.float32(0), "hi": np.float32(0.4)}),
@@ -171,6 +173,16 @@ def test_a_head_after_a_global_pool_is_recorded_on_the_output(name, activation):
 def test_heads_that_do_not_convert_are_refused(nodes, inits, advice):
     model = make_model(nodes, (1, 3, 4, 4), inits)
     with pytest.raises(snnconv.errors.UnsupportedOpError, match=advice):
+        snnconv.load_onnx(model)
+
+
+@pytest.mark.parametrize("nodes, inits", [
+    ([H("Max", ["x", "z"], ["y"], name="top")], {"z": np.float32(0.5)}),
+    ([H("Relu", ["x"], ["r"]), H("Max", ["x", "r"], ["y"], name="top")], {}),
+], ids=["against_another_constant", "of_two_activations"])
+def test_a_maximum_other_than_a_relu_is_refused(nodes, inits):
+    model = make_model(nodes, (1, 3, 4, 4), inits)
+    with pytest.raises(snnconv.errors.UnsupportedOpError, match=r"'top'.*only Max\(x, 0\), a ReLU, converts"):
         snnconv.load_onnx(model)
 
 

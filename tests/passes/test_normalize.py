@@ -48,6 +48,26 @@ def test_relu_activations_are_at_most_one_below_the_percentile():
         assert 0.98 < acts[name].max() <= 1.0 + 1e-5
 
 
+def test_capped_relus_get_a_scale_per_channel_and_a_ceiling_per_channel():
+    """ReLU6 after a conv whose channels' ranges differ 100-fold: each channel's scale is its own percentile (capped at
+    6, the large channel), not one for the layer, and the normalized network still computes the original's outputs
+    up to the output scale: each channel's ceiling became ``6 / lam``."""
+    import torch
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(1, 3, 3, padding=1)
+    with torch.no_grad():
+        conv.weight.mul_(torch.tensor([0.05, 1.0, 40.0]).view(3, 1, 1, 1))
+    model = torch.nn.Sequential(conv, torch.nn.ReLU6(), torch.nn.Flatten(), torch.nn.Linear(3 * 28 * 28, 10))
+    graph = snnconv.load_torch(model, torch.zeros(1, 1, 28, 28), exporter="legacy")
+    result = Normalize(CALIB_X, per_channel=True).run(graph)
+    scales = result.notes["scales"][next(name for name in result.notes["scales"] if name.startswith("0"))]
+    assert scales["max"] == 6.0 and scales["min"] < 0.1 * scales["max"]
+    expected = snnconv.ann.evaluate(graph, TEST_X)
+    actual = snnconv.ann.evaluate(result.graph, TEST_X) * result.graph.output.scale
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
 def test_streaming_batches_give_the_same_scales_as_one_array():
     graph = _folded("cnn")
     whole = Normalize(CALIB_X, per_channel=True).run(graph).graph

@@ -114,7 +114,8 @@ def test_the_ideal_target_leaves_weights_in_float():
 def _integer_weight_graph(q: np.ndarray, step: float) -> snnconv.Graph:
     """input -> dense -> capped ReLU -> dense of weights ``q * step`` -> output: the second layer's weights are a
     QDQ model's integers under one scale, and the ReLU its activation quantizer's ceiling, which gives it one
-    normalization scale (the first layer, fed by the input current, stays on the host)."""
+    normalization scale (the first layer, fed by the input current, stays on the host); the graph fact
+    ``fake_quant`` says so, as the frontend records it for a QDQ model."""
     from snnconv.ir import Graph, Input, ReLU
 
     rng = np.random.default_rng(5)
@@ -125,7 +126,7 @@ def _integer_weight_graph(q: np.ndarray, step: float) -> snnconv.Graph:
               Dense(name="classes", inputs=("relu",), shape=(q.shape[0],), weight=(q * step).astype(np.float32),
                     bias=np.zeros(q.shape[0], np.float32)),
               Output(name="out", inputs=("classes",), shape=(q.shape[0],))]
-    return Graph.from_layers(layers)
+    return Graph.from_layers(layers, facts=(("fake_quant", ({"tensor": "relu", "action": "ceiling"},)),))
 
 
 @pytest.mark.parametrize("target", INTEGER_TARGETS)

@@ -122,6 +122,19 @@ def relu(node: Node, ctx: Context) -> None:
     ctx.emit(node, ReLU, [node.inputs[0]])
 
 
+@converter("Max", 6, 8, 12, 13)
+def max_(node: Node, ctx: Context) -> None:
+    """``Max(x, 0)`` is a ReLU: what torch's dynamo exporter writes for ``torch.clamp(x, min=0)``. A maximum of two
+    activations, or against another constant, has no spiking neuron."""
+    computed, constants = _split_operands(node, ctx)
+    if len(computed) != 1 or len(constants) != 1:
+        raise node.unsupported(f"a maximum of {len(computed)} activations and {len(constants)} constants; only "
+                               f"Max(x, 0), a ReLU, converts")
+    if constants[0].size != 1 or constants[0].ravel()[0] != 0:
+        raise node.unsupported("a maximum against a constant other than one 0; only Max(x, 0), a ReLU, converts")
+    ctx.emit(node, ReLU, computed)
+
+
 @converter("Clip", 6, 11, 12, 13)
 def clip(node: Node, ctx: Context) -> None:
     """Clip(x, 0, max) is a ReLU with a ceiling (ReLU6); other lower bounds are not ReLU-like."""
