@@ -50,7 +50,7 @@ import numpy as np
 
 from snnconv import ann
 from snnconv.data import iter_batches
-from snnconv.errors import BadGraphError
+from snnconv.errors import BadDataError, BadGraphError
 from snnconv.ir import (
     IF,
     Add,
@@ -212,6 +212,7 @@ class Normalize:
                 if name not in histograms:
                     histograms[name] = LogHistogram(per_channel.shape[0])
                 histograms[name].add(per_channel)
+        _refuse_constant(samples, low, high)
         return Calibration(histograms, samples, (low, high))
 
 
@@ -220,6 +221,14 @@ class Normalize:
         activation quantizer's (a QDQ model: the next layer's integer weights stay integers only if every input
         channel shares one scale). A ReLU6 of the model's own gets one per channel, as any ReLU."""
         return self.ceilings or graph.fact("fake_quant") is not None
+
+
+def _refuse_constant(samples: int, low: float, high: float) -> None:
+    """Calibration samples that hold one value everywhere (all zeros: a preprocessing step that failed) say nothing
+    about the activations; scales from them leave the SNN near chance, so they are refused, not used."""
+    if low == high:
+        raise BadDataError(f"calibration data: every value of its {samples:,} samples is {low:g}; pass real "
+                           f"samples, preprocessed as for the model (the ones it was trained or tested on)")
 
 
 def _bin_above(histogram: LogHistogram, value: float) -> int:

@@ -111,3 +111,11 @@ def test_refusals():
         Normalize(CALIB_X[:0]).run(graph)
     with pytest.raises(BadDataError, match="does not match"):
         Normalize(np.zeros((4, 3, 28, 28), np.float32)).run(graph)
+
+
+@pytest.mark.parametrize("value", [0.0, 0.5])
+def test_calibration_data_of_one_value_is_refused(value):
+    """All-zero calibration images (a failed preprocessing) gave the bundled CNN chance accuracy with exit 0: every
+    ReLU's scale came from its bias alone."""
+    with pytest.raises(BadDataError, match=f"every value of its 16 samples is {value:g}; pass real samples"):
+        Normalize(np.full((16, *CALIB_X.shape[1:]), value, np.float32)).run(_folded("cnn"))
