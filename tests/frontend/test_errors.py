@@ -70,6 +70,10 @@ def _batchnorm_training():
 
 # id -> (model, node name, op type, opset, advice regex, lists the supported ops)
 UNSUPPORTED_OPS = {
+    "matmul_over_a_sequence": (make_model([H("MatMul", ["x", "W"], ["y"], name="unrolled_rnn")], (1, 4, 5),
+                                          {"W": np.ones((5, 3), np.float32)}),
+                               "unrolled_rnn", "MatMul", OPSET,
+                               r"sample shape \(4, 5\).*flatten it first, or, for a ReLU RNN .* dynamo=False", False),
     "lrn": (make_model([H("LRN", ["x"], ["y"], name="norm_lrn", size=3)], (1, 3, 4, 4)),
             "norm_lrn", "LRN", OPSET, r"retrain without it \(BatchNormalization converts\)", False),
     "sigmoid_inside": (make_model([H("Sigmoid", ["x"], ["s"], name="gate_sigmoid"),

@@ -13,7 +13,11 @@ from snnconv.ir import Dense
 def _require_vector_input(node: Node, ctx: Context) -> int:
     shape = ctx.shape(node.inputs[0], node)
     if len(shape) != 1:
-        raise node.unsupported(f"input of sample shape {shape}; a dense layer takes (batch, features), add a Flatten")
+        rnn = (", or, for a ReLU RNN that torch's dynamo exporter unrolled into MatMuls, export it with "
+               "torch.onnx.export(..., dynamo=False), which writes the ONNX RNN node snnconv converts"
+               if len(shape) == 2 else "")
+        raise node.unsupported(f"input of sample shape {shape}; a dense layer takes (batch, features): flatten it "
+                               f"first{rnn}")
     return shape[0]
 
 
