@@ -49,7 +49,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from snnconv import files, geometry, neurons
-from snnconv.errors import BadArtifactError, BadGraphError
+from snnconv.errors import BadArtifactError, BadGraphError, DoesNotFitError
 from snnconv.ir import IF, LAYER_KINDS, OUTPUT_ACTIVATIONS, Affine, Conv, Dense, Graph, Layer, Output, Round
 from snnconv.mapping import Core, Mapping, Resources, Tile
 from snnconv.options import MAX_TIMESTEPS  # the cap of the API and the CLI holds for an artifact's T too
@@ -143,10 +143,24 @@ def _pack(manifest: dict, arrays: dict[str, np.ndarray], stream: BinaryIO, compr
     blobs = {name: _npy(array) for name, array in arrays.items()}
     manifest["checksums"] = {name: hashlib.sha256(blob).hexdigest() for name, blob in blobs.items()}
     text = json.dumps(_jsonable(manifest), separators=(",", ":"), sort_keys=True, allow_nan=False).encode()
+    _refuse_unreadable(manifest, len(text), len(text) + sum(len(blob) for blob in blobs.values()))
     with zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED) as archive:
         _add(archive, "manifest.json", text)
         for name in sorted(blobs):
             _add(archive, name, blobs[name])
+
+
+def _refuse_unreadable(manifest: dict, manifest_bytes: int, unpacked_bytes: int) -> None:
+    """Refuse to write what ``decode`` would refuse to read: a manifest or members over the reader's budgets (a
+    network of hundreds of thousands of cores: DenseNet-121 on loihi, 266,702, needs a 315 MB core table)."""
+    cores = len((manifest.get("mapping") or {}).get("cores", ()))
+    for what, size, budget in (("manifest", manifest_bytes, MAX_MANIFEST_BYTES),
+                               ("members", unpacked_bytes, MAX_UNPACKED_BYTES)):
+        if size > budget:
+            raise DoesNotFitError(f"the compiled network {manifest.get('name')!r} ({cores:,} cores) needs an artifact "
+                                  f"whose {what} unpacks to {size:,} bytes, more than the {budget:,} an artifact "
+                                  f"holds (what a reader may be asked to parse); compile a smaller network or for "
+                                  f"a target with larger cores")
 
 
 def read(path: str | Path) -> Artifact:

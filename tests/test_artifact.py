@@ -17,7 +17,7 @@ import pytest
 import snnconv
 from snnconv import artifact, geometry, targets
 from snnconv.compiled import CompiledNetwork
-from snnconv.errors import BadArtifactError
+from snnconv.errors import BadArtifactError, DoesNotFitError
 from snnconv.ir import Dense
 from snnconv.pipeline import convert, to_cores
 from snnconv.snn import simulate
@@ -55,6 +55,23 @@ def test_compiling_twice_gives_byte_identical_files(tmp_path):
     one = compiled("resnet").save(tmp_path / "one.snn").read_bytes()
     two = compiled("resnet").save(tmp_path / "two.snn").read_bytes()
     assert one == two
+
+
+@pytest.mark.parametrize("budget", ["MAX_MANIFEST_BYTES", "MAX_UNPACKED_BYTES"])
+def test_a_network_whose_artifact_the_reader_would_refuse_is_refused_when_written(network, tmp_path, monkeypatch,
+                                                                                   budget):
+    """DenseNet-121 on loihi (266,702 cores) compiled, then its own artifact was refused on reading back as
+    "damaged or not from snnconv"; a write over the reader's budgets now says what is too large, and writes nothing."""
+    buffer = io.BytesIO()
+    artifact.encode(network.graph, network._manifest_extra(), buffer)
+    manifest_bytes = len(zipfile.ZipFile(buffer).read("manifest.json"))
+    monkeypatch.setattr(artifact, budget, manifest_bytes - 1)
+    cores = len(network.graph.fact("mapping").cores)
+    with pytest.raises(DoesNotFitError, match=rf"\({cores:,} cores\) needs an artifact whose "
+                                              rf"{'manifest' if budget == 'MAX_MANIFEST_BYTES' else 'members'} "
+                                              rf"unpacks to [0-9,]+ bytes, more than the {manifest_bytes - 1:,}"):
+        network.save(tmp_path / "net.snn")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_failed_write_leaves_the_previous_file_and_no_temporary(network, tmp_path, monkeypatch):
