@@ -1,4 +1,4 @@
-"""AveragePool, MaxPool, GlobalAveragePool, GlobalMaxPool, ReduceMean over H, W -> ``Pool``.
+"""AveragePool, MaxPool, GlobalAveragePool, GlobalMaxPool, ReduceMean and ReduceMax over H, W -> ``Pool``.
 
 1-D pooling over ``[N, C, L]`` is 2-D pooling over ``(C, 1, L)`` (see ``conv.py``) with
 kernel ``(1, k)``, strides ``(1, s)`` and pads ``(0, begin, 0, end)``: each window holds the
@@ -61,6 +61,17 @@ def global_max_pool(node: Node, ctx: Context) -> None:
 def reduce_mean(node: Node, ctx: Context) -> None:
     """The mean over all spatial axes (H and W; L of 1-D data) is a global average pool
     (plus a flatten without keepdims)."""
+    _spatial_reduction(node, ctx, "avg")
+
+
+@converter("ReduceMax", 1, 11, 12, 13, 18, 20)
+def reduce_max(node: Node, ctx: Context) -> None:
+    """The maximum over all spatial axes is a global max pool: what the dynamo exporter writes for
+    ``AdaptiveMaxPool2d(1)``."""
+    _spatial_reduction(node, ctx, "max")
+
+
+def _spatial_reduction(node: Node, ctx: Context, mode: str) -> None:
     if node.opset >= 18:
         axes = ctx.optional_const(node, 1, "axes")
         axes = None if axes is None else axes.tolist()
@@ -69,10 +80,11 @@ def reduce_mean(node: Node, ctx: Context) -> None:
     rank = spatial_rank(node, ctx) + 2
     spatial = list(range(2, rank))
     if axes is None or sorted(a % rank for a in axes) != spatial:
-        raise node.unsupported(f"ReduceMean over axes {axes}; only the mean over the spatial axes {spatial} converts")
+        raise node.unsupported(f"{node.op} over axes {axes}; only the {'mean' if mode == 'avg' else 'maximum'} "
+                               f"over the spatial axes {spatial} converts")
     if node.attr("keepdims", 1):
-        _global_pool(node, ctx, "avg")
+        _global_pool(node, ctx, mode)
         return
     pooled = node.outputs[0] + "/pool"
-    _global_pool(node, ctx, "avg", output=pooled)
+    _global_pool(node, ctx, mode, output=pooled)
     ctx.emit(node, Flatten, [pooled], suffix="/flatten")
