@@ -64,6 +64,37 @@ def test_rnn_relu_matches_onnxruntime():
     np.testing.assert_allclose(ann.evaluate(graph, x), expected, atol=1e-5)
 
 
+class _LastOutput(torch.nn.Module):
+    """torch's usual readout of a batch-first RNN: the output ``o`` at the last item, ``o[:, -1]`` (stacked: the top
+    layer's), which is ``h[-1]``."""
+
+    def __init__(self, layers: int, index: int = -1):
+        super().__init__()
+        torch.manual_seed(0)
+        self.rnn = torch.nn.RNN(5, 8, num_layers=layers, nonlinearity="relu", batch_first=True)
+        self.head, self.index = torch.nn.Linear(8, 3), index
+
+    def forward(self, x):
+        return self.head(self.rnn(x)[0][:, self.index])
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_the_last_output_readout_matches_onnxruntime(layers):
+    import onnxruntime
+
+    model = _export(_LastOutput(layers))
+    graph = load_onnx(model)
+    assert [layer.kind for layer in graph] == ["input", *["recurrent"] * layers, "dense", "output"]
+    x = np.random.default_rng(0).random((7, 6, 5), dtype=np.float32)
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(ann.evaluate(graph, x), session.run(None, {"x": x})[0], atol=1e-5)
+
+
+def test_an_output_other_than_the_last_item_s_is_refused():
+    with pytest.raises(UnsupportedOpError, match=r"other than as o\[:, -1\] \(axis 1, index -1 or 5\)"):
+        load_onnx(_export(_LastOutput(1, index=2), items=6))
+
+
 @pytest.mark.parametrize("net, words", [
     (_Net(nonlinearity="tanh"), "only Relu converts"),
     (_Net(nonlinearity="relu", bidirectional=True), "direction 'bidirectional'"),

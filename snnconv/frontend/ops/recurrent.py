@@ -33,13 +33,19 @@ _BELOW = "hidden state of a layer with one stacked above"  # pending (_BELOW, la
 _Y = "rnn every hidden state"  # pending (_Y, layer): an RNN's Y, [L, directions, N, H]
 _STACKED_INPUT = "time-major hidden states"  # pending (.., layer): Squeeze(Y, 1), [L, N, H]: a stacked RNN's X
 _STATES = "stacked last hidden states"  # pending (_STATES, [Y_h tensors]): Concat of every layer's Y_h
+_BATCH_FIRST = "batch-first hidden states"  # pending (.., layer): Transpose(Squeeze(Y, 1)), [N, L, H]: torch's output o
 
 
 @converter("Transpose", 1, 13, 21, 23, 24, 25)
 def transpose(node: Node, ctx: Context) -> None:
-    """Only the swap of batch and items of a sequence input in front of an RNN: the IR has no time axis."""
-    layer = ctx.layer_of(node.inputs[0], node)
+    """Only the swap of batch and items of a sequence input in front of an RNN, or of an RNN's hidden states after
+    it (torch's batch-first output ``o``, read as ``o[:, -1]``): the IR has no time axis."""
     perm = list(node.attr("perm", []))
+    below = ctx.pending.get(node.inputs[0])
+    if isinstance(below, tuple) and below[0] == _STACKED_INPUT and perm == [1, 0, 2]:
+        ctx.pending[node.outputs[0]] = (_BATCH_FIRST, below[1])  # no value: only o[:, -1] (a Gather) reads it
+        return
+    layer = ctx.layer_of(node.inputs[0], node)
     if not (isinstance(layer, Input) and len(layer.shape) == 2 and perm == [1, 0, 2]):
         raise node.unsupported(f"perm {perm} of a tensor of sample shape {layer.shape}; snnconv converts a Transpose "
                                "only as the [N, L, F] -> [L, N, F] swap of a sequence input in front of an RNN")
@@ -121,7 +127,7 @@ def stacked(node: Node, ctx: Context) -> bool:
             raise node.unsupported("concatenates RNN hidden states along an axis other than 0 (layers)")
         ctx.pending[node.outputs[0]] = (_STATES, [t for t in node.inputs if t])
         return True
-    if any(k in (_Y, _HIDDEN, _BELOW, _STATES) for k in kinds):
+    if any(k in (_Y, _HIDDEN, _BELOW, _STATES, _BATCH_FIRST) for k in kinds):
         raise node.unsupported("reads an RNN's outputs other than as a stacked RNN's input or the top layer's last "
                                "hidden state h[-1]; snnconv streams out only the top layer's h[-1]")
     return False
@@ -134,6 +140,8 @@ def gather(node: Node, ctx: Context) -> None:
     index = ctx.const(node.inputs[1])
     pending = ctx.pending.get(node.inputs[0])
     kind = pending[0] if isinstance(pending, tuple) else pending
+    if kind == _BATCH_FIRST:
+        return _last_output(node, ctx, pending[1], index)
     if (kind not in (_HIDDEN, _STATES) or node.attr("axis", 0) != 0 or index is None or index.size != 1):
         raise node.unsupported("snnconv converts a Gather of computed values only as h[-1] of an RNN's Y_h "
                                "(axis 0, index 0 or -1)")
@@ -147,6 +155,15 @@ def gather(node: Node, ctx: Context) -> None:
         raise node.unsupported("the last state of the Concat is not the top RNN's Y_h; snnconv streams out only the "
                                "top layer's last hidden state (h[-1])")
     ctx.alias(node, states[-1])
+
+
+def _last_output(node: Node, ctx: Context, name: str, index) -> None:
+    """``o[:, -1]`` of torch's batch-first output: the last item's hidden state, which is the layer's ``Y_h``."""
+    items = ctx.layer(ctx.layer(name).inputs[0]).shape[0]
+    if node.attr("axis", 0) != 1 or index is None or index.size != 1 or int(index.ravel()[0]) not in (-1, items - 1):
+        raise node.unsupported(f"reads the RNN's output o other than as o[:, -1] (axis 1, index -1 or {items - 1}); "
+                               "snnconv streams out only the last item's hidden state")
+    ctx.values[node.outputs[0]] = name
 
 
 @refusal("LSTM", "GRU")
