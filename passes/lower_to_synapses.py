@@ -404,7 +404,8 @@ def _reaches_population_unweighted(layers: list[Layer]) -> set[str]:
 def _check_one_weighted_layer_per_path(graph: Graph, host: set[str]) -> None:
     """Count weighted layers along every path from a source; a population must see exactly one."""
     counts: dict[str, set[int]] = {}  # layer -> numbers of weighted layers on the paths reaching it
-    crossed: dict[str, list[str]] = {}  # layer -> the weighted layers on those paths
+    crossed: dict[str, list[str]] = {}  # layer -> the weighted layers on those paths, in the graph's order
+    order = {layer.name: index for index, layer in enumerate(graph)}
     for layer in graph:
         if is_spike_source(layer) and not is_integrator(layer) or layer.name in host:
             counts[layer.name], crossed[layer.name] = {0}, []
@@ -412,13 +413,14 @@ def _check_one_weighted_layer_per_path(graph: Graph, host: set[str]) -> None:
                 _check_max_pool_input(graph, layer)
             continue
         seen = set().union(*(counts[src] for src in layer.inputs))
-        names = sorted({w for src in layer.inputs for w in crossed[src]})
+        names = sorted({w for src in layer.inputs for w in crossed[src]}, key=order.get)
         if is_weighted(layer):
             seen, names = {c + 1 for c in seen}, names + [layer.name]
         if is_integrator(layer) and seen != {1} and not all(src in host for src in layer.inputs):
             _refuse_positional_average(graph, layer, names)
             raise UnsupportedOpError(
-                f"layer {layer.name!r} ({layer.kind}) receives spikes through {sorted(seen)} weighted layers "
+                f"layer {layer.name!r} ({layer.kind}) receives spikes through "
+                f"{' or '.join(str(count) for count in sorted(seen))} weighted layers "
                 f"({', '.join(names) or 'none'}); a chip needs exactly one synapse map between neuron "
                 f"populations: put a ReLU between {' and '.join(names[-2:]) if len(names) > 1 else 'them'}, or "
                 f"fuse them before export")
