@@ -449,6 +449,11 @@ def _refuse_positional_average(graph: Graph, population: Layer, names: list[str]
 
 def _check_max_pool_input(graph: Graph, pool: Pool) -> None:
     source = graph[pool.inputs[0]]
+    if isinstance(source, Affine) and np.any(np.asarray(source.scale) < 0):
+        raise UnsupportedOpError(f"max pool {pool.name!r} reads {source.name!r}, which scales by negative factors "
+                                 f"(a BatchNorm or Mul with a negative scale after a ReLU): the max of the scaled "
+                                 f"values is the min of the ReLU's, which no spiking max pool computes; move the "
+                                 f"scaling after the pool, or use an average pool")
     if not is_spike_source(source):
         raise UnsupportedOpError(f"max pool {pool.name!r} reads {source.name!r} ({source.kind}), not spikes; "
                                  f"spiking max pooling needs an IF layer before it")

@@ -240,3 +240,22 @@ def test_copying_an_affine_per_reader_and_moving_it_past_a_sum_pool_keep_the_lay
     lowered = LowerToSynapses().run(graph).graph
     x = R.random(size=(3, 2, 4, 4)).astype(np.float32)
     np.testing.assert_allclose(ann.evaluate(lowered, x), ann.evaluate(graph, x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_negative_scale_before_a_max_pool_is_refused_saying_so():
+    """BN after a ReLU folds forward through a max pool only where every scale is >= 0; a negative one reached the
+    pool and was refused as 'not spikes', without a word about the sign."""
+    import torch
+
+    import snnconv
+
+    torch.manual_seed(0)
+    bn = torch.nn.BatchNorm2d(2)
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([1.0, -0.5]))
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.ReLU(), bn, torch.nn.MaxPool2d(2),
+                                torch.nn.Flatten(), torch.nn.Linear(2 * 4 * 4, 3)).eval()
+    x = R.random((8, 1, 8, 8)).astype(np.float32)
+    with pytest.raises(UnsupportedOpError, match=r"max pool .* scales by negative factors .* move the scaling after "
+                                                 r"the pool, or use an average pool"):
+        snnconv.compile(model, "loihi", x, example=torch.zeros(1, 1, 8, 8), tune="off")
