@@ -21,6 +21,7 @@ import ast
 import contextlib
 import io
 import logging
+import re
 import warnings
 
 import numpy as np
@@ -60,7 +61,9 @@ def export_module(module: torch.nn.Module, example_input: torch.Tensor, exporter
         with _quiet(), training.exporting(module):
             model = _export(module, example_input, exporter)
     except Exception as exc:  # exporters raise many kinds; all mean the module did not export
-        raise BadModelError(f"torch module {type(module).__name__}: ONNX export ({exporter}) failed: {exc}") from exc
+        raise BadModelError(f"torch module {type(module).__name__}: ONNX export ({exporter}) failed on an example of "
+                            f"shape {tuple(example_input.shape)}: {_root_cause(exc)}; pass an example batch the "
+                            f"module takes (batch first)") from exc
     finally:
         module.train(was_training)
     for node, name in zip(model.graph.node, module_names(model.graph.node)):
@@ -159,14 +162,25 @@ def _export(module: torch.nn.Module, example_input: torch.Tensor, exporter: str)
     return onnx.load_from_string(buffer.getvalue())
 
 
+def _root_cause(exc: BaseException) -> str:
+    """The first line of the innermost exception the exporter's chain wraps, without terminal colours: the
+    exporters wrap the module's own error (a shape mismatch) in pages of their own report."""
+    while exc.__cause__ is not None or exc.__context__ is not None and not exc.__suppress_context__:
+        exc = exc.__cause__ or exc.__context__
+    lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).splitlines() if line.strip()]
+    first = lines[0] if lines else type(exc).__name__
+    return first if len(first) <= 300 else first[:297] + "..."
+
+
 @contextlib.contextmanager
 def _quiet():
     """Silence the exporters' progress prints and deprecation warnings."""
-    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._dynamo")]
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._dynamo",
+                                                    "torch.export._trace", "torch._subclasses.fake_tensor")]
     levels = [logger.level for logger in loggers]
     try:
         for logger in loggers:
-            logger.setLevel(logging.ERROR)
+            logger.setLevel(logging.CRITICAL)  # export failures come back as one BadModelError line
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             yield

@@ -259,3 +259,15 @@ def test_a_numpy_example_is_taken_as_a_tensor_and_a_float64_one_is_refused_in_on
     for example in (np.zeros((1, 12)), torch.zeros(1, 12, dtype=torch.float64)):
         with pytest.raises(snnconv.errors.BadModelError, match=r"dtype .*float64.*pass a float32 example"):
             snnconv.load_torch(module, example)
+
+
+@pytest.mark.parametrize("exporter", ["dynamo", "legacy"])
+def test_an_example_the_module_does_not_take_is_refused_in_one_line_with_the_module_s_own_error(exporter, capfd):
+    """An example without its batch axis: the exporters' pages of report (with terminal colours, and the dynamo
+    exporter's log lines on stderr) become one line holding the module's own error."""
+    module = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    with pytest.raises(snnconv.errors.BadModelError, match=r"failed on an example of shape \(1, 8, 8\): .*pass an "
+                                                           r"example batch the module takes") as info:
+        snnconv.load_torch(module, torch.zeros(1, 8, 8), exporter=exporter)
+    assert "\n" not in str(info.value) and "\x1b" not in str(info.value)
+    assert capfd.readouterr().err == ""
