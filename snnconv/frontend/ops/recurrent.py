@@ -159,7 +159,11 @@ def gather(node: Node, ctx: Context) -> None:
 
 def _last_output(node: Node, ctx: Context, name: str, index) -> None:
     """``o[:, -1]`` of torch's batch-first output: the last item's hidden state, which is the layer's ``Y_h``."""
-    items = ctx.layer(ctx.layer(name).inputs[0]).shape[0]
+    layer = ctx.layer(name)
+    if layer.sequence:
+        raise node.unsupported("reads the output o of a recurrent layer that feeds a stacked one; snnconv streams out "
+                               "only the top layer's last hidden state")
+    items = ctx.layer(layer.inputs[0]).shape[0]
     if node.attr("axis", 0) != 1 or index is None or index.size != 1 or int(index.ravel()[0]) not in (-1, items - 1):
         raise node.unsupported(f"reads the RNN's output o other than as o[:, -1] (axis 1, index -1 or {items - 1}); "
                                "snnconv streams out only the last item's hidden state")
