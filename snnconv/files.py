@@ -140,6 +140,12 @@ def _folder(path: Path) -> Path:
     return path.parent if str(path.parent) else Path(".")
 
 
+def _example_name(label: str) -> str:
+    """A file name that suits what ``label`` names (``out/out`` read as a typo of the folder)."""
+    return next((name for key, name in (("artifact", "net.snn"), ("NIR", "net.nir"), ("HTML", "report.html"))
+                 if key in label), "output")
+
+
 def _check_writable(path: Path, label: str) -> None:
     """The folder exists and takes a new file; ``path`` is absent or a regular file."""
     folder = _folder(path)
@@ -152,7 +158,8 @@ def _check_writable(path: Path, label: str) -> None:
     except OSError as exc:
         raise BadPathError(f"{path}: cannot be written ({exc.strerror or exc}); choose another path") from None
     if info is not None and stat.S_ISDIR(info.st_mode):
-        raise BadPathError(f"{path}: is a folder; give a file name inside it for {label}, e.g. {path / 'out'}")
+        raise BadPathError(f"{path}: is a folder; give a file name inside it for {label}, e.g. "
+                           f"{path / _example_name(label)}")
     if info is not None and not stat.S_ISREG(info.st_mode):
         raise BadPathError(f"{path}: is {_kind(info.st_mode)}; give the path of a regular file for {label}")
     try:  # the one honest test of writability (root ignores permission bits, read-only mounts do not)

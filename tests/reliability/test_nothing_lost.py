@@ -95,7 +95,8 @@ def test_saving_into_a_missing_folder_is_refused(network, tmp_path):
 
 def test_saving_over_a_folder_is_refused(network, tmp_path):
     (tmp_path / "net.snn").mkdir()
-    with pytest.raises(BadPathError, match="is a folder"):
+    with pytest.raises(BadPathError, match=r"is a folder; give a file name inside it for the artifact, e\.g\. "
+                                           r".*net\.snn/net\.snn$"):
         network.save(tmp_path / "net.snn")
     assert leftovers(tmp_path) == ["net.snn"] and not any((tmp_path / "net.snn").iterdir())
 
