@@ -215,7 +215,6 @@ class Normalize:
         _refuse_constant(samples, low, high)
         return Calibration(histograms, samples, (low, high))
 
-
     def _one_per_ceiling(self, graph: Graph) -> bool:
         """Whether a capped ReLU keeps one scale for all its channels: where its ceiling was trained (QCFS) or is an
         activation quantizer's (a QDQ model: the next layer's integer weights stay integers only if every input
@@ -249,7 +248,8 @@ def _cap(layer: Layer, lam: np.ndarray, ceilings: bool = False) -> np.ndarray:
 
 def _ceiling(ceiling, scale: np.ndarray):
     """A capped ReLU's ceiling in its scaled units: one number where every channel has the same scale, else one per
-    channel (each at least 1: a scale is capped at the ceiling, so no channel's cap cuts below its rate range)."""
+    channel (at least 1 in every channel that fires: its scale is capped at the ceiling, so no cap cuts into its
+    rate range)."""
     ceilings = np.asarray(ceiling / scale, np.float64)
     return float(ceilings.ravel()[0]) if np.ptp(ceilings) == 0 else ceilings
 
