@@ -342,4 +342,5 @@ def test_a_layer_longer_than_the_mapped_axes_is_refused_before_partitioning(tmp_
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, channels, 2, 2])], [weight])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     with pytest.raises(DoesNotFitError, match=f"more than the {MAX_AXIS:,} snnconv maps"):
-        snnconv.compile(model, "loihi", np.ones((2, 1, 2, 2), np.float32), timesteps=4, percentile=99.9)
+        snnconv.compile(model, "loihi", np.random.default_rng(0).random((2, 1, 2, 2), np.float32), timesteps=4,
+                        percentile=99.9)
