@@ -602,33 +602,27 @@ def _jsonable(value):
 
 def _recurrent_entry(program: RecurrentProgram, arrays: dict[str, np.ndarray]) -> dict:
     """The program's fields: arrays under ``arrays/recurrent/``, the core table as objects, the rest as JSON."""
-    entry = {}
-    for field in dataclasses.fields(program):
-        value = getattr(program, field.name)
-        if isinstance(value, np.ndarray):
-            name = f"arrays/recurrent/{field.name}.npy"
-            arrays[name] = _compact(value)
-            entry[field.name] = {"array": name}
-        elif field.name == "upper":
-            entry["upper"] = [_stacked_entry(layer, index, arrays) for index, layer in enumerate(value)]
-        elif field.name == "cores":
-            entry["cores"] = [dataclasses.asdict(core) for core in value]
-        else:
-            entry[field.name] = _jsonable(value)
+    entry = _fields_entry(program, "arrays/recurrent", arrays, skip=("upper", "cores"))
+    entry["upper"] = [_fields_entry(layer, f"arrays/recurrent/upper{index}", arrays)
+                      for index, layer in enumerate(program.upper)]
+    entry["cores"] = [dataclasses.asdict(core) for core in program.cores]
     return entry
 
 
-def _stacked_entry(layer: StackedLayer, index: int, arrays: dict[str, np.ndarray]) -> dict:
-    """A stacked layer's fields: arrays under ``arrays/recurrent/upper<index>/``, numbers as JSON."""
+def _fields_entry(value, folder: str, arrays: dict[str, np.ndarray], skip: tuple[str, ...] = ()) -> dict:
+    """A dataclass's fields but ``skip``: arrays as members under ``folder`` (named in ``arrays``), the rest as
+    JSON."""
     entry = {}
-    for field in dataclasses.fields(layer):
-        value = getattr(layer, field.name)
-        if isinstance(value, np.ndarray):
-            name = f"arrays/recurrent/upper{index}/{field.name}.npy"
-            arrays[name] = _compact(value)
+    for field in dataclasses.fields(value):
+        if field.name in skip:
+            continue
+        item = getattr(value, field.name)
+        if isinstance(item, np.ndarray):
+            name = f"{folder}/{field.name}.npy"
+            arrays[name] = _compact(item)
             entry[field.name] = {"array": name}
         else:
-            entry[field.name] = _jsonable(value)
+            entry[field.name] = _jsonable(item)
     return entry
 
 

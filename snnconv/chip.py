@@ -44,9 +44,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from snnconv import ann, geometry, metrics, neurons
-from snnconv.data import check_labels
-from snnconv.errors import BadDataError, SnnconvError
+from snnconv import ann, data, geometry, metrics, neurons
+from snnconv.errors import SnnconvError
 from snnconv.ir import IF, Graph
 from snnconv.mapping import Mapping, weighted_traffic
 from snnconv.snn import CHUNK_ELEMENTS, simulate, threads_for
@@ -80,12 +79,7 @@ class RunResult:
 
     def accuracy(self, labels) -> float:
         """The fraction of samples whose prediction is their label (class indices, one per sample)."""
-        labels = np.asarray(labels)
-        if labels.shape != self.predictions.shape or labels.dtype.kind not in "iu":
-            raise BadDataError(f"labels: expected {len(self.predictions)} integer class indices, got {labels.dtype} "
-                               f"of shape {labels.shape}")
-        check_labels(labels, self.outputs.shape[1], "labels")
-        return float((self.predictions == labels).mean())
+        return data.accuracy(self.outputs, labels)
 
 
 def run(graph: Graph, target: Target, x: np.ndarray, timesteps: int, batch_size: int = 256,

@@ -148,3 +148,13 @@ def check_labels(y: np.ndarray | None, classes: int, where: str) -> None:
     if low < 0 or high >= classes:
         raise BadDataError(f"{where}: labels range over {low}..{high}, but the network has {classes} outputs "
                            f"(classes 0..{classes - 1}); pass class indices, not one-hot or shifted labels")
+
+
+def accuracy(outputs: np.ndarray, labels) -> float:
+    """The fraction of samples whose largest output is their label (class indices, one per sample)."""
+    labels, predictions = np.asarray(labels), outputs.argmax(axis=1)
+    if labels.shape != predictions.shape or labels.dtype.kind not in "iu":
+        raise BadDataError(f"labels: expected {len(predictions)} integer class indices, got {labels.dtype} "
+                           f"of shape {labels.shape}")
+    check_labels(labels, outputs.shape[1], "labels")
+    return float((predictions == labels).mean())

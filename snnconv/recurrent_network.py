@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from snnconv import ann_cost, artifact, options, recurrent, recurrent_cost
-from snnconv.data import as_array, check_labels
+from snnconv import ann_cost, artifact, data, options, recurrent, recurrent_cost
+from snnconv.data import as_array
 from snnconv.errors import BadArtifactError, BadDataError, BadOptionError
 from snnconv.ir import Graph
 from snnconv.recurrent_program import RecurrentProgram
@@ -61,12 +61,7 @@ class SequenceRun:
         return self.outputs.argmax(axis=1)
 
     def accuracy(self, labels) -> float:
-        labels = np.asarray(labels)
-        if labels.shape != self.predictions.shape or labels.dtype.kind not in "iu":
-            raise BadDataError(f"labels: expected {len(self.predictions)} integer class indices, got {labels.dtype} "
-                               f"of shape {labels.shape}")
-        check_labels(labels, self.outputs.shape[1], "labels")
-        return float((self.predictions == labels).mean())
+        return data.accuracy(self.outputs, labels)
 
 
 @dataclass

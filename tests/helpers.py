@@ -11,6 +11,21 @@ import snnconv
 TOLERANCE = 1e-4  # max abs difference, float32, between the IR evaluator and onnxruntime
 
 
+def calibration_reader(x: np.ndarray, batch: int = 100):
+    """``x`` as onnxruntime's quantizer reads calibration data: a ``CalibrationDataReader`` of batches of input
+    ``"input"``."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Batches(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"input": x[start:start + batch]} for start in range(0, len(x), batch)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    return Batches()
+
+
 def onnxruntime_output(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
     """The first output of ``model`` on ``x`` computed by onnxruntime (CPU)."""
     import onnxruntime

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from snnconv import recurrent
 from snnconv.recurrent import RecurrentProgram, host_currents
 
 
@@ -110,3 +111,13 @@ def _product(spikes: np.ndarray, weights: np.ndarray) -> np.ndarray:
     for source in np.flatnonzero(spikes.any(axis=0)):
         total += spikes[:, source:source + 1] * weights[source]
     return total
+
+
+def assert_chip_model_matches(program: RecurrentProgram, x: np.ndarray) -> None:
+    """The chip model (``snnconv.recurrent.run``) equals this reference bit for bit: spikes, saturations, and every
+    item's output (the integral scaled to the ANN's units)."""
+    fast = recurrent.run(program, x)
+    integrals, spikes, saturations = run(program, x)
+    np.testing.assert_array_equal(fast.spikes, spikes)
+    assert fast.saturations == saturations
+    np.testing.assert_array_equal(fast.item_outputs, integrals * program.output_scale / program.steps_per_item)

@@ -14,7 +14,7 @@ from importlib import resources
 import numpy as np
 import onnx
 import pytest
-from helpers import TOLERANCE, onnxruntime_output
+from helpers import TOLERANCE, calibration_reader, onnxruntime_output
 
 import snnconv
 
@@ -27,14 +27,6 @@ TEST = np.load(MODELS.joinpath("mnist_test.npz"))
 TIMESTEPS = 32
 # variant -> (BatchNorm folded into the convs before quantizing (quant_pre_process), weight scales per channel)
 VARIANTS = {"plain": (False, False), "fused": (True, False), "per_channel": (True, True)}
-
-
-class _Digits(quantization.CalibrationDataReader):
-    def __init__(self, x: np.ndarray):
-        self.batches = iter([{"input": x[start:start + 100]} for start in range(0, len(x), 100)])
-
-    def get_next(self):
-        return next(self.batches, None)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +42,8 @@ def quantized(tmp_path_factory):
             quant_pre_process(source, str(folder / "preprocessed.onnx"))
             source = str(folder / "preprocessed.onnx")
         target = folder / f"{variant}.onnx"
-        quantization.quantize_static(source, str(target), _Digits(CALIBRATION), quant_format=quantization.QuantFormat.QDQ,
+        quantization.quantize_static(source, str(target), calibration_reader(CALIBRATION),
+                                     quant_format=quantization.QuantFormat.QDQ,
                                      activation_type=quantization.QuantType.QUInt8,
                                      weight_type=quantization.QuantType.QInt8, per_channel=per_channel)
         return onnx.load(target)

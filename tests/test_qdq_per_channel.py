@@ -15,7 +15,7 @@ from importlib import resources
 import numpy as np
 import onnx
 import pytest
-from helpers import onnxruntime_output
+from helpers import calibration_reader, onnxruntime_output
 
 import snnconv
 
@@ -29,21 +29,13 @@ TIMESTEPS = 32
 HOST = "/0/Conv"  # the conv reading the input: the host computes it, in float
 
 
-class _Digits(quantization.CalibrationDataReader):
-    def __init__(self, x: np.ndarray):
-        self.batches = iter([{"input": x[start:start + 100]} for start in range(0, len(x), 100)])
-
-    def get_next(self):
-        return next(self.batches, None)
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """``{"onnxruntime": per-channel QDQ model, "power_of_two": it with power-of-two channel scales}``."""
     folder = tmp_path_factory.mktemp("qdq_per_channel")
     quant_pre_process(str(MODELS.joinpath("mnist_cnn.onnx")), str(folder / "preprocessed.onnx"))
-    quantization.quantize_static(str(folder / "preprocessed.onnx"), str(folder / "qdq.onnx"), _Digits(CALIBRATION),
-                                 quant_format=quantization.QuantFormat.QDQ,
+    quantization.quantize_static(str(folder / "preprocessed.onnx"), str(folder / "qdq.onnx"),
+                                 calibration_reader(CALIBRATION), quant_format=quantization.QuantFormat.QDQ,
                                  activation_type=quantization.QuantType.QUInt8,
                                  weight_type=quantization.QuantType.QInt8, per_channel=True)
     model = onnx.load(folder / "qdq.onnx")

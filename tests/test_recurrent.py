@@ -117,15 +117,6 @@ def _graph(rng: np.random.Generator, items: int, features: int, hidden: int, cla
     return Graph.from_layers(layers, name="random_rnn")
 
 
-def _assert_bit_exact(program: recurrent.RecurrentProgram, x: np.ndarray) -> None:
-    fast = recurrent.run(program, x)
-    integrals, spikes, saturations = recurrent_reference.run(program, x)
-    np.testing.assert_array_equal(fast.spikes, spikes)
-    assert fast.saturations == saturations
-    expected = integrals * program.output_scale / program.steps_per_item
-    np.testing.assert_array_equal(fast.item_outputs, expected)
-
-
 @settings(max_examples=12, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 2**31), items=st.integers(1, 5), hidden=st.integers(1, 12),
        steps=st.integers(1, 6), target=st.sampled_from(TARGETS))
@@ -134,7 +125,7 @@ def test_chip_model_equals_reference_on_random_recurrent_nets(seed, items, hidde
     graph = _graph(rng, items, 3, hidden, 4)
     x = rng.random((6, items, 3)).astype(np.float32)
     program = recurrent.compile(graph, target, x, steps_per_item=steps)
-    _assert_bit_exact(program, x)
+    recurrent_reference.assert_chip_model_matches(program, x)
     extremes = []
     recurrent_reference.run(program, x, extremes)  # x in [0, 1): within membrane_range's default input range
     low, high = recurrent.membrane_range(program)
@@ -154,7 +145,7 @@ def test_chip_model_equals_reference_when_driven_hard(seed, items, hidden, steps
     calibration = rng.random((6, items, 3)).astype(np.float32)
     program = recurrent.compile(graph, target, calibration, steps_per_item=steps, percentile=percentile)
     x = (gain * rng.normal(0, 1, (5, items, 3))).astype(np.float32)
-    _assert_bit_exact(program, x)
+    recurrent_reference.assert_chip_model_matches(program, x)
 
 
 def test_saturation_is_counted_alike():
@@ -166,7 +157,7 @@ def test_saturation_is_counted_alike():
     x = (1e4 * rng.normal(0, 1, (3, 4, 3))).astype(np.float32)
     assert recurrent.bounds(program).may_saturate
     assert recurrent.run(program, x).saturations > 0
-    _assert_bit_exact(program, x)
+    recurrent_reference.assert_chip_model_matches(program, x)
 
 
 def test_recurrent_delay_is_one_window():
@@ -194,7 +185,7 @@ def test_partition_routes_a_core_to_itself_and_refuses_what_does_not_fit():
     memory = targets.get("spinnaker2").core.synapse_memory_bits
     assert all(c.memory_bits <= memory and c.neurons[1] - c.neurons[0] <= 256 for c in hidden)
     assert all(c.index in c.routes and c.input_axons == 300 for c in hidden)
-    _assert_bit_exact(program, x[:2])  # several hidden cores, each reading all 300
+    recurrent_reference.assert_chip_model_matches(program, x[:2])  # several hidden cores, each reading all 300
     with pytest.raises(SnnconvError, match=r"input axons \(5,000\) exceeded max \(4,096\)"):
         recurrent.compile(_graph(rng, 2, 3, 5000, 4), "loihi", x[:, :2])
 
@@ -225,7 +216,7 @@ def test_bundled_rnn_converts_and_equals_the_reference(target):
     graph, calib, x, _ = _bundled()
     program = recurrent.compile(graph, target, calib)
     assert program.cores and any(c.index in c.routes for c in program.cores)
-    _assert_bit_exact(program, x[:4])
+    recurrent_reference.assert_chip_model_matches(program, x[:4])
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -97,14 +97,6 @@ def _stacked_graph(rng: np.random.Generator, items: int, features: int, sizes: l
     return Graph.from_layers(layers, name="random_stacked_rnn")
 
 
-def _assert_bit_exact(program: recurrent.RecurrentProgram, x: np.ndarray) -> None:
-    fast = recurrent.run(program, x)
-    integrals, spikes, saturations = recurrent_reference.run(program, x)
-    np.testing.assert_array_equal(fast.spikes, spikes)
-    assert fast.saturations == saturations
-    np.testing.assert_array_equal(fast.item_outputs, integrals * program.output_scale / program.steps_per_item)
-
-
 @settings(max_examples=12, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 2**31), items=st.integers(1, 4),
        sizes=st.lists(st.integers(1, 9), min_size=2, max_size=3), steps=st.integers(1, 6),
@@ -115,7 +107,7 @@ def test_chip_model_equals_reference_on_random_stacked_nets(seed, items, sizes, 
     x = rng.random((5, items, 3)).astype(np.float32)
     program = recurrent.compile(graph, target, x, steps_per_item=steps)
     assert program.sizes == tuple(sizes) and len(program.upper) == len(sizes) - 1
-    _assert_bit_exact(program, x)
+    recurrent_reference.assert_chip_model_matches(program, x)
     extremes = []
     recurrent_reference.run(program, x, extremes)  # x in [0, 1): membrane_range's default input range
     low, high = recurrent.membrane_range(program)
@@ -133,7 +125,7 @@ def test_chip_model_equals_reference_on_stacked_nets_driven_hard(seed, items, si
     graph = _stacked_graph(rng, items, 3, sizes, 4)
     program = recurrent.compile(graph, target, rng.random((6, items, 3)).astype(np.float32), steps_per_item=steps,
                                 percentile=percentile)
-    _assert_bit_exact(program, (gain * rng.normal(0, 1, (4, items, 3))).astype(np.float32))
+    recurrent_reference.assert_chip_model_matches(program, (gain * rng.normal(0, 1, (4, items, 3))).astype(np.float32))
 
 
 def test_a_stacked_net_over_several_cores_equals_the_reference():
@@ -151,7 +143,7 @@ def test_a_stacked_net_over_several_cores_equals_the_reference():
             {c.index for c in program.cores if c.population == "output"}
         assert set(core.routes) == own | above
         assert core.input_axons == (300 if below else 500)
-    _assert_bit_exact(program, x)
+    recurrent_reference.assert_chip_model_matches(program, x)
 
 
 def test_float_stacked_snn_reaches_the_ann_with_many_steps_per_item():
@@ -366,7 +358,7 @@ def test_bundled_two_layer_rnn_compiles_runs_and_equals_the_reference():
     assert [layer.kind for layer in graph].count("recurrent") == 2
     calib, test = np.load(MODELS / "mnist_rnn_calib.npz"), np.load(MODELS / "mnist_rnn_test.npz")
     program = recurrent.compile(graph, "loihi", calib["x"][:100], steps_per_item=8)
-    _assert_bit_exact(program, test["x"][:2])
+    recurrent_reference.assert_chip_model_matches(program, test["x"][:2])
     low, high = recurrent.membrane_range(program)
     assert -(2.0**23) <= low and high < 2.0**23  # pixels in [0, 1] never saturate loihi's 24-bit membranes
 
