@@ -233,8 +233,14 @@ class _SynapticOpPlan:
     """The synapses every source neuron has into each tile reading it, as Kronecker factors stacked per tile.
 
     A tile's synaptic operations are ``sum over (c, y, x) of channels[c] rows[y] cols[x]
-    counts[c, y, x]``, for many tiles at once: one matrix product and two reductions, over
-    blocks of tiles whose per-position sums stay under ``BLOCK_ELEMENTS``.
+    counts[c, y, x]``. The tiles of a layer share few channel ranges, row bands and column
+    bands, so the counts are contracted with the distinct factors only, one axis at a time
+    (``grid``), and each tile picks its entry; where that grid would be larger than
+    ``BLOCK_ELEMENTS``, blocks of tiles contract their own factors. A small source whose
+    per-core matrix is cheaper than the grid uses the matrix: one matrix-vector product.
+    The products run in torch, on the simulator's threads: numpy's BLAS keeps threads of
+    its own spinning after each call, which on a small machine slowed the next batch's
+    simulation twofold.
     """
 
     cores: np.ndarray  # (tiles,) the core of each tile
@@ -243,39 +249,40 @@ class _SynapticOpPlan:
     cols: torch.Tensor  # (tiles, source W)
 
     def __post_init__(self) -> None:
-        """Where the product fits ``BLOCK_ELEMENTS``, the per-tile factors multiplied out once: each call is then
-        one matrix-vector product (a small network's batch-1 run spends less here than in the einsums).
-
-        The products run in torch, on the simulator's threads: numpy's BLAS keeps threads of
-        its own spinning after each call, which on a small machine slowed the next batch's
-        simulation twofold.
-        """
-        size = len(self.cores) * self.channels.shape[1] * self.rows.shape[1] * self.cols.shape[1]
-        self.matrix = (torch.einsum("tc,ty,tx->tcyx", self.channels, self.rows, self.cols).reshape(len(self.cores), -1)
-                       if size <= BLOCK_ELEMENTS else None)
-        # the same per core (tiles of one core summed): a call adds its operations to the cores in one product
         self.used, owner = np.unique(self.cores, return_inverse=True)
-        self.per_core = (None if self.matrix is None else
-                         torch.zeros((len(self.used), self.matrix.shape[1]), dtype=self.matrix.dtype)
-                         .index_add_(0, torch.from_numpy(owner.reshape(-1)), self.matrix))
+        self.owner = torch.from_numpy(owner.reshape(-1))
+        self.distinct = [torch.unique(f, dim=0, return_inverse=True) for f in (self.channels, self.rows, self.cols)]
+        (kc, c), (kr, h), (kx, w) = (tuple(distinct.shape) for distinct, _ in self.distinct)
+        grid_cost = kc * c * h * w + kc * kr * h * w + kc * kr * kx * w
+        matrix_cost = len(self.used) * c * h * w
+        self.factored = kc * max(h * w, kr * w, kr * kx) <= BLOCK_ELEMENTS
+        self.per_core = None
+        if matrix_cost <= min(grid_cost, BLOCK_ELEMENTS) or not self.factored and matrix_cost <= BLOCK_ELEMENTS:
+            matrix = torch.einsum("tc,ty,tx->tcyx", self.channels, self.rows, self.cols).reshape(len(self.cores), -1)
+            self.per_core = torch.zeros((len(self.used), matrix.shape[1]), dtype=matrix.dtype).index_add_(
+                0, self.owner, matrix)
 
     def add_to(self, synops: np.ndarray, counts: np.ndarray) -> None:
         """Add the operations that ``counts`` (C, H, W) spikes of the source cause to each core's ``synops``."""
-        if self.per_core is None:
-            np.add.at(synops, self.cores, self.operations(counts))
-            return
-        flat = torch.from_numpy(np.asarray(counts, np.float64).reshape(-1))
-        synops[self.used] += (self.per_core @ flat).numpy()
-
-    def operations(self, counts: np.ndarray) -> np.ndarray:
         counts = torch.from_numpy(np.asarray(counts, np.float64))
-        if self.matrix is not None:
-            return (self.matrix @ counts.reshape(-1)).numpy()
+        if self.per_core is not None:
+            synops[self.used] += (self.per_core @ counts.reshape(-1)).numpy()
+            return
+        per_core = torch.zeros(len(self.used), dtype=counts.dtype).index_add_(0, self.owner, self.operations(counts))
+        synops[self.used] += per_core.numpy()
+
+    def operations(self, counts: torch.Tensor) -> torch.Tensor:
+        """Each tile's operations for ``counts`` (C, H, W)."""
         c, h, w = counts.shape
+        if self.factored:
+            (channels, channel_of), (rows, row_of), (cols, col_of) = self.distinct
+            grid = (channels @ counts.reshape(c, h * w)).reshape(-1, h, w)  # (kc, H, W)
+            grid = rows @ grid  # (kc, kr, W)
+            return (grid @ cols.T)[channel_of, row_of, col_of]  # (kc, kr, kx), one entry per tile
         flat, step = counts.reshape(c, h * w), max(1, BLOCK_ELEMENTS // (h * w))
         blocks = [torch.einsum("tyx,ty,tx->t", (self.channels[i:i + step] @ flat).reshape(-1, h, w),
                                self.rows[i:i + step], self.cols[i:i + step]) for i in range(0, len(self.cores), step)]
-        return torch.cat(blocks).numpy()
+        return torch.cat(blocks)
 
 
 def _synaptic_op_plans(graph: Graph, mapping: Mapping) -> dict[str, _SynapticOpPlan]:

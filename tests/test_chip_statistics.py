@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 import pytest
+import torch
 from mapping_checker import _box_indices, connectivity, group_rows
 from test_chip import TEST, mapped
 
@@ -107,13 +107,28 @@ def test_a_runs_statistics_are_computed_when_first_read_and_once(monkeypatch):
     assert result.stats is result.stats and len(calls) == 1
 
 
-def test_synaptic_operations_in_blocks_of_tiles_equal_one_contraction(monkeypatch):
-    """Counting in blocks (bounded memory for networks of thousands of tiles) changes nothing."""
+def _per_core_operations(factors, counts, cores) -> np.ndarray:
+    """The oracle: each tile's operations as one contraction, summed into its core."""
+    synops = np.zeros(cores.max() + 1)
+    np.add.at(synops, cores, np.einsum("tc,ty,tx,cyx->t", *factors, counts))
+    return synops
+
+
+@pytest.mark.parametrize("distinct, block, way", [
+    (None, 3 * 30 * 20, "blocks"),  # every tile's factors its own, too many to multiply out: blocks of three tiles
+    (3, 1 << 22, "grid"),  # tiles share three channel ranges, row and column bands: the distinct ones contracted
+    (None, 1 << 22, "matrix"),  # few cores, every factor its own: the per-core matrix is the cheapest
+])
+def test_synaptic_operations_every_way_equal_one_contraction(monkeypatch, distinct, block, way):
+    """Counting in blocks (bounded memory for networks of thousands of tiles), over the distinct factors, or
+    with a per-core matrix changes nothing."""
     rng = np.random.default_rng(0)
-    factors = rng.random((50, 8)), rng.random((50, 30)), rng.random((50, 20))
-    counts = rng.random((8, 30, 20))
-    whole = np.einsum("tc,ty,tx,cyx->t", *factors, counts)
-    monkeypatch.setattr(chip, "BLOCK_ELEMENTS", 3 * 30 * 20)  # three tiles per block, too many to multiply out
-    plan = chip._SynapticOpPlan(np.arange(50), *(torch.from_numpy(f) for f in factors))
-    assert plan.matrix is None
-    np.testing.assert_allclose(plan.operations(counts), whole, rtol=1e-12)
+    pick = (lambda n: rng.integers(0, distinct, 50)) if distinct else (lambda n: np.arange(50))
+    factors = tuple(rng.random((50, n))[pick(n)] for n in (8, 30, 20))
+    counts, cores = rng.random((8, 30, 20)), rng.integers(0, 4 if way == "matrix" else 20, 50)
+    monkeypatch.setattr(chip, "BLOCK_ELEMENTS", block)
+    plan = chip._SynapticOpPlan(cores, *(torch.from_numpy(f) for f in factors))
+    assert ("matrix" if plan.per_core is not None else "grid" if plan.factored else "blocks") == way
+    synops = np.zeros(cores.max() + 1)
+    plan.add_to(synops, counts)
+    np.testing.assert_allclose(synops, _per_core_operations(factors, counts, cores), rtol=1e-12)
