@@ -1,10 +1,11 @@
 """Simulation throughput at T = 32: snnconv's chip model vs SpikingJelly and Sinabs, and the dense bound.
 
-For the bundled MNIST MLP and CNN, in one process, interleaved (A B C D E F, then B C D E F
-A, ...: each repeat starts one method later, so each follows every other equally often; a
-run right after a peer's two-thread run finds the caches and threads as that left them), the
-median of ``REPEATS[batch]`` timed runs after a warm-up, at batch 100 and batch 1 (a batch-1 run
-takes milliseconds, so it is repeated more: its median is what a busy machine disturbs most):
+For the bundled MNIST MLP and CNN, in one process, interleaved in a Williams design (the
+repeats cycle through the rows of a Latin square in which each method follows every other
+exactly once: a run right after another method's finds the caches, allocator and threads as
+that one left them, and no method always follows the same one), the median of
+``REPEATS[batch]`` timed runs after a warm-up, at batch 100 and batch 1 (a batch-1 run takes
+milliseconds, so it is repeated more: its median is what a busy machine disturbs most):
 
 - snnconv ``net.run``: what users call, on the network compiled for ``loihi``: the
   simulation, predictions and outputs (what depends only on the network is prepared by
@@ -53,7 +54,7 @@ import snnconv  # noqa: E402
 from snnconv.snn import simulate  # noqa: E402
 
 T = 32
-REPEATS = {100: 9, 1: 41}
+REPEATS = {100: 12, 1: 42}  # whole cycles of the 6 methods' Williams rows
 CLI_REPEATS = 5
 BATCHES = tuple(REPEATS)
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -100,6 +101,15 @@ def runners(model: str, calibration: np.ndarray) -> dict:
 
     return {"net.run": run_user, "net.run + stats": run_user_stats, "snnconv": run_engine, "spikingjelly": run_sj, "sinabs": run_sinabs,
             "ann forward": run_dense}
+
+
+def williams(n: int) -> list[list[int]]:
+    """The rows of a Williams Latin square for ``n`` methods: each method runs once per row, and across the rows
+    each method directly follows every other equally often (once for even ``n``, twice for odd, with the mirrored
+    rows added)."""
+    first = [0] + [(k + 1) // 2 if k % 2 else n - k // 2 for k in range(1, n)]
+    rows = [[(m + i) % n for m in first] for i in range(n)]
+    return rows if n % 2 == 0 else rows + [row[::-1] for row in rows]
 
 
 def measure(run, x) -> float:
@@ -150,10 +160,10 @@ def main() -> None:
             for run in methods.values():
                 run(x)  # warm-up
             times = {name: [] for name in methods}
-            names = list(methods)
+            names, orders = list(methods), williams(len(methods))
             for repeat in range(REPEATS[batch]):
-                for name in names[repeat % len(names):] + names[:repeat % len(names)]:
-                    times[name].append(measure(methods[name], x))
+                for index in orders[repeat % len(orders)]:
+                    times[names[index]].append(measure(methods[names[index]], x))
             median = {name: statistics.median(values) for name, values in times.items()}
             dense = median.pop("ann forward") * T
             row = {"model": model, "batch": batch, "timesteps": T,
