@@ -74,15 +74,16 @@ MAX_DEPTH = 32  # nesting of the manifest: snnconv writes 8 (mapping, cores, til
 MAX_INT = 1 << 31  # integers in the program and the core table are counts and sizes far below this
 # Layer fields added within this format version: written only where set (an older snnconv reads the rest, which
 # it would refuse for an unknown field), read as their default where absent (artifacts written before them).
-# Input: a 1-D network's (C, L); IF: the spikes per step of a population of graded or burst neurons
-WRITTEN_WHEN_SET = frozenset({"source_shape", "spikes_per_step"})
+# Input: a 1-D network's (C, L); IF: the spikes per step of a population of graded or burst neurons; Output: the
+# steps its readout leaves out
+WRITTEN_WHEN_SET = frozenset({"source_shape", "spikes_per_step", "burn_in"})
 FACT_CHOICES = {"dtype": ("float32", "float64"), "encoding": ("current", "rate")}
 FIELD_CHOICES = {"reset": ("subtract", "zero"), "model": neurons.names(), "mode": ("avg", "sum", "max"),
                  "activation": OUTPUT_ACTIVATIONS}
 INT_RANGES = {"stride": (1, MAX_INT), "kernel": (1, MAX_INT), "dilation": (1, MAX_INT), "groups": (1, MAX_INT),
               "compartments": (1, MAX_INT), "bits": (1, 65), "state_bits": (1, 65), "exponent": (-1074, 1024),
               "spikes_per_step": (1, 1 << 16), "steps_per_item": (1, MAX_TIMESTEPS + 1), "items": (1, MAX_INT),
-              "bias_format": (-1074, 1024)}
+              "bias_format": (-1074, 1024), "burn_in": (1, MAX_TIMESTEPS)}
 
 
 @dataclasses.dataclass

@@ -143,7 +143,7 @@ def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=No
     "burst" where it carries several spikes per step, bursts of up to ``burst`` spikes; or
     "lif" where the target has a leak, with ``decay`` per step, 1/256 by default).
     ``tune`` ("off", "fast", "full") is how much
-    calibration data percentile and initial-membrane tuning simulates (see ``convert``).
+    calibration data percentile, initial-membrane and readout burn-in tuning simulates (see ``convert``).
     ``spread`` spreads the synaptic operations over all of one chip's cores instead of
     packing the fewest (lower latency and static energy; ``passes.partition``).
     """

@@ -403,8 +403,13 @@ def _output(layer: Output, ctx: _Context) -> list[str]:
         saturating = f" (saturating at {layer.state_bits} signed bits)"
     if layer.activation is not None:
         metadata["activation"] = layer.activation
+    steps, divisor = f"the {ctx.timesteps} steps", "T"
+    if layer.burn_in is not None and layer.burn_in < ctx.timesteps:
+        metadata["readout"] = f"argmax of the output summed over the timesteps after the first {layer.burn_in}"
+        metadata["burn_in"] = layer.burn_in
+        steps, divisor = f"steps {layer.burn_in + 1} to {ctx.timesteps}", f"(T - {layer.burn_in})"
     ctx.note(f"NIR's Output is the current at each step; the chip integrates it without spiking{saturating} and "
-             f"predicts the argmax of the sum over the {ctx.timesteps} steps (metadata 'readout'; sum / T * "
+             f"predicts the argmax of the sum over {steps} (metadata 'readout'; sum / {divisor} * "
              f"'scale' approximates the source model's output)", layer)
     node = ctx.nir.Output(output_type=np.array(layer.shape), metadata=metadata)
     return [ctx.add(layer, node, list(layer.inputs))]

@@ -45,6 +45,7 @@ class PartitionReport:
     one_d: bool = False  # a 1-D network (Input.one_d): feature maps (C, 1, L) are shown as (C, L)
     integer_weights: list[dict] = field(default_factory=list)  # QDQ models: per layer, quantizer's integers kept?
     fake_quant_effect: dict | None = None  # QDQ models: what folding the activation quantizers changed
+    burn_in: int | None = None  # the first steps the readout leaves out (``Output.burn_in``)
 
     @classmethod
     def from_graph(cls, graph: Graph, target: Target) -> PartitionReport:
@@ -56,7 +57,8 @@ class PartitionReport:
         shares = [limits.utilization(use, bounds.capacity(core)) for core, use in zip(mapping.cores, uses)]
         kept = [{"layer": name, **record} for name, record in (graph.fact("integer_weights") or {}).items()]
         return cls(target.name, _layers(graph, mapping, shares), _chips(mapping, shares),
-                   _totals(mapping, shares, target), shares, graph.input.one_d, kept, graph.fact("fake_quant_effect"))
+                   _totals(mapping, shares, target), shares, graph.input.one_d, kept, graph.fact("fake_quant_effect"),
+                   graph.output.burn_in)
 
     network: object = field(default=None, repr=False, compare=False)  # the CompiledNetwork, for to_html
 
@@ -64,7 +66,9 @@ class PartitionReport:
         qdq = {"integer_weights": self.integer_weights} if self.integer_weights else {}
         if self.fake_quant_effect:
             qdq["fake_quant_effect"] = self.fake_quant_effect
-        return {"target": self.target, "layers": self.layers, "chips": self.chips, "totals": self.totals, **qdq}
+        readout = {"burn_in": self.burn_in} if self.burn_in else {}
+        return {"target": self.target, "layers": self.layers, "chips": self.chips, "totals": self.totals, **readout,
+                **qdq}
 
     def to_html(self, run=None, accuracy: dict | None = None) -> str:
         """The report as one self-contained HTML page with pictures (``snnconv.html_report``)."""
@@ -92,6 +96,9 @@ class PartitionReport:
         lines += ["", f"messages per step: {t['messages_within_chip']:,.0f} within chips, "
                       f"{t['messages_across_chips']:,.0f} across chips (upper bounds; rates from "
                       f"{t['traffic_rates']})"]
+        if self.burn_in:
+            lines.append(f"readout: the first {self.burn_in} steps left out (the host reads the output integrals "
+                         f"after step {self.burn_in} and after the last step)")
         return "\n".join(lines + _qdq_lines(self.integer_weights, self.fake_quant_effect))
 
 

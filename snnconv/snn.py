@@ -89,13 +89,16 @@ def simulate(graph: Graph, x, timesteps: int, checkpoints: Iterable[int] = (), e
     every step.
     """
     stops = sorted({int(t) for t in checkpoints if 0 < t <= timesteps} | {timesteps})
+    readout = _Readout(graph.output, timesteps)
     outputs, done = {}, 0
     with torch.no_grad(), threads_for(graph, _samples(x), device):
         run = _start(graph, x, timesteps, encoding, seed, probe, device)
         for steps in _chunks(timesteps, run.steps_per_chunk()):
             integrals = run.integrals(run.chunk(steps))
-            for stop in (t for t in stops if done < t <= done + steps):
-                outputs[stop] = (integrals[stop - done - 1].double() / stop * graph.output.scale).cpu().numpy()
+            for stop in (t for t in sorted(set(stops) | readout.marks) if done < t <= done + steps):
+                value = readout.read(integrals[stop - done - 1], stop)
+                if stop in stops:
+                    outputs[stop] = value.cpu().numpy()
             done += steps
     spike_counts = {name: total.cpu().numpy() for name, total in run.spike_totals.items()}
     messages = {name: run.message_totals[name].cpu().numpy() if name in run.message_totals else counts
@@ -333,6 +336,25 @@ class _Run:
         if float(smallest) < low or float(largest) > high:
             self.saturations[name] = self.saturations.get(name, 0) + int(((v < low) | (v > high)).sum())
             v.clamp_(low, high)
+
+
+class _Readout:
+    """The host's reading of the output integral: its mean per step, leaving out the ``burn_in`` first steps
+    (``Output.burn_in``) of a run longer than that."""
+
+    def __init__(self, output: Output, timesteps: int):
+        self.scale, self.burn_in = output.scale, output.burn_in or 0
+        self.marks = {self.burn_in} if 0 < self.burn_in < timesteps else set()  # where the integral is read first
+        self.skipped: torch.Tensor | None = None
+
+    def read(self, integral: torch.Tensor, stop: int) -> torch.Tensor:
+        """The output after step ``stop`` (float64), from the integral then; steps are read in order."""
+        integral = integral.double()
+        if stop == self.burn_in and self.marks:
+            self.skipped = integral.clone()
+        if self.skipped is not None and stop > self.burn_in:
+            return (integral - self.skipped) / (stop - self.burn_in) * self.scale
+        return integral / stop * self.scale
 
 
 def _is_spiking_pool(layer: Layer) -> bool:

@@ -197,3 +197,32 @@ def test_weights_are_checked_against_the_mantissa_and_the_shared_exponent(networ
 def test_a_float_target_takes_any_weights(network):
     graph, _ = _with_first_row(network.graph, [0.123, 1e30])
     artifact.check_precision(graph, targets.get("ideal"), "net.snn")
+
+
+def _with_burn_in(net: CompiledNetwork, burn_in: int) -> CompiledNetwork:
+    graph = net.graph.rebuilt(dataclasses.replace(layer, burn_in=burn_in) if layer is net.graph.output else layer
+                              for layer in net.graph)
+    return CompiledNetwork(graph, net.target, dict(net.options))
+
+
+def test_a_readout_burn_in_is_saved_and_read_back_and_out_of_range_ones_are_refused(network, tmp_path):
+    path = _with_burn_in(network, 3).save(tmp_path / "net.snn")
+    back = snnconv.load(path)
+    assert back.graph.output.burn_in == 3
+    np.testing.assert_array_equal(simulate(back.graph, TEST_X, 16).outputs[16],
+                                  simulate(_with_burn_in(network, 3).graph, TEST_X, 16).outputs[16])
+
+    def set_burn_in(value):
+        def change(name, data):
+            if name != "manifest.json":
+                return data
+            manifest = json.loads(data)
+            manifest["program"][-1]["burn_in"] = value
+            return json.dumps(manifest).encode()
+        return change
+
+    for value in (0, artifact.MAX_TIMESTEPS + 1, 2.5):
+        bad = tmp_path / "bad.snn"
+        _rewrite(path, bad, set_burn_in(value))
+        with pytest.raises(BadArtifactError, match="burn_in"):
+            snnconv.load(bad)

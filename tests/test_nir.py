@@ -133,6 +133,18 @@ def test_the_output_integrator_is_a_warning_and_metadata(tmp_path, caplog):
         "argmax of the output summed over the timesteps"
 
 
+def test_a_readout_burn_in_is_said_in_the_warning_and_the_metadata(tmp_path):
+    net = compiled("mlp")
+    graph = net.graph.rebuilt(dataclasses.replace(layer, burn_in=6) if layer is net.graph.output else layer
+                              for layer in net.graph)
+    warnings = write_nir(CompiledNetwork(graph, net.target, dict(net.options)), tmp_path / "mlp.nir")
+    assert any("predicts the argmax of the sum over steps 7 to 32 (metadata 'readout'; sum / (T - 6)" in w
+               for w in warnings), warnings
+    metadata = nir.read(tmp_path / "mlp.nir").nodes["output"].metadata
+    assert metadata["burn_in"] == 6
+    assert metadata["readout"] == "argmax of the output summed over the timesteps after the first 6"
+
+
 def test_a_spiking_max_pool_is_written_as_a_sum_pool_with_a_warning(tmp_path):
     net = _network([
         Input(name="x", inputs=(), shape=(1, 4, 4)),

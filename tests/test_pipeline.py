@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from importlib import resources
 
 import numpy as np
 import pytest
+from helpers import make_model
+from onnx import helper
 
 import snnconv
-from snnconv.errors import BadDataError
 from snnconv import pipeline
+from snnconv.errors import BadDataError, UnsupportedOpError
 from snnconv.passes.normalize import Normalize
 from snnconv.pipeline import DEFAULT_PERCENTILE, PERCENTILES, convert
+from snnconv.snn import simulate
 
 MODELS = resources.files("snnconv.models")
 CALIB = np.load(MODELS.joinpath("mnist_calib.npz"))["x"][:128]
@@ -57,6 +61,7 @@ def test_candidates_that_agree_equally_are_told_apart_by_their_output_error(monk
 
     graph = snnconv.load_onnx(MLP)
     monkeypatch.setattr(pipeline, "simulate", lambda g, x, t: Near(graph, x, t))
+    monkeypatch.setattr(pipeline, "BURN_INS", ())  # only the candidates' agreement is simulated
     tuning = convert(graph, CALIB, timesteps=8, correct_bias=False).notes["tuning"]
     assert set(tuning["agreement"].values()) == {1.0}
     errors = tuning["output_error"]
@@ -108,3 +113,47 @@ def test_bias_correction_runs_on_the_samples_its_work_budget_allows(monkeypatch)
     assert notes["samples"] == 50 and notes["samples_given"] == len(CALIB) and "tune='off'" in notes["limited_by"]
     full = convert(snnconv.load_onnx(MLP), CALIB, timesteps=8, tune="full").notes["correct_bias"]
     assert full["samples"] == len(CALIB) and "limited_by" not in full
+
+
+def test_the_readout_burn_in_kept_agrees_best_and_each_candidates_agreement_is_what_its_network_gives():
+    """The agreements tuning reads off one simulation's checkpoints are those of each burn-in's own network
+    (the oracle: ``simulate`` with ``Output.burn_in`` set), and the kept one is the best, ties to the shortest."""
+    graph = snnconv.load_onnx(MLP)
+    spiking = convert(graph, CALIB, timesteps=16, tune="off").graph
+    notes = {"chosen": {}}
+    kept = pipeline._burn_in(graph, spiking, CALIB[:64], 16, notes)
+    agreement, target = notes["burn_in_agreement"], snnconv.ann.evaluate(graph, CALIB[:64]).argmax(axis=1)
+    assert list(agreement) == [0, 2, 4]  # up to T / 4
+    for k, value in agreement.items():
+        with_k = spiking.rebuilt(dataclasses.replace(layer, burn_in=k or None) if layer is spiking.output else layer
+                                 for layer in spiking)
+        assert value == pytest.approx(float((simulate(with_k, CALIB[:64], 16).predictions() == target).mean()))
+    best = max(agreement, key=lambda k: (agreement[k], -k))
+    assert notes["chosen"]["burn_in"] == best and kept.output.burn_in == (best or None)
+
+
+def test_tuning_off_reads_every_step():
+    conversion = convert(snnconv.load_onnx(MLP), CALIB, timesteps=32, tune="off")
+    assert conversion.graph.output.burn_in is None
+
+
+def test_a_structure_no_synapse_map_computes_is_refused_before_any_simulation(monkeypatch):
+    """An average pool with count_include_pad=0 and padding before a conv (Inception's) is refused by lowering;
+    with a target the pipeline lowers its first candidate before tuning, so the refusal comes before a single
+    step is simulated."""
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Conv", ["x", "W1", "b1"], ["h"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("AveragePool", ["r"], ["p"], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                              count_include_pad=0),
+             helper.make_node("Conv", ["p", "W2", "b2"], ["k"]), helper.make_node("Relu", ["k"], ["s"]),
+             helper.make_node("Flatten", ["s"], ["f"]), helper.make_node("Gemm", ["f", "W3", "b3"], ["y"], transB=1)]
+    shapes = {"W1": (4, 1, 3, 3), "b1": (4,), "W2": (4, 4, 1, 1), "b2": (4,), "W3": (3, 64), "b3": (3,)}
+    model = make_model(nodes, (4, 1, 4, 4), {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()})
+
+    def simulated(*args, **kwargs):
+        raise AssertionError("simulated before the structural refusal")
+
+    monkeypatch.setattr(pipeline, "simulate", simulated)
+    with pytest.raises(UnsupportedOpError, match=r"count_include_pad=0.*in pass lower_to_synapses"):
+        convert(snnconv.load_onnx(model), rng.uniform(0, 1, (32, 1, 4, 4)).astype(np.float32), timesteps=16,
+                target=snnconv.targets.get("loihi"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from importlib import resources
 
 import numpy as np
@@ -74,3 +75,26 @@ def test_simulation_is_deterministic_for_a_seed():
 def test_refuses_a_graph_that_is_not_spiking():
     with pytest.raises(BadGraphError, match="spike pass"):
         simulate(snnconv.load_onnx(str(MODELS.joinpath("mnist_mlp.onnx"))), np.zeros((1, 1, 28, 28), np.float32), 4)
+
+
+def _with_burn_in(graph, burn_in):
+    return graph.rebuilt(dataclasses.replace(layer, burn_in=burn_in) if layer is graph.output else layer
+                         for layer in graph)
+
+
+@pytest.mark.parametrize("burn_in", [1, 5, 12])
+def test_a_burn_in_reads_the_integral_after_it_and_every_step_of_a_shorter_run(rng, burn_in):
+    """The oracle: the same network read at every step, the burn-in's integral taken off by hand."""
+    graph, x = _tiny_spiking_network(rng)
+    plain = simulate(graph, x, 12, checkpoints=range(1, 13)).outputs
+    skipped = simulate(_with_burn_in(graph, burn_in), x, 12, checkpoints=range(1, 13)).outputs
+    for stop in range(1, 13):
+        expected = ((stop * plain[stop] - burn_in * plain[burn_in]) / (stop - burn_in) if stop > burn_in
+                    else plain[stop])
+        np.testing.assert_allclose(skipped[stop], expected, rtol=1e-9, atol=1e-12)
+
+
+def test_a_burn_in_must_be_a_positive_number_of_steps(rng):
+    graph, _ = _tiny_spiking_network(rng)
+    with pytest.raises(BadGraphError, match="burn_in 0"):
+        _with_burn_in(graph, 0)

@@ -487,17 +487,26 @@ class Output(Layer):
     and the float evaluator applies it to match the source model. ``scale`` is what the
     layers before it were divided by (normalization): the source model's output is
     ``activation(scale * x)``.
+
+    ``burn_in``: in a spiking graph, the first steps the readout leaves out: the host reads
+    the output integral after step ``burn_in`` and after step T and divides their difference
+    by ``T - burn_in`` (a run of at most ``burn_in`` steps reads all of them). Neurons whose
+    folded biases are large next to their inputs fire before the inhibition reaches them;
+    leaving out those start-up steps is what the pipeline tunes it for. None: every step.
     """
 
     kind: ClassVar[str] = "output"
     activation: str | None = None  # one of OUTPUT_ACTIVATIONS
     scale: float = 1.0
     state_bits: int | None = None  # signed, saturating bits of the integrating membrane; None: float
+    burn_in: int | None = None
 
     def infer_shape(self, in_shapes: list[Shape]) -> Shape:
         _expect_inputs(in_shapes, 1)
         if self.activation not in OUTPUT_ACTIVATIONS:
             raise ShapeError(f"unknown activation {self.activation!r}")
+        if self.burn_in is not None and (not isinstance(self.burn_in, int) or self.burn_in < 1):
+            raise ShapeError(f"burn_in {self.burn_in!r} is not a positive number of steps")
         return in_shapes[0]
 
 
