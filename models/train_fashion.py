@@ -14,6 +14,8 @@ Writes, beside this file:
   fashion_resnet.onnx  stem conv 16, three residual basic blocks: 16->32 stride 2 (1x1 stride-2
                        projection + BN on the shortcut), 32->32, 32->64 stride 2; global average
                        pooling, dense                          (dynamo exporter, opset 18)
+  fashion_mobilenet_v2.onnx  train_mobilenet.py's MobileNet-v2-style net (inverted residuals,
+                       ReLU6, linear bottlenecks)             (legacy exporter, opset 13, BN kept)
   fashion_calib.npz    500 training images (50 per class, seeded draw) for calibration: x, y
   fashion_test.npz     1,000 of the 10,000 test images (100 per class, seeded draw): x, y
   fashion_models.json  per model: file, exporter, opset, parameters, accuracy (onnxruntime) on
@@ -21,7 +23,7 @@ Writes, beside this file:
 
 (``models.json`` stays the MNIST catalog: its tests score every entry on the MNIST digits.)
 
-Run: ``python models/train_fashion.py [--models vgg resnet]`` (measured: 6 minutes for the
+Run: ``python models/train_fashion.py [--models vgg resnet mobilenet_v2]`` (measured: 6 minutes for the
 VGG and 10 for the ResNet on 2 cores shared with other jobs, load average 7-11; less on
 idle cores).
 """
@@ -43,6 +45,7 @@ from torch import nn
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from train import export, onnxruntime_accuracy  # the MNIST script's exporter and scorer
+from train_mobilenet import MobileNetV2
 
 DATA = Path("/usr/share/datasets/fashion-mnist")
 SEED = 0
@@ -142,7 +145,8 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, log=print
     return model.eval()
 
 
-NETWORKS = {"vgg": (VGG, "legacy", 13, 3), "resnet": (ResNet, "dynamo", 18, 3)}  # class, exporter, opset, epochs
+NETWORKS = {"vgg": (VGG, "legacy", 13, 3), "resnet": (ResNet, "dynamo", 18, 3),  # class, exporter, opset, epochs
+            "mobilenet_v2": (MobileNetV2, "legacy", 13, 3)}
 
 
 def main() -> None:
