@@ -51,8 +51,21 @@ def _cmd_inspect(args: argparse.Namespace) -> None:
     from snnconv.frontend import load_onnx
     from snnconv.summary import render_summary, summary_dict
 
-    summary = summary_dict(load_onnx(args.model, input_shape=args.input_shape), str(args.model))
+    graph = load_onnx(args.model, input_shape=args.input_shape)
+    summary = summary_dict(graph, str(args.model))
+    refusal = None
+    if args.target is not None:  # the structure checked as compile would lower it, before any calibration
+        from snnconv import targets
+        from snnconv.pipeline import check_structure
+
+        chip = targets.get(args.target)
+        try:
+            summary["structure"] = {"target": chip.name, "lowered_layers": check_structure(graph, chip)}
+        except SnnconvError as exc:
+            summary["structure"], refusal = {"target": chip.name, "refused": str(exc)}, exc
     _show(args, summary, lambda: render_summary(summary))
+    if refusal is not None:
+        raise refusal
 
 
 def _cmd_targets(args: argparse.Namespace) -> None:
@@ -282,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("model", help="path of an .onnx model")
     inspect.add_argument("--input-shape", type=_shape, metavar="C,H,W",
                          help="one sample's shape, for models whose non-batch dimensions are dynamic")
+    inspect.add_argument("--target", help="also check that the structure converts for this target (a name or "
+                                          ".toml file), as compile would lower it, without calibration data")
     inspect.add_argument("--json", action="store_true", help="print JSON instead of a table")
     inspect.set_defaults(run=_cmd_inspect)
 

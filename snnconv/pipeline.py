@@ -42,7 +42,8 @@ from snnconv.passes.spike import V_INITS, Spike
 from snnconv.snn import simulate
 from snnconv.targets import Target
 
-__all__ = ["DEFAULT_PERCENTILE", "DEFAULT_PER_CHANNEL", "PERCENTILES", "Conversion", "convert", "to_cores", "to_target"]
+__all__ = ["DEFAULT_PERCENTILE", "DEFAULT_PER_CHANNEL", "PERCENTILES", "Conversion", "check_structure", "convert",
+           "to_cores", "to_target"]
 
 # Used when nothing can be tuned (no T given, or a one-shot calibration iterator): the
 # best single setting across the bundled models in benchmarks/accuracy.py (README).
@@ -111,13 +112,28 @@ def convert(graph: Graph, calibration=None, *, target: Target | None = None, res
     return conversion if target is None else to_target(conversion, target, timesteps, reset)
 
 
-def _lowerable(trial: Conversion, target: Target) -> None:
+def check_structure(graph: Graph, target: Target) -> int:
+    """Refuse, by its one-line error, a network whose structure ``target``'s synapse maps cannot compute, before
+    any calibration data is read (scales from the weights: structure does not depend on them); else the number
+    of layers it lowers to."""
+    quiet = logging.getLogger(Normalize.__module__)
+    level, _ = quiet.level, quiet.setLevel(logging.ERROR)  # the weight-based scales' warning is not news here
+    try:
+        conversion = _spiking(graph, None, DEFAULT_PERCENTILE, DEFAULT_PER_CHANNEL, "spiking", "current", "half",
+                              None, False, {"model": "if", "decay": 0, "spikes_per_step": None}, "off")
+    finally:
+        quiet.setLevel(level)
+    return len(_lowerable(conversion, target))
+
+
+def _lowerable(trial: Conversion, target: Target) -> Graph:
     """Refuse now what lowering to the chip's synapses would refuse after tuning (no synapse map computes two
     weighted layers in a row, a position-dependent average, a max pool of negative scales): structure does not
     depend on the tuned scales, and tuning a large network takes minutes."""
     spiking, notes = trial.graph, dict(trial.notes)
     for step in _lowering(spiking, target):
         spiking = _run(step, spiking, notes)
+    return spiking
 
 
 def _lowering(spiking: Graph, target: Target) -> tuple:

@@ -96,4 +96,9 @@ def render_summary(summary: dict) -> str:
     ]
     totals = summary["totals"]
     foot = (f"total ({totals['layers']} layers)", "", "", "", human(totals["params"]), human(totals["macs"]), "")
-    return f"{summary['model']}\n\n" + render_table(COLUMNS, rows, foot)
+    text = f"{summary['model']}\n\n" + render_table(COLUMNS, rows, foot)
+    structure = summary.get("structure")
+    if structure and "lowered_layers" in structure:
+        text += (f"\n\nstructure: converts for {structure['target']} (lowered to {structure['lowered_layers']} "
+                 f"layers of synapse maps, neurons and routing)")
+    return text

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import tempfile
 import sys
+import tempfile
 from importlib import resources
 
 import numpy as np
+import onnx
 import pytest
+from helpers import make_model
+from onnx import helper
 
 import snnconv
 from snnconv.summary import summary_dict
@@ -52,6 +55,31 @@ def test_inspect_bad_file_is_one_line_exit_2(tmp_path, content):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(path) in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_inspect_with_a_target_checks_the_structure_without_calibration(tmp_path):
+    """A structure no synapse map computes (Inception's count_include_pad=0 pool before a conv) is refused by
+    inspect --target in compile's words, after the table, with exit 2; the bundled CNN converts."""
+    fine = snnconv_cli("inspect", CNN, "--target", "loihi")
+    assert fine.returncode == 0 and fine.stderr == "", fine.stderr
+    assert "structure: converts for loihi (lowered to" in fine.stdout
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Conv", ["x", "W1", "b1"], ["h"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("AveragePool", ["r"], ["p"], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                              count_include_pad=0),
+             helper.make_node("Conv", ["p", "W2", "b2"], ["k"]), helper.make_node("Relu", ["k"], ["s"]),
+             helper.make_node("Flatten", ["s"], ["f"]), helper.make_node("Gemm", ["f", "W3", "b3"], ["y"], transB=1)]
+    shapes = {"W1": (4, 1, 3, 3), "b1": (4,), "W2": (4, 4, 1, 1), "b2": (4,), "W3": (3, 64), "b3": (3,)}
+    path = tmp_path / "inception_pool.onnx"
+    onnx.save(make_model(nodes, (4, 1, 4, 4), {k: rng.standard_normal(v).astype(np.float32)
+                                               for k, v in shapes.items()}), path)
+    refused = snnconv_cli("inspect", str(path), "--target", "loihi", "--json")
+    assert refused.returncode == 2
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and "average pool 'AveragePool_2'" in lines[0] and "count_include_pad=1" in lines[0]
+    structure = json.loads(refused.stdout)["structure"]
+    assert structure["target"] == "loihi" and lines[0] == f"error: {structure['refused']}"
 
 
 def test_inspect_bad_input_shape_is_exit_2():
