@@ -20,6 +20,7 @@ from snnconv.snn import simulate
 MODELS = resources.files("snnconv.models")
 CALIB = np.load(MODELS.joinpath("mnist_calib.npz"))["x"][:128]
 MLP = str(MODELS.joinpath("mnist_mlp.onnx"))
+MIXED = np.load(MODELS.joinpath("mnist_calib.npz"))["x"][::7][:64]  # every class (the file is sorted by label)
 
 
 def test_tuning_tries_every_combination_and_keeps_the_best_agreement():
@@ -115,21 +116,57 @@ def test_bias_correction_runs_on_the_samples_its_work_budget_allows(monkeypatch)
     assert full["samples"] == len(CALIB) and "limited_by" not in full
 
 
-def test_the_readout_burn_in_kept_agrees_best_and_each_candidates_agreement_is_what_its_network_gives():
+def test_the_readout_burn_in_is_kept_only_where_it_fixes_significantly_more_than_it_breaks():
     """The agreements tuning reads off one simulation's checkpoints are those of each burn-in's own network
-    (the oracle: ``simulate`` with ``Output.burn_in`` set), and the kept one is the best, ties to the shortest."""
+    (the oracle: ``simulate`` with ``Output.burn_in`` set), the fixed and broken samples are what the two
+    networks' predictions say, and the kept burn-in passes the sign test (else every step is read)."""
     graph = snnconv.load_onnx(MLP)
     spiking = convert(graph, CALIB, timesteps=16, tune="off").graph
     notes = {"chosen": {}}
-    kept = pipeline._burn_in(graph, spiking, CALIB[:64], 16, notes)
-    agreement, target = notes["burn_in_agreement"], snnconv.ann.evaluate(graph, CALIB[:64]).argmax(axis=1)
-    assert list(agreement) == [0, 2, 4]  # up to T / 4
-    for k, value in agreement.items():
+    kept = pipeline._burn_in(graph, spiking, MIXED, 16, notes)
+    target = snnconv.ann.evaluate(graph, MIXED).argmax(axis=1)
+    assert list(notes["burn_in_agreement"]) == [0, 2, 4]  # up to T / 4
+
+    def agrees(k):
         with_k = spiking.rebuilt(dataclasses.replace(layer, burn_in=k or None) if layer is spiking.output else layer
                                  for layer in spiking)
-        assert value == pytest.approx(float((simulate(with_k, CALIB[:64], 16).predictions() == target).mean()))
-    best = max(agreement, key=lambda k: (agreement[k], -k))
-    assert notes["chosen"]["burn_in"] == best and kept.output.burn_in == (best or None)
+        return simulate(with_k, MIXED, 16).predictions() == target
+
+    every_step = agrees(0)
+    for k, value in notes["burn_in_agreement"].items():
+        assert value == pytest.approx(float(agrees(k).mean()))
+        if k:
+            assert notes["burn_in_fixed_broken"][k] == (int((agrees(k) & ~every_step).sum()),
+                                                        int((every_step & ~agrees(k)).sum()))
+    chosen = notes["chosen"]["burn_in"]
+    if chosen:
+        fixed, broken = notes["burn_in_fixed_broken"][chosen]
+        assert fixed - broken >= 2 * (fixed + broken) ** 0.5
+    assert kept.output.burn_in == (chosen or None)
+
+
+def test_a_burn_in_that_fixes_many_samples_and_breaks_none_is_kept_and_a_small_gain_is_not(monkeypatch):
+    """The sign test on made-up simulations: the outputs equal the ANN's logits except on the tuning samples a
+    start-up burst flips; leaving out the first steps restores them."""
+    graph = snnconv.load_onnx(MLP)
+    spiking = convert(graph, CALIB, timesteps=16, tune="off").graph
+    logits = pipeline.ann.evaluate(graph, MIXED, graph.output.inputs[0])
+
+    def burst(flipped):
+        class Run:  # the integral after step 2 is the burst alone; after it the steps carry the logits
+            def __init__(self, g, samples, timesteps, checkpoints):
+                burst = np.zeros_like(logits)  # per step in steps 1-2; the logits per step after them
+                wrong = (logits.argmax(axis=1) + 1) % logits.shape[1]
+                burst[np.arange(flipped), wrong[:flipped]] = 1e3  # a wrong class wins until the burst is left out
+                self.outputs = {t: (2 * burst + (t - 2) * logits) / t for t in (2, 4, 16)}
+        return Run
+
+    for flipped, kept in ((12, 2), (2, 0)):
+        monkeypatch.setattr(pipeline, "simulate", burst(flipped))
+        notes = {"chosen": {}}
+        result = pipeline._burn_in(graph, spiking, MIXED, 16, notes)
+        assert notes["chosen"]["burn_in"] == kept, notes
+        assert result.output.burn_in == (kept or None)
 
 
 def test_tuning_off_reads_every_step():
