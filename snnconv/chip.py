@@ -257,7 +257,7 @@ class _SynapticOpPlan:
         matrix_cost = len(self.used) * c * h * w
         self.factored = kc * max(h * w, kr * w, kr * kx) <= BLOCK_ELEMENTS
         self.per_core = None
-        if matrix_cost <= min(grid_cost, BLOCK_ELEMENTS) or not self.factored and matrix_cost <= BLOCK_ELEMENTS:
+        if matrix_cost <= BLOCK_ELEMENTS and (matrix_cost <= grid_cost or not self.factored):
             matrix = torch.einsum("tc,ty,tx->tcyx", self.channels, self.rows, self.cols).reshape(len(self.cores), -1)
             self.per_core = torch.zeros((len(self.used), matrix.shape[1]), dtype=matrix.dtype).index_add_(
                 0, self.owner, matrix)

@@ -316,8 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="on chips without subtractive reset: emulate it (2 compartments) or reset to zero")
     _neuron_options(compile_)
     compile_.add_argument("--tune", choices=("off", "fast", "full"), default="fast",
-                          help="percentile, initial-membrane and readout burn-in tuning: candidates simulated on up to 128 "
-                               "calibration samples within a work budget (fast, default; networks too big "
+                          help="percentile, initial-membrane and readout burn-in tuning: candidates simulated "
+                               "on up to 128 calibration samples within a work budget (fast, default; networks too big "
                                "for it keep the defaults), on up to 512 (full), or the defaults (off)")
     compile_.add_argument("--spread", action="store_true",
                           help="spread the synaptic operations over all of one chip's cores instead of packing the "

@@ -118,7 +118,8 @@ def check_structure(graph: Graph, target: Target) -> int:
     any calibration data is read (scales from the weights: structure does not depend on them); else the number
     of layers it lowers to."""
     quiet = logging.getLogger(Normalize.__module__)
-    level, _ = quiet.level, quiet.setLevel(logging.ERROR)  # the weight-based scales' warning is not news here
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # the weight-based scales' warning is not news here
     try:
         conversion = _spiking(graph, None, DEFAULT_PERCENTILE, DEFAULT_PER_CHANNEL, "spiking", "current", "half",
                               None, False, {"model": "if", "decay": 0, "spikes_per_step": None}, "off")
@@ -146,7 +147,8 @@ def to_target(conversion: Conversion, target: Target, timesteps: int | None = No
               reset: str = "emulate") -> Conversion:
     """A float spiking conversion lowered to synapses, legalized and quantized for ``target``."""
     spiking, notes = conversion.graph, dict(conversion.notes)
-    for step in (*_lowering(spiking, target), LegalizeReset(target, reset), Quantize(target, timesteps or DEFAULT_TIMESTEPS)):
+    for step in (*_lowering(spiking, target), LegalizeReset(target, reset),
+                 Quantize(target, timesteps or DEFAULT_TIMESTEPS)):
         spiking = _run(step, spiking, notes)
     return Conversion(spiking, notes)
 

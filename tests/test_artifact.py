@@ -209,6 +209,8 @@ def test_a_readout_burn_in_is_saved_and_read_back_and_out_of_range_ones_are_refu
     path = _with_burn_in(network, 3).save(tmp_path / "net.snn")
     back = snnconv.load(path)
     assert back.graph.output.burn_in == 3
+    report = back.report
+    assert report.to_dict()["burn_in"] == 3 and "readout: the first 3 steps left out" in report.render()
     np.testing.assert_array_equal(simulate(back.graph, TEST_X, 16).outputs[16],
                                   simulate(_with_burn_in(network, 3).graph, TEST_X, 16).outputs[16])
 

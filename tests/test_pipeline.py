@@ -179,7 +179,8 @@ def test_a_structure_no_synapse_map_computes_is_refused_before_any_simulation(mo
     with a target the pipeline lowers its first candidate before tuning, so the refusal comes before a single
     step is simulated."""
     rng = np.random.default_rng(0)
-    nodes = [helper.make_node("Conv", ["x", "W1", "b1"], ["h"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["h"], ["r"]),
+    nodes = [helper.make_node("Conv", ["x", "W1", "b1"], ["h"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["h"], ["r"]),
              helper.make_node("AveragePool", ["r"], ["p"], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
                               count_include_pad=0),
              helper.make_node("Conv", ["p", "W2", "b2"], ["k"]), helper.make_node("Relu", ["k"], ["s"]),
