@@ -90,6 +90,9 @@ def check_outputs(outputs: dict[str, PathLike | None], inputs: dict[str, PathLik
         if raw is None:
             continue
         path = Path(raw)
+        if str(raw).endswith(("/", os.sep)) and not path.is_dir():  # Path drops the separator a folder name ends in
+            raise BadPathError(f"{raw}: names a folder that does not exist; create it and give a file name inside it "
+                               f"for {label}, e.g. {path / _example_name(label)}")
         _check_writable(path, label)
         for other_label, other in (*inputs.items(), *written.items()):
             if _same_file(path, other):

@@ -101,6 +101,14 @@ def test_saving_over_a_folder_is_refused(network, tmp_path):
     assert leftovers(tmp_path) == ["net.snn"] and not any((tmp_path / "net.snn").iterdir())
 
 
+def test_saving_to_a_missing_folders_name_is_refused_not_written_as_a_file(network, tmp_path):
+    """``-o out/`` names a folder: a file called ``out`` is not what the user asked for."""
+    with pytest.raises(BadPathError, match=r"out/: names a folder that does not exist; create it and give a file "
+                                           r"name inside it for the artifact, e\.g\. .*out/net\.snn$"):
+        network.save(f"{tmp_path / 'out'}/")
+    assert leftovers(tmp_path) == []
+
+
 KILLED_MID_SAVE = textwrap.dedent("""
     import os, signal, sys
     import snnconv
