@@ -117,8 +117,10 @@ class BatchTotals:
 def batch_totals(graph: Graph, x: np.ndarray, device: str, timesteps: int) -> BatchTotals:
     """Simulate one batch and sum what the run's statistics need (a module-level function: Ray ships it)."""
     result = simulate(graph, x, timesteps, device=device)
-    return BatchTotals(result.outputs[timesteps], {name: c.sum(axis=0) for name, c in result.spike_counts.items()},
-                       {name: c.sum(axis=0) for name, c in result.message_counts.items()}, dict(result.saturations),
+    counts = {name: c.sum(axis=0) for name, c in result.spike_counts.items()}
+    messages = {name: counts[name] if c is result.spike_counts.get(name) else c.sum(axis=0)  # binary: the same
+                for name, c in result.message_counts.items()}
+    return BatchTotals(result.outputs[timesteps], counts, messages, dict(result.saturations),
                        metrics.effective_macs(graph, x))
 
 
