@@ -74,3 +74,19 @@ def make_model(nodes, input_shape, initializers=None, opset=13, input_name="x", 
         [numpy_helper.from_array(np.asarray(v), k) for k, v in (initializers or {}).items()],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def inception_pool_model(rng: np.random.Generator) -> onnx.ModelProto:
+    """Conv -> ReLU -> 3x3 average pool with padding and count_include_pad=0 -> 1x1 conv -> ReLU -> dense, on
+    (4, 1, 4, 4): Inception's pool, whose border divisors vary by position, before a conv that no synapse map
+    computes together with it."""
+    from onnx import helper
+
+    nodes = [helper.make_node("Conv", ["x", "W1", "b1"], ["h"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("AveragePool", ["r"], ["p"], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                              count_include_pad=0),
+             helper.make_node("Conv", ["p", "W2", "b2"], ["k"]), helper.make_node("Relu", ["k"], ["s"]),
+             helper.make_node("Flatten", ["s"], ["f"]), helper.make_node("Gemm", ["f", "W3", "b3"], ["y"], transB=1)]
+    shapes = {"W1": (4, 1, 3, 3), "b1": (4,), "W2": (4, 4, 1, 1), "b2": (4,), "W3": (3, 64), "b3": (3,)}
+    return make_model(nodes, (4, 1, 4, 4), {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()})

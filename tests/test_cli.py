@@ -11,8 +11,7 @@ from importlib import resources
 import numpy as np
 import onnx
 import pytest
-from helpers import make_model
-from onnx import helper
+from helpers import inception_pool_model
 
 import snnconv
 from snnconv.summary import summary_dict
@@ -64,16 +63,8 @@ def test_inspect_with_a_target_checks_the_structure_without_calibration(tmp_path
     assert fine.returncode == 0 and fine.stderr == "", fine.stderr
     assert "structure: converts for loihi (lowered to" in fine.stdout
     rng = np.random.default_rng(0)
-    nodes = [helper.make_node("Conv", ["x", "W1", "b1"], ["h"], pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["h"], ["r"]),
-             helper.make_node("AveragePool", ["r"], ["p"], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
-                              count_include_pad=0),
-             helper.make_node("Conv", ["p", "W2", "b2"], ["k"]), helper.make_node("Relu", ["k"], ["s"]),
-             helper.make_node("Flatten", ["s"], ["f"]), helper.make_node("Gemm", ["f", "W3", "b3"], ["y"], transB=1)]
-    shapes = {"W1": (4, 1, 3, 3), "b1": (4,), "W2": (4, 4, 1, 1), "b2": (4,), "W3": (3, 64), "b3": (3,)}
     path = tmp_path / "inception_pool.onnx"
-    onnx.save(make_model(nodes, (4, 1, 4, 4), {k: rng.standard_normal(v).astype(np.float32)
-                                               for k, v in shapes.items()}), path)
+    onnx.save(inception_pool_model(rng), path)
     refused = snnconv_cli("inspect", str(path), "--target", "loihi", "--json")
     assert refused.returncode == 2
     lines = refused.stderr.strip().splitlines()

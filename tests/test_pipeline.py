@@ -7,8 +7,7 @@ from importlib import resources
 
 import numpy as np
 import pytest
-from helpers import make_model
-from onnx import helper
+from helpers import inception_pool_model
 
 import snnconv
 from snnconv import pipeline
@@ -179,14 +178,7 @@ def test_a_structure_no_synapse_map_computes_is_refused_before_any_simulation(mo
     with a target the pipeline lowers its first candidate before tuning, so the refusal comes before a single
     step is simulated."""
     rng = np.random.default_rng(0)
-    nodes = [helper.make_node("Conv", ["x", "W1", "b1"], ["h"], pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["h"], ["r"]),
-             helper.make_node("AveragePool", ["r"], ["p"], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
-                              count_include_pad=0),
-             helper.make_node("Conv", ["p", "W2", "b2"], ["k"]), helper.make_node("Relu", ["k"], ["s"]),
-             helper.make_node("Flatten", ["s"], ["f"]), helper.make_node("Gemm", ["f", "W3", "b3"], ["y"], transB=1)]
-    shapes = {"W1": (4, 1, 3, 3), "b1": (4,), "W2": (4, 4, 1, 1), "b2": (4,), "W3": (3, 64), "b3": (3,)}
-    model = make_model(nodes, (4, 1, 4, 4), {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()})
+    model = inception_pool_model(rng)
 
     def simulated(*args, **kwargs):
         raise AssertionError("simulated before the structural refusal")
