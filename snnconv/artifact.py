@@ -3,10 +3,11 @@
 Layout::
 
     manifest.json          format, version, snnconv version, target, options, facts,
-                           program (the layers at chip precision), cores (tiles, chip,
-                           mesh position, resources), report totals, and the SHA-256 of
-                           every array
+                           program (the layers at chip precision), mapping (chips, traffic,
+                           the names the core table refers to), report totals, and the
+                           SHA-256 of every array
     arrays/<layer>/<field>.npy
+    core_table/<cores, tiles, inputs, routes>.npy   (``snnconv.core_table``)
 
 The program lists every layer with its integer weights, thresholds and number formats
 (host-computed input layers stay float); the core table says which box of which
@@ -26,8 +27,8 @@ version, that every listed array is used by a layer, and every checksum before b
 anything, reads each array's .npy header before the array (numbers only, the declared size
 present) and loads it with ``allow_pickle=False``, within ``MAX_PROGRAM_BYTES`` in all;
 then every program field against its type in ``snnconv.ir.layers``, ``options.timesteps``
-against ``MAX_TIMESTEPS``, and the core table against the program: every tile inside its
-population, every neuron on exactly one core. So a network that loads also runs.
+against ``MAX_TIMESTEPS``, and the core table against the program (``snnconv.core_table``:
+every tile inside its population, every neuron on exactly one core). So a network that loads also runs.
 ``check_precision`` checks the program's integers against a target's formats. A file is
 never extracted to disk; member names are only keys.
 """
@@ -48,10 +49,10 @@ from typing import BinaryIO
 import numpy as np
 from numpy.lib import format as npy_format
 
-from snnconv import files, geometry, neurons
+from snnconv import core_table, files, geometry, neurons
 from snnconv.errors import BadArtifactError, BadGraphError, DoesNotFitError
 from snnconv.ir import IF, LAYER_KINDS, OUTPUT_ACTIVATIONS, Affine, Conv, Dense, Graph, Layer, Output, Round
-from snnconv.mapping import Core, Mapping, Resources, Tile
+from snnconv.mapping import Mapping
 from snnconv.options import MAX_TIMESTEPS  # the cap of the API and the CLI holds for an artifact's T too
 from snnconv.recurrent_program import POPULATIONS, CoreUse, RecurrentProgram, StackedLayer
 from snnconv.targets.target import Precision, Target
@@ -60,16 +61,17 @@ __all__ = ["FORMAT", "MAX_TIMESTEPS", "VERSION", "Artifact", "check_precision", 
            "write", "write_recurrent"]
 
 FORMAT = "snnconv-artifact"
-VERSION = 2  # 2: each core lists its routes
+VERSION = 3  # 2: each core lists its routes; 3: the core table as arrays (snnconv.core_table)
+CORE_TABLE = "core_table"  # its members: core_table/<cores, tiles, inputs, routes>.npy
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # zip's earliest timestamp: the same bytes on every run
-# Budgets, each checked before what it bounds is read or built, so that no file makes the
-# reader take more than about 1.7 GB. The largest network benchmarked (ResNet-18 twice as wide:
-# 46 M weights, 61,000 loihi cores) writes a manifest of about 30 MB and arrays of about 0.2 GB
-# that take 0.4 GB in the program.
+# Budgets, each checked before what it bounds is read or built. The largest network compiled, VGG-19 on loihi
+# (143 M weights, 243,203 cores; benchmarks/compile_zoo.py), takes 1.2 GB in the program; a hostile file can make
+# the reader take at most about the program budget, the members' and the core table's objects
+# (``snnconv.core_table.MAX_OBJECT_BYTES``) together.
 MAX_FILE_BYTES = 1 << 30
 MAX_MANIFEST_BYTES = 64 << 20  # the worst JSON (empty lists) of this size parses to 1.7 GB in 11 s
 MAX_UNPACKED_BYTES = 1 << 29  # all members together, as the zip's directory declares them
-MAX_PROGRAM_BYTES = 1 << 29  # the arrays in the program, where integers become float64
+MAX_PROGRAM_BYTES = 3 << 29  # the arrays in the program, where integers become float64
 MAX_DEPTH = 32  # nesting of the manifest: snnconv writes 8 (mapping, cores, tiles, box, ranges, ...)
 MAX_INT = 1 << 31  # integers in the program and the core table are counts and sizes far below this
 # Layer fields added within this format version: written only where set (an older snnconv reads the rest, which
@@ -114,7 +116,7 @@ def encode(graph: Graph, manifest_extra: dict, stream: BinaryIO, compress: bool 
     mapping: Mapping | None = graph.fact("mapping")
     facts = {key: _jsonable(value) for key, value in graph.facts if key != "mapping"}
     manifest = {"format": FORMAT, "version": VERSION, "name": graph.name, "facts": facts, "program": program,
-                "mapping": _mapping_entry(mapping) if mapping else None, **manifest_extra}
+                "mapping": _mapping_entry(mapping, arrays) if mapping else None, **manifest_extra}
     _pack(manifest, arrays, stream, compress)
 
 
@@ -144,24 +146,28 @@ def _pack(manifest: dict, arrays: dict[str, np.ndarray], stream: BinaryIO, compr
     blobs = {name: _npy(array) for name, array in arrays.items()}
     manifest["checksums"] = {name: hashlib.sha256(blob).hexdigest() for name, blob in blobs.items()}
     text = json.dumps(_jsonable(manifest), separators=(",", ":"), sort_keys=True, allow_nan=False).encode()
-    _refuse_unreadable(manifest, len(text), len(text) + sum(len(blob) for blob in blobs.values()))
+    _refuse_unreadable(manifest, arrays, len(text), len(text) + sum(len(blob) for blob in blobs.values()))
     with zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED) as archive:
         _add(archive, "manifest.json", text)
         for name in sorted(blobs):
             _add(archive, name, blobs[name])
 
 
-def _refuse_unreadable(manifest: dict, manifest_bytes: int, unpacked_bytes: int) -> None:
-    """Refuse to write what ``decode`` would refuse to read: a manifest or members over the reader's budgets (a
-    network of hundreds of thousands of cores: DenseNet-121 on loihi, 266,702, needs a 315 MB core table)."""
-    cores = len((manifest.get("mapping") or {}).get("cores", ()))
-    for what, size, budget in (("manifest", manifest_bytes, MAX_MANIFEST_BYTES),
-                               ("members", unpacked_bytes, MAX_UNPACKED_BYTES)):
+def _refuse_unreadable(manifest: dict, arrays: dict[str, np.ndarray], manifest_bytes: int, unpacked_bytes: int) -> None:
+    """Refuse to write what ``decode`` would refuse to read: a manifest, members, program arrays or a core table over
+    the reader's budgets (VGG-19 on loihi, 143 M weights on 243,203 cores, takes about a third of the members')."""
+    cores = len(arrays.get(f"{CORE_TABLE}/cores.npy", ()))
+    objects = core_table.object_bytes({key: len(arrays.get(f"{CORE_TABLE}/{key}.npy", ())) for key in core_table.COLUMNS})
+    program_bytes = sum(array.size * max(array.itemsize, 8) for array in arrays.values())
+    for what, size, budget in (("manifest unpacks to {:,} bytes", manifest_bytes, MAX_MANIFEST_BYTES),
+                               ("members unpack to {:,} bytes", unpacked_bytes, MAX_UNPACKED_BYTES),
+                               ("arrays take {:,} bytes in the program", program_bytes, MAX_PROGRAM_BYTES),
+                               ("core table takes {:,} bytes as objects", objects, core_table.MAX_OBJECT_BYTES)):
         if size > budget:
             raise DoesNotFitError(f"the compiled network {manifest.get('name')!r} ({cores:,} cores) needs an artifact "
-                                  f"whose {what} unpacks to {size:,} bytes, more than the {budget:,} an artifact "
-                                  f"holds (what a reader may be asked to parse); compile a smaller network or for "
-                                  f"a target with larger cores")
+                                  f"whose {what.format(size)}, more than the {budget:,} an artifact holds (what a "
+                                  "reader may be asked to load); compile a smaller network or for a target with "
+                                  "larger cores")
 
 
 def read(path: str | Path) -> Artifact:
@@ -191,7 +197,8 @@ def decode(stream: BinaryIO, label: str) -> Artifact:
         layers = [_layer(entry, arrays, f"{path}: program entry {index}")
                   for index, entry in enumerate(manifest["program"])]
         graph = Graph.from_layers(layers, manifest["name"], _facts(manifest["facts"], path))
-        mapping = _mapping(manifest["mapping"], graph, f"{path}: core table") if manifest.get("mapping") else None
+        mapping = (_mapping(manifest["mapping"], graph, arrays, f"{path}: core table") if manifest.get("mapping")
+                   else None)
     except BadArtifactError:
         raise
     except Exception as exc:  # a manifest that passed its checks but does not describe a network
@@ -300,10 +307,12 @@ def _arrays(archive: zipfile.ZipFile, manifest: dict, path: str) -> dict[str, np
     """Every array the manifest lists, checked, within ``MAX_PROGRAM_BYTES`` as the program will hold them
     (integers as float64: an int8 array grows eightfold). Arrays that no layer uses are refused unread:
     they could serve no purpose but to cost memory."""
-    sections = [*manifest["program"], *_recurrent_sections(manifest.get("recurrent"))]
+    mapping = manifest.get("mapping")
+    sections = [*manifest["program"], *_recurrent_sections(manifest.get("recurrent")),
+                mapping.get("table") if isinstance(mapping, dict) else None]
     unused = sorted(set(manifest["checksums"]) - _used_arrays(sections))
     if unused:
-        raise BadArtifactError(f"{path}: the manifest lists {len(unused):,} array(s) that no layer uses "
+        raise BadArtifactError(f"{path}: the manifest lists {len(unused):,} array(s) that no layer or table uses "
                                f"({_short(unused)}); refused: the file was altered or is not from snnconv")
     arrays, program_bytes = {}, 0
     for name, digest in manifest["checksums"].items():
@@ -370,10 +379,13 @@ def _layer_entry(layer: Layer, arrays: dict[str, np.ndarray]) -> dict:
 
 
 def _compact(array: np.ndarray) -> np.ndarray:
-    """Integer-valued arrays (weights at chip precision) as int32/int64; the rest as they are."""
-    if array.dtype.kind == "f" and array.size and np.all(np.isfinite(array)) and np.all(array == np.round(array)) \
-            and np.abs(array).max() < 2**62:
-        return array.astype(np.int32 if np.abs(array).max() < 2**31 else np.int64)
+    """Integer-valued arrays (weights at chip precision) in the smallest signed integer type that holds them (an
+    8-bit chip's weights with small exponents as int8: a quarter of int32); the rest as they are."""
+    if array.dtype.kind == "f" and array.size and np.all(np.isfinite(array)) and np.all(array == np.round(array)):
+        largest = np.abs(array).max()
+        for dtype in (np.int8, np.int16, np.int32, np.int64):
+            if largest <= np.iinfo(dtype).max:
+                return array.astype(dtype)
     return array
 
 
@@ -460,115 +472,32 @@ def _facts(facts: dict, path: str) -> tuple[tuple[str, object], ...]:
     return tuple((key, tuple(value) if isinstance(value, list) else value) for key, value in facts.items())
 
 
-def _mapping_entry(mapping: Mapping) -> dict:
+def _mapping_entry(mapping: Mapping, arrays: dict[str, np.ndarray]) -> dict:
+    names, table = core_table.encode(mapping.cores)
+    arrays.update({f"{CORE_TABLE}/{key}.npy": rows for key, rows in table.items()})
     return {"target": mapping.target, "chips": mapping.chips, "traffic": mapping.traffic,
-            "tile_shapes": {k: list(v) for k, v in mapping.tile_shapes.items()},
-            "cores": [{"index": c.index, "chip": c.chip, "position": list(c.position), "routes": list(c.routes),
-                       "tiles": [{"population": t.population, "box": [list(b) for b in t.box],
-                                  "resources": dataclasses.asdict(t.resources), "group": t.group,
-                                  "groups": t.groups, "inputs": [list(i) for i in t.inputs]}
-                                 for t in c.tiles]} for c in mapping.cores]}
+            "tile_shapes": {k: list(v) for k, v in mapping.tile_shapes.items()}, "names": names,
+            "table": {key: {"array": f"{CORE_TABLE}/{key}.npy"} for key in table}}
 
 
-def _mapping(entry, graph: Graph, where: str) -> Mapping:
-    """The core table, checked against the program: every tile a box inside one of its populations."""
-    entry = _object(entry, ("target", "chips", "traffic", "tile_shapes", "cores"), where)
+def _mapping(entry, graph: Graph, arrays: dict[str, np.ndarray], where: str) -> Mapping:
+    """The core table (``snnconv.core_table``), checked against the program: every tile a box inside one of its
+    populations, every neuron on exactly one core."""
+    entry = _object(entry, ("target", "chips", "traffic", "tile_shapes", "names", "table"), where)
     if not isinstance(entry["target"], str) or not isinstance(entry["traffic"], dict):
         raise BadArtifactError(f"{where}: 'target' must be a name and 'traffic' an object")
     shapes = _object(entry["tile_shapes"], (), f"{where}: tile_shapes")
     tile_shapes = {name: _sequence(_list(shape, f"{where}: tile_shapes"), "tuple[int, int, int]",
                                    f"{where}: tile_shapes[{name!r}]", 1) for name, shape in shapes.items()}
-    incoming = geometry.projections(graph)
-    listed = _list(entry["cores"], f"{where}: cores")
-    cores = tuple(_core(core, index, len(listed), graph, incoming, f"{where}: core {index}")
-                  for index, core in enumerate(listed))
-    _check_coverage(cores, graph, where)
+    names = _sequence(_list(entry["names"], f"{where}: names"), "tuple[str, ...]", f"{where}: names")
+    table = _object(entry["table"], tuple(core_table.COLUMNS), f"{where}: table")
+    rows = {}
+    for key, value in table.items():
+        if not (isinstance(value, dict) and value.get("array") in arrays):
+            raise BadArtifactError(f"{where}: table {key!r} is {_short(value)}, not an array of the file")
+        rows[key] = arrays[value["array"]]
+    cores = core_table.decode(list(names), rows, graph, where)
     return Mapping(entry["target"], cores, tile_shapes, _int(entry["chips"], f"{where}: chips"), entry["traffic"])
-
-
-def _core(entry, index: int, count: int, graph: Graph, incoming: dict, where: str) -> Core:
-    entry = _object(entry, ("index", "chip", "position", "tiles", "routes"), where)
-    if entry["index"] != index:
-        raise BadArtifactError(f"{where}: index {_short(entry['index'])} out of order")
-    position = _sequence(_list(entry["position"], f"{where}: position"), "tuple[int, int]", f"{where}: position",
-                         -1)
-    tiles = tuple(_tile(tile, graph, incoming, f"{where}, tile {i}")
-                  for i, tile in enumerate(_list(entry["tiles"], f"{where}: tiles")))
-    routes = tuple(_int(destination, f"{where}: routes") for destination in _list(entry["routes"], f"{where}: routes"))
-    if any(destination >= count for destination in routes):
-        raise BadArtifactError(f"{where}: routes {_short(list(routes))} name cores beyond the {count} there are")
-    return Core(index, tiles, _int(entry["chip"], f"{where}: chip", -1), position, routes)
-
-
-def _tile(entry, graph: Graph, incoming: dict, where: str) -> Tile:
-    entry = _object(entry, ("population", "box", "resources", "group", "groups", "inputs"), where)
-    population = entry["population"]
-    if population not in incoming:
-        raise BadArtifactError(f"{where}: {_short(population)} is not a population of neurons in the program")
-    extent = geometry.population_box_shape(graph[population])
-    box = _list(entry["box"], f"{where}: box")
-    if len(box) != 3:
-        raise BadArtifactError(f"{where}: box {_short(box)} is not three ranges")
-    box = tuple(_sequence(_list(axis, f"{where}: box"), "tuple[int, int]", f"{where}: box", 0) for axis in box)
-    if not all(start < stop <= size for (start, stop), size in zip(box, extent)):
-        raise BadArtifactError(f"{where}: box {[list(b) for b in box]} is not inside {population!r} of {extent}")
-    groups = _int(entry["groups"], f"{where}: groups", 1)
-    group = _int(entry["group"], f"{where}: group")
-    inputs = tuple(_tile_input(item, f"{where}: inputs") for item in _list(entry["inputs"], f"{where}: inputs"))
-    if group >= groups or groups > 1 and len(inputs) != len(incoming[population]):
-        raise BadArtifactError(f"{where}: group {group} of {groups} with {len(inputs)} input ranges does not fit "
-                               f"the {len(incoming[population])} synapse maps of {population!r}")
-    resources = _object(entry["resources"], ("neurons", "axons", "synapses", "memory_bits"), f"{where}: resources")
-    counts = {key: _int(value, f"{where}: resources.{key}") for key, value in resources.items()}
-    return Tile(population, box, Resources(**counts), group, groups, inputs)
-
-
-def _check_coverage(cores: tuple[Core, ...], graph: Graph, where: str) -> None:
-    """Every neuron of every population on exactly one core, once per input group.
-
-    The chip model and the report look up the cores of each population: a table that leaves
-    one out (an empty table, say) or holds a neuron twice describes no chip.
-    """
-    boxes: dict[tuple[str, int], list] = {}
-    groups: dict[str, set[int]] = {}
-    for core in cores:
-        for tile in core.tiles:
-            boxes.setdefault((tile.population, tile.group), []).append(tile.box)
-            groups.setdefault(tile.population, set()).add(tile.groups)
-    for layer in geometry.populations(graph):
-        counts = groups.get(layer.name, set())
-        if len(counts) != 1:
-            found = f"tiles in {sorted(counts)} input groups" if counts else "no tile on any core"
-            raise BadArtifactError(f"{where}: population {layer.name!r} has {found}; the core table is damaged: "
-                                   "compile the model again")
-        for group in range(counts.pop()):
-            _check_cover(layer, group, boxes.get((layer.name, group), []), where)
-
-
-def _check_cover(layer: Layer, group: int, boxes: list, where: str) -> None:
-    """``boxes`` hold each neuron of ``layer`` once: their sizes add up to the population's and no two overlap."""
-    extent = geometry.population_box_shape(layer)
-    held = sum(math.prod(stop - start for start, stop in box) for box in boxes)
-    if held == math.prod(extent):
-        covered = np.zeros(extent, bool)
-        for (c0, c1), (r0, r1), (x0, x1) in boxes:
-            window = covered[c0:c1, r0:r1, x0:x1]
-            if window.any():
-                break
-            window[...] = True
-        else:
-            return
-    raise BadArtifactError(f"{where}: the tiles of {layer.name!r} (input group {group}) hold {held:,} neurons, not "
-                           f"its {math.prod(extent):,} once each; the core table is damaged: compile the model again")
-
-
-def _tile_input(item, where: str) -> tuple[str, int, int]:
-    if not (isinstance(item, list) and len(item) == 3 and isinstance(item[0], str)):
-        raise BadArtifactError(f"{where}: {_short(item)} is not [source, first channel, end channel]")
-    start, stop = _int(item[1], where), _int(item[2], where)
-    if start > stop:
-        raise BadArtifactError(f"{where}: channel range {item[1:]} is empty")
-    return item[0], start, stop
 
 
 def _object(value, keys: tuple[str, ...], where: str) -> dict:

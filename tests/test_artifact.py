@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import snnconv
-from snnconv import artifact, geometry, targets
+from snnconv import artifact, core_table, geometry, targets
 from snnconv.compiled import CompiledNetwork
 from snnconv.errors import BadArtifactError, DoesNotFitError
 from snnconv.ir import Dense
@@ -57,19 +57,28 @@ def test_compiling_twice_gives_byte_identical_files(tmp_path):
     assert one == two
 
 
-@pytest.mark.parametrize("budget", ["MAX_MANIFEST_BYTES", "MAX_UNPACKED_BYTES"])
+@pytest.mark.parametrize("module, budget, what", [
+    (artifact, "MAX_MANIFEST_BYTES", "manifest unpacks to {:,} bytes"),
+    (artifact, "MAX_UNPACKED_BYTES", "members unpack to {:,} bytes"),
+    (artifact, "MAX_PROGRAM_BYTES", "arrays take {:,} bytes in the program"),
+    (core_table, "MAX_OBJECT_BYTES", "core table takes {:,} bytes as objects")])
 def test_a_network_whose_artifact_the_reader_would_refuse_is_refused_when_written(network, tmp_path, monkeypatch,
-                                                                                   budget):
+                                                                                   module, budget, what):
     """DenseNet-121 on loihi (266,702 cores) compiled, then its own artifact was refused on reading back as
     "damaged or not from snnconv"; a write over the reader's budgets now says what is too large, and writes nothing."""
     buffer = io.BytesIO()
     artifact.encode(network.graph, network._manifest_extra(), buffer)
-    manifest_bytes = len(zipfile.ZipFile(buffer).read("manifest.json"))
-    monkeypatch.setattr(artifact, budget, manifest_bytes - 1)
+    with zipfile.ZipFile(buffer) as archive:
+        members = {info.filename: info.file_size for info in archive.infolist()}
+        arrays = {name: np.load(io.BytesIO(archive.read(name))) for name in members if name.endswith(".npy")}
+    needed = {"MAX_MANIFEST_BYTES": members["manifest.json"], "MAX_UNPACKED_BYTES": sum(members.values()),
+              "MAX_PROGRAM_BYTES": sum(a.size * max(a.itemsize, 8) for a in arrays.values()),
+              "MAX_OBJECT_BYTES": core_table.object_bytes({key: len(arrays[f"core_table/{key}.npy"])
+                                                           for key in core_table.COLUMNS})}[budget]
+    monkeypatch.setattr(module, budget, needed - 1)
     cores = len(network.graph.fact("mapping").cores)
     with pytest.raises(DoesNotFitError, match=rf"\({cores:,} cores\) needs an artifact whose "
-                                              rf"{'manifest' if budget == 'MAX_MANIFEST_BYTES' else 'members'} "
-                                              rf"unpacks to [0-9,]+ bytes, more than the {manifest_bytes - 1:,}"):
+                                              rf"{what.format(needed)}, more than the {needed - 1:,} an artifact"):
         network.save(tmp_path / "net.snn")
     assert list(tmp_path.iterdir()) == []
 

@@ -93,10 +93,13 @@ def _mapped(graph: Graph, calibration: np.ndarray, target: str, reset: str, inte
 
 
 def _through_artifact(graph: Graph) -> Graph:
-    """What the chip model sees: the program as written to a ``.snn`` file and read back."""
+    """What the chip model sees: the program as written to a ``.snn`` file and read back, its core table (tiles,
+    input groups, routes, places) as the compiler made it."""
     with tempfile.TemporaryDirectory() as folder:
         path = artifact.write(Path(folder) / "net.snn", graph, {})
-        return artifact.read(path).graph
+        back = artifact.read(path).graph
+    assert back.fact("mapping").cores == graph.fact("mapping").cores
+    return back
 
 
 def _chip_model(graph: Graph, x: np.ndarray, timesteps: int):

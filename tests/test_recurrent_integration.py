@@ -211,7 +211,7 @@ def test_a_changed_array_fails_its_checksum_and_an_unused_array_is_refused(saved
 
     def orphan(manifest):
         manifest["recurrent"]["input_bias"] = {"array": "arrays/recurrent/output_bias.npy"}
-    with pytest.raises(BadArtifactError, match="no layer uses"):
+    with pytest.raises(BadArtifactError, match="no layer or table uses"):
         snnconv.load(_rewrite(saved, orphan))
 
 

@@ -28,7 +28,7 @@ from onnx import TensorProto, helper, numpy_helper
 from reliability.inputs import LENET_SHAPE, lenet, run_cli
 
 import snnconv
-from snnconv import targets
+from snnconv import artifact, targets
 from snnconv.cli import main
 from snnconv.data import iter_batches, load_npz
 from snnconv.errors import (
@@ -389,8 +389,21 @@ def _cyclic_program(manifest: dict) -> None:
         next(entry for entry in program if entry["kind"] == "dense")["name"]]
 
 
-def _tile_outside(manifest: dict) -> None:
-    manifest["mapping"]["cores"][0]["tiles"][0]["box"][0] = [0, 99]
+def tile_outside(good: Good) -> Path:
+    """The first tile's channels run to 99, past its population's, in the core table (its checksum updated)."""
+    with zipfile.ZipFile(io.BytesIO(good.artifact)) as archive:
+        tiles = np.load(io.BytesIO(archive.read("core_table/tiles.npy")))
+    tiles[0, 2] = 99
+    buffer = io.BytesIO()
+    np.save(buffer, tiles, allow_pickle=False)
+
+    def change(name: str, data: bytes) -> bytes:
+        if name == "manifest.json":
+            manifest = json.loads(data)
+            manifest["checksums"]["core_table/tiles.npy"] = hashlib.sha256(buffer.getvalue()).hexdigest()
+            return json.dumps(manifest).encode()
+        return buffer.getvalue() if name == "core_table/tiles.npy" else data
+    return rezipped(change)(good)
 
 
 def _deep_manifest(name: str, data: bytes) -> bytes:
@@ -431,7 +444,7 @@ ARTIFACT_CASES = {
                                        BadArtifactError, ("not a snnconv artifact",)),
     "tampered array": Case(rezipped(flip_array_byte), read_artifact, BadArtifactError, ("checksum mismatch",)),
     "future format version": Case(rezipped(in_manifest(_version)), read_artifact, BadArtifactError,
-                                  ("format version 3", "upgrade snnconv")),
+                                  (f"format version {artifact.VERSION + 1}", "upgrade snnconv")),
     "no manifest": Case(rezipped(lambda n, d: None if n == "manifest.json" else d), read_artifact, BadArtifactError,
                         ("no manifest.json",)),
     "an array missing": Case(rezipped(lambda n, d: None if n.endswith("weight.npy") else d), read_artifact,
@@ -448,7 +461,7 @@ ARTIFACT_CASES = {
                            ("'stride'", "0 is not an integer in [1,")),
     "cyclic program": Case(rezipped(in_manifest(_cyclic_program)), read_artifact, BadArtifactError,
                            ("form a cycle",)),
-    "tile outside its population": Case(rezipped(in_manifest(_tile_outside)), read_artifact, BadArtifactError,
+    "tile outside its population": Case(tile_outside, read_artifact, BadArtifactError,
                                         ("core 0, tile 0", "not inside")),
     "target tampered": Case(rezipped(in_manifest(_negative_neurons)), read_artifact, BadTargetError,
                             ("core.neurons", "negative")),

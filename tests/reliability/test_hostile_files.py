@@ -12,6 +12,7 @@ changed and, where an array changed, its checksum fixed: only the check under te
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -26,8 +27,9 @@ import numpy as np
 import pytest
 
 import snnconv
-from snnconv import artifact, targets
+from snnconv import artifact, core_table, targets
 from snnconv.errors import BadArtifactError, BadTargetError
+from snnconv.mapping import Core, Resources, Tile
 from snnconv.targets.target import MAX_FILE_BYTES as MAX_TARGET_BYTES
 
 SECONDS = 60
@@ -204,17 +206,17 @@ def test_large_arrays_that_no_layer_uses_are_refused_unread(artifact_bytes, tmp_
     manifest = json.loads(members["manifest.json"])
     path = zipped(tmp_path / "junk.snn", resealed(members, manifest, {f"arrays/junk/{i}.npy": junk for i in range(4)}))
     outcome = read_in_a_process("artifact", path)
-    assert_refused(outcome, BadArtifactError, "the manifest lists 4 array(s) that no layer uses")
+    assert_refused(outcome, BadArtifactError, "the manifest lists 4 array(s) that no layer or table uses")
 
 
 def test_arrays_that_grow_beyond_the_budget_in_the_program_are_refused(artifact_bytes, tmp_path):
-    """A layer's weights as 128 Mi int8 zeros: 128 MiB unpacked, 1 GiB as the program's float64."""
+    """A layer's weights as 200 Mi int8 zeros: 200 MiB unpacked, 1.56 GiB as the program's float64."""
     members = members_of(artifact_bytes)
-    weights = npy(np.zeros(1 << 27, np.int8))
+    weights = npy(np.zeros(200 << 20, np.int8))
     path = zipped(tmp_path / "int8.snn", resealed(members, json.loads(members["manifest.json"]),
                                                    {"arrays/Gemm_5/weight.npy": weights}))
     outcome = read_in_a_process("artifact", path)
-    assert_refused(outcome, BadArtifactError, "the arrays take more than 536,870,912 bytes in the program")
+    assert_refused(outcome, BadArtifactError, "the arrays take more than 1,610,612,736 bytes in the program")
 
 
 def test_compression_other_than_deflate_is_refused(artifact_bytes, tmp_path):
@@ -229,11 +231,23 @@ def test_compression_other_than_deflate_is_refused(artifact_bytes, tmp_path):
 
 
 def changed(artifact_bytes: bytes, path: Path, change) -> Path:
-    """The good artifact with ``change(manifest)`` applied."""
+    """The good artifact with ``change(manifest)`` applied. The core table is in the manifest's mapping as ``cores``
+    (JSON as ``dataclasses.asdict`` makes it) while ``change`` runs, then written back as arrays."""
     members = members_of(artifact_bytes)
     manifest = json.loads(members["manifest.json"])
+    good = artifact.decode(io.BytesIO(artifact_bytes), "good").mapping.cores
+    manifest["mapping"]["cores"] = json.loads(json.dumps([dataclasses.asdict(core) for core in good]))
     change(manifest)
-    return zipped(path, resealed(members, manifest))
+    names, table = core_table.encode(tuple(map(core_from_json, manifest["mapping"].pop("cores"))))
+    manifest["mapping"]["names"] = names
+    arrays = {f"core_table/{key}.npy": npy(rows) for key, rows in table.items()}
+    return zipped(path, resealed(members, manifest, arrays))
+
+
+def core_from_json(core: dict) -> Core:
+    tiles = tuple(Tile(tile["population"], tuple(map(tuple, tile["box"])), Resources(**tile["resources"]),
+                       tile["group"], tile["groups"], tuple(map(tuple, tile["inputs"]))) for tile in core["tiles"])
+    return Core(core["index"], tiles, core["chip"], tuple(core["position"]), tuple(core["routes"]))
 
 
 def no_cores(manifest: dict) -> None:
@@ -267,6 +281,87 @@ def test_a_core_table_that_does_not_hold_every_neuron_once_is_refused(change, fr
     assert f"{path}: core table: {fragment}" in text and "compile the model again" in text
 
 
+def with_table(artifact_bytes: bytes, path: Path, **changes) -> Path:
+    """The good artifact with core-table arrays replaced by ``changes[key](array)``, their checksums fixed."""
+    members = members_of(artifact_bytes)
+    arrays = {f"core_table/{key}.npy": npy(make(np.load(io.BytesIO(members[f"core_table/{key}.npy"]))))
+              for key, make in changes.items()}
+    return zipped(path, resealed(members, json.loads(members["manifest.json"]), arrays))
+
+
+def set_row(row: int, column: int, value: int):
+    def change(array: np.ndarray) -> np.ndarray:
+        array = array.copy()
+        array[row, column] = value
+        return array
+    return change
+
+
+TOO_MANY_TILES = core_table.MAX_OBJECT_BYTES // core_table.ROW_BYTES["tiles"]  # with the one core: over the budget
+TABLE_CASES = {
+    "tiles as floats": ({"tiles": lambda a: a.astype(np.float64)},
+                        "tiles is a float64 array of shape (3, 14), not integer rows of 14 (population, channel_start"),
+    "a column missing": ({"tiles": lambda a: a[:, :13]}, "tiles is a int32 array of shape (3, 13), not integer rows"),
+    "a negative size": ({"tiles": set_row(0, 7, -1)}, "tiles row 0: neurons = -1 is not an integer in [0, 2147483648)"),
+    "a chip below -1": ({"cores": set_row(0, 0, -2)}, "cores row 0: chip = -2 is not an integer in [-1,"),
+    "counts that do not add up": ({"cores": set_row(0, 3, 4)}, "the cores claim 4 tiles but 3 are listed"),
+    "a population beyond the names": ({"tiles": set_row(1, 0, 9)}, "core 0, tile 1: population 9 is not one of the 3"),
+    "a box beyond its population": ({"tiles": set_row(2, 2, 11)}, "core 0, tile 2: box [[0, 11], [0, 1], [0, 1]] is "
+                                                                  "not inside 'output' of (10, 1, 1)"),
+    "an input group beyond its groups": ({"tiles": set_row(0, 11, 1)},
+                                         "core 0, tile 0: group 1 of 1 with 0 input ranges does not fit"),
+    "a source beyond the names": ({"tiles": set_row(1, 13, 1), "inputs": lambda a: np.array([[7, 0, 4]], a.dtype)},
+                                  "core 0, tile 1: input [7, 0, 4] is not [a name of the 3, first channel, end"),
+    "a channel range backwards": ({"tiles": set_row(2, 13, 1), "inputs": lambda a: np.array([[1, 4, 2]], a.dtype)},
+                                  "core 0, tile 2: input [1, 4, 2] is not [a name of the 3"),
+    "a route to a core that is not there": ({"cores": set_row(0, 4, 1), "routes": lambda a: np.array([[5]], a.dtype)},
+                                            "core 0: routes name core 5, beyond the 1 there are"),
+    "more tiles than a reader builds": ({"tiles": lambda a: np.zeros((TOO_MANY_TILES, 14), np.int8)},
+                                        f"1 cores, {TOO_MANY_TILES:,} tiles, 0 inputs, 0 routes take about "
+                                        f"{850 * TOO_MANY_TILES + 350:,} bytes as objects, more than a core table "
+                                        "holds (2,147,483,648)"),
+}
+
+
+@pytest.mark.parametrize("changes, fragment", TABLE_CASES.values(), ids=TABLE_CASES.keys())
+def test_a_core_table_with_arrays_that_describe_no_cores_is_refused_naming_the_row(changes, fragment,
+                                                                                  artifact_bytes, tmp_path):
+    path = with_table(artifact_bytes, tmp_path / "table.snn", **changes)
+    text = message(BadArtifactError, snnconv.load, path)
+    assert f"{path}: core table: {fragment}" in text
+
+
+def name_not_a_string(manifest: dict) -> None:
+    manifest["mapping"]["names"][1] = 3
+
+
+def routes_as_the_tiles(manifest: dict) -> None:
+    manifest["mapping"]["table"]["tiles"] = {"array": "core_table/routes.npy"}
+
+
+def a_list_as_the_tiles(manifest: dict) -> None:
+    manifest["mapping"]["table"]["tiles"] = [0, 1]
+    del manifest["checksums"]["core_table/tiles.npy"]
+
+
+def no_routes(manifest: dict) -> None:
+    del manifest["mapping"]["table"]["routes"], manifest["checksums"]["core_table/routes.npy"]
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (name_not_a_string, "core table: names: ['Relu_2', 3, 'output'] is not a list of names"),
+    (routes_as_the_tiles, "the manifest lists 1 array(s) that no layer or table uses (['core_table/tiles.npy'])"),
+    (a_list_as_the_tiles, "core table: table 'tiles' is [0, 1], not an array of the file"),
+    (no_routes, "core table: table: expected an object with cores, tiles, inputs, routes"),
+], ids=["a name not a string", "another array as the tiles", "a list as the tiles", "an array missing"])
+def test_a_core_table_whose_manifest_entry_is_wrong_is_refused(change, fragment, artifact_bytes, tmp_path):
+    members = members_of(artifact_bytes)
+    manifest = json.loads(members["manifest.json"])
+    change(manifest)
+    path = zipped(tmp_path / "entry.snn", resealed(members, manifest))
+    assert f"{path}: {fragment}" in message(BadArtifactError, snnconv.load, path)
+
+
 @pytest.mark.parametrize("timesteps", [2**31, artifact.MAX_TIMESTEPS + 1, 0, None, 8.0])
 def test_timesteps_beyond_the_cap_are_refused(timesteps, artifact_bytes, tmp_path):
     path = changed(artifact_bytes, tmp_path / "long.snn", lambda m: m["options"].__setitem__("timesteps", timesteps))
@@ -292,9 +387,11 @@ def test_timesteps_at_the_cap_load(artifact_bytes, tmp_path):
 
 
 def with_array(artifact_bytes: bytes, path: Path, name: str, change) -> Path:
-    """The good artifact with array ``name`` replaced by ``change(array)`` and its checksum fixed."""
+    """The good artifact with array ``name`` (integers widened to int64) replaced by ``change(array)`` and its
+    checksum fixed."""
     members = members_of(artifact_bytes)
-    array = np.load(io.BytesIO(members[name])).copy()
+    array = np.load(io.BytesIO(members[name]))
+    array = array.astype(np.int64) if array.dtype.kind == "i" else array.copy()
     change(array)
     return zipped(path, resealed(members, json.loads(members["manifest.json"]), {name: npy(array)}))
 
