@@ -7,7 +7,9 @@ accuracy), on the chips each needs, and the artifact is written and read back. C
 load each run in a fresh process, so each peak memory (ru_maxrss) is its own. Writes
 benchmarks/results/compile_zoo.{json,md}.
 
-Run:  python benchmarks/compile_zoo.py      # about 25 minutes and 20 GB on 2 cores
+Run:  python benchmarks/compile_zoo.py [NAME ...]   # all: about 30 minutes, and 23 GB for VGG-19, on 2 cores
+
+With names, only those run and their rows replace the ones in the results file.
 """
 
 from __future__ import annotations
@@ -87,15 +89,22 @@ def main() -> None:
 
     import snnconv
 
-    rows = {}
+    chosen = sys.argv[1:] or list(NETWORKS)
+    unknown = set(chosen) - set(NETWORKS)
+    if unknown:
+        sys.exit(f"unknown network(s) {sorted(unknown)}; choose from {list(NETWORKS)}")
+    saved = RESULTS / "compile_zoo.json"
+    rows = json.loads(saved.read_text())["rows"] if sys.argv[1:] and saved.exists() else {}
     with tempfile.TemporaryDirectory() as folder:
-        for name, chips in NETWORKS.items():
+        for name in chosen:
+            chips = NETWORKS[name]
             output = str(Path(folder) / f"{name}.snn")
             row = {}
             for command in (["compile", name, str(chips), output], ["load", output]):
                 child = subprocess.run([sys.executable, __file__, *command], capture_output=True, text=True)
                 if child.returncode:  # a refusal is a result too: its last line says what
-                    row["error"] = child.stderr.strip().splitlines()[-1]
+                    last = child.stderr.strip().splitlines()[-1:] or [f"killed by signal {-child.returncode}"]
+                    row["error"] = last[0]
                     break
                 row.update(json.loads(child.stdout.strip().splitlines()[-1]))
             rows[name] = row
@@ -103,7 +112,8 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     meta = {"snnconv": snnconv.__version__, "machine": platform.machine(), "cpus": 2, "timesteps": 4,
             "note": "peak memory: ru_maxrss of the compiling and of the loading process"}
-    (RESULTS / "compile_zoo.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    rows = {name: rows[name] for name in NETWORKS if name in rows}
+    saved.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     (RESULTS / "compile_zoo.md").write_text(markdown(rows))
     print(markdown(rows))
 

@@ -160,9 +160,11 @@ def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=No
     if (reason := neurons.sized(neuron, most).unsupported(chip)) is not None:
         raise BadOptionError(f"neuron {neuron!r}: {reason}; use neuron 'if' or another target")
     from snnconv import recurrent_network  # its chip model loads torch, as the pipeline does
-    from snnconv.pipeline import convert, to_cores
 
     graph, onnx_model = _load(model, example, input_shape)
+    settings = {"model": _name(model, graph), "timesteps": timesteps, "chips": chips, "percentile": percentile,
+                "reset": reset, "encoding": encoding, "neuron": neuron, "decay": decay_v, "payload_bits": bits,
+                "burst": longest, "tune": tune, "spread": bool(spread)}
     if recurrent_network.is_recurrent(graph):  # streamed item by item: snnconv.recurrent's own program
         return recurrent_network.compile(graph, onnx_model, chip, calibration, _name(model, graph), timesteps, chips,
                                          percentile, {"reset": reset, "encoding": encoding, "neuron": neuron,
@@ -170,20 +172,28 @@ def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=No
                                                       "tune": tune, "uncalibrated": uncalibrated, "spread": spread})
     if calibration is None and not uncalibrated:
         raise BadDataError(UNCALIBRATED)
-    timesteps = timesteps or graph.fact("qcfs_levels") or DEFAULT_TIMESTEPS  # a QCFS-trained net runs T = L
+    settings["timesteps"] = timesteps or graph.fact("qcfs_levels") or DEFAULT_TIMESTEPS  # QCFS-trained: T = L
+    network = _compiled(graph, onnx_model, chip, calibration, settings, most)
+    del graph, onnx_model  # freed before the round trip holds a second program (VGG-19: 1.2 GB each, and the model)
+    return _emitted(network)
+
+
+def _compiled(graph: Graph, onnx_model, chip: Target, calibration, settings: dict,
+              spikes_per_step: int | None) -> CompiledNetwork:
+    """The pipeline from the imported ``graph`` to cores, as ``compile``'s checked ``settings`` ask."""
+    from snnconv.pipeline import convert, to_cores
+
     cost = ann_cost.ann_cost(graph, onnx_model)
     if graph.fact("fake_quant") and onnx_model is not None and calibration is not None:  # a QDQ model
         graph = graph.rebuilt(graph.layers, fake_quant_effect=fake_quant.effect(graph, onnx_model, calibration))
     if calibration is not None and not hasattr(calibration, "shape") and iter(calibration) is calibration:
         calibration = _Recording(calibration, TRAFFIC_SAMPLES)  # a one-shot stream: keep what placement reads again
-    conversion = convert(graph, calibration, target=chip, reset=reset, percentile=percentile, encoding=encoding,
-                         timesteps=timesteps, neuron=neuron, decay=decay_v, spikes_per_step=most, tune=tune)
+    conversion = convert(graph, calibration, target=chip, reset=settings["reset"], percentile=settings["percentile"],
+                         encoding=settings["encoding"], timesteps=settings["timesteps"], neuron=settings["neuron"],
+                         decay=settings["decay"], spikes_per_step=spikes_per_step, tune=settings["tune"])
     rates_from = calibration.kept() if isinstance(calibration, _Recording) else calibration
-    mapped = to_cores(conversion, chip, chips, rates_from, bool(spread))
-    settings = {"model": _name(model, graph), "timesteps": timesteps, "chips": chips, "percentile": percentile,
-                "reset": reset, "encoding": encoding, "neuron": neuron, "decay": decay_v, "payload_bits": bits,
-                "burst": longest, "tune": tune, "spread": bool(spread)}
-    return _emitted(CompiledNetwork(mapped.graph, chip, settings, mapped.notes, cost))
+    mapped = to_cores(conversion, chip, settings["chips"], rates_from, settings["spread"])
+    return CompiledNetwork(mapped.graph, chip, settings, mapped.notes, cost)
 
 
 def _emitted(network: CompiledNetwork) -> CompiledNetwork:
