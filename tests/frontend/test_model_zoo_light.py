@@ -29,9 +29,9 @@ LARGE = os.environ.get("SNNCONV_LARGE_MODELS") == "1"
 
 # Files that compile for loihi: the loihi chips each needs (cores of 128) at T = 4.
 COMPILES = {"light_squeezenet": 64, "light_resnet50": 332}
-# Too large to compile in the test suite: minutes on two cores (ResNet-50: 42,478 loihi cores, 4 minutes; VGG-19:
-# 143 M weights, 6 minutes to place's refusal; DenseNet-121: lowering 2.5 minutes, partition and place 13 minutes
-# and 10 GB)
+# Too large to compile in the test suite: minutes on two cores. With the chips each needs, each compiles to an
+# artifact that loads (benchmarks/compile_zoo.py: ResNet-50 50 s; VGG-19 12 minutes and 22 GB; DenseNet-121 18
+# minutes and 16 GB).
 SLOW = {"light_resnet50", "light_vgg19", "light_densenet121"}
 # Files that import (onnxruntime agrees) but whose compilation a pass refuses: the layers named, and why.
 REFUSED_IN_A_PASS = {
@@ -44,8 +44,7 @@ REFUSED_IN_A_PASS = {
     "light_vgg19": r"the network needs 243,203 cores = 1901 chips of loihi \(128 cores each\) but 32 are available",
     # partitioned and placed, but on 2,084 chips: its lowered graph's cost. Each BN-ReLU reading a concat holds its
     # own copy of the convs before it (10.8 G of its 13.5 G synapses are copies), and readers whose tiles fill their
-    # input axons leave a producer's core few output axons. With chips=2084 it places (13 minutes, 10 GB), and its
-    # artifact is refused: a 315 MB core table, over the 64 MB a reader parses.
+    # input axons leave a producer's core few output axons. With chips=2084 it compiles to an artifact that loads.
     "light_densenet121": r"the network needs 266,702 cores = 2084 chips of loihi \(128 cores each\) but 32 are "
                          r"available",
 }
