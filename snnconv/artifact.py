@@ -28,7 +28,8 @@ anything, reads each array's .npy header before the array (numbers only, the dec
 present) and loads it with ``allow_pickle=False``, within ``MAX_PROGRAM_BYTES`` in all;
 then every program field against its type in ``snnconv.ir.layers``, ``options.timesteps``
 against ``MAX_TIMESTEPS``, and the core table against the program (``snnconv.core_table``:
-every tile inside its population, every neuron on exactly one core). So a network that loads also runs.
+every tile inside its population, every neuron on exactly one core). So a network that
+loads also runs.
 ``check_precision`` checks the program's integers against a target's formats. A file is
 never extracted to disk; member names are only keys.
 """
@@ -153,11 +154,12 @@ def _pack(manifest: dict, arrays: dict[str, np.ndarray], stream: BinaryIO, compr
             _add(archive, name, blobs[name])
 
 
-def _refuse_unreadable(manifest: dict, arrays: dict[str, np.ndarray], manifest_bytes: int, unpacked_bytes: int) -> None:
+def _refuse_unreadable(manifest: dict, arrays: dict[str, np.ndarray], manifest_bytes: int,
+                       unpacked_bytes: int) -> None:
     """Refuse to write what ``decode`` would refuse to read: a manifest, members, program arrays or a core table over
-    the reader's budgets (VGG-19 on loihi, 143 M weights on 243,203 cores, takes about a third of the members')."""
-    cores = len(arrays.get(f"{CORE_TABLE}/cores.npy", ()))
-    objects = core_table.object_bytes({key: len(arrays.get(f"{CORE_TABLE}/{key}.npy", ())) for key in core_table.COLUMNS})
+    the reader's budgets (before the core table was arrays, DenseNet-121's compile wrote one its reader refused)."""
+    rows = {key: len(arrays.get(f"{CORE_TABLE}/{key}.npy", ())) for key in core_table.COLUMNS}
+    cores, objects = rows["cores"], core_table.object_bytes(rows)
     program_bytes = sum(array.size * max(array.itemsize, 8) for array in arrays.values())
     for what, size, budget in (("manifest unpacks to {:,} bytes", manifest_bytes, MAX_MANIFEST_BYTES),
                                ("members unpack to {:,} bytes", unpacked_bytes, MAX_UNPACKED_BYTES),

@@ -174,7 +174,7 @@ def compile(model, target: str | Path | Target = targets.DEFAULT, calibration=No
         raise BadDataError(UNCALIBRATED)
     settings["timesteps"] = timesteps or graph.fact("qcfs_levels") or DEFAULT_TIMESTEPS  # QCFS-trained: T = L
     network = _compiled(graph, onnx_model, chip, calibration, settings, most)
-    del graph, onnx_model  # freed before the round trip holds a second program (VGG-19: 1.2 GB each, and the model)
+    del graph, onnx_model  # each holds the weights again: freed before the round trip decodes a second program
     return _emitted(network)
 
 

@@ -208,7 +208,7 @@ def _box(shape: tuple[int, ...]) -> tuple[int, int, int]:
 
 def _product(m: np.ndarray, f: np.ndarray) -> np.ndarray:
     """``m @ f`` exactly (through BLAS: the counts are small integers), skipping the product where either is the
-    identity, as most axes of most layers are (ResNet-50's 2,048-channel products took 9 s of each load)."""
+    identity, as most axes of most layers are (ResNet-50's 2,048-channel products were most of 9 s per load)."""
     if _is_identity(m):
         return f
     if _is_identity(f):
