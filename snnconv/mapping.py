@@ -102,6 +102,9 @@ def places(mesh: tuple[int, int], cores: int) -> list[tuple[int, int]]:
     return walk[:cores]
 
 
+BLOCK = 1 << 22  # entries of one block of the traffic's dense matrices: 32 MB of float64
+
+
 def traffic(graph: Graph, cores: tuple[Core, ...], rates: dict[str, np.ndarray]) -> np.ndarray:
     """Messages per step between cores: rows of (source core, destination core, messages), a core's own included.
 
@@ -190,30 +193,50 @@ def _projection_traffic(p: geometry.Projection, index: int, sources, targets, ra
     if not sources:  # the input layer (rate-coded input arrives from the host)
         return np.zeros((0, 3))
     channel_rate = np.ones(p.channels.shape[1]) if rate is None else np.asarray(rate, np.float64)
-    reads, has = _reads_and_holds(p, index, sources, targets)
-    overlap = (reads[0] * channel_rate) @ has[0].T
-    for k in (1, 2):
-        overlap = overlap * (reads[k] @ has[k].T)
-    t_index, s_index = np.nonzero(overlap)
-    source_cores = np.array([core for _, core in sources])[s_index]
-    target_cores = np.array([core for _, core in targets])[t_index]
-    return np.stack([source_cores, target_cores, overlap[t_index, s_index]], axis=1)
+    has = _holds(p, sources)
+    source_cores = np.array([core for _, core in sources])
+    rows = []
+    for block in _blocks(p, sources, targets):
+        reads = _reads(p, index, block)
+        overlap = (reads[0] * channel_rate) @ has[0].T
+        for k in (1, 2):
+            overlap *= reads[k] @ has[k].T
+        t_index, s_index = np.nonzero(overlap)
+        target_cores = np.array([core for _, core in block])[t_index]
+        rows.append(np.stack([source_cores[s_index], target_cores, overlap[t_index, s_index]], axis=1))
+    return np.concatenate(rows) if rows else np.zeros((0, 3))
 
 
 def _projection_weights(p: geometry.Projection, index: int, sources, targets, weight) -> np.ndarray:
     """Per source channel: the weighted messages one unit of its rate sends (``weighted_traffic``)."""
-    reads, has = _reads_and_holds(p, index, sources, targets)
-    positions = (reads[1] @ has[1].T) * (reads[2] @ has[2].T)  # (target tile, source tile): rows x columns shared
-    pairs = weight(np.array([core for _, core in sources])[None, :], np.array([core for _, core in targets])[:, None])
-    return ((positions * pairs) @ has[0] * reads[0]).sum(axis=0)
+    has = _holds(p, sources)
+    source_cores = np.array([core for _, core in sources])[None, :]
+    total = np.zeros(p.channels.shape[1])
+    for block in _blocks(p, sources, targets):
+        reads = _reads(p, index, block)
+        positions = (reads[1] @ has[1].T) * (reads[2] @ has[2].T)  # (target tile, source tile): rows x columns shared
+        positions *= weight(source_cores, np.array([core for _, core in block])[:, None])
+        total += (positions @ has[0] * reads[0]).sum(axis=0)
+    return total
 
 
-def _reads_and_holds(p: geometry.Projection, index: int, sources, targets) -> tuple[list, list]:
-    """Per axis: which source positions each target tile reads, and which each source tile holds (0/1 floats)."""
-    reads = [mask.astype(np.float64) for mask in read_masks(p, index, [tile for tile, _ in targets])]
-    has = [np.stack([_indicator(size, tile.box[k]) for tile, _ in sources]) for k, size in
-           enumerate((p.channels.shape[1], p.rows.shape[1], p.cols.shape[1]))]
-    return reads, has
+def _blocks(p: geometry.Projection, sources, targets):
+    """``targets`` in blocks whose (target tile x source position or tile) matrices hold at most ``BLOCK`` entries:
+    VGG-19's 224 x 224 convs have about 10,000 tiles a side, a 0.8 GB matrix each at once."""
+    width = max(p.channels.shape[1], p.rows.shape[1], p.cols.shape[1], len(sources))
+    step = max(1, BLOCK // width)
+    return [targets[start:start + step] for start in range(0, len(targets), step)]
+
+
+def _reads(p: geometry.Projection, index: int, targets) -> list[np.ndarray]:
+    """Per axis: which source positions each target tile reads (0/1 floats)."""
+    return [mask.astype(np.float64) for mask in read_masks(p, index, [tile for tile, _ in targets])]
+
+
+def _holds(p: geometry.Projection, sources) -> list[np.ndarray]:
+    """Per axis: which source positions each source tile holds (0/1 floats)."""
+    return [np.stack([_indicator(size, tile.box[k]) for tile, _ in sources]) for k, size in
+            enumerate((p.channels.shape[1], p.rows.shape[1], p.cols.shape[1]))]
 
 
 def _indicator(size: int, span: tuple[int, int]) -> np.ndarray:
@@ -230,9 +253,15 @@ def _accumulation_traffic(tiles) -> np.ndarray:
     somas = [(tile, core) for tile, core in tiles if tile.group == 0]
     boxes = np.array([tile.box for tile, _ in partial])  # (tiles, axis, start/stop)
     soma_boxes = np.array([tile.box for tile, _ in somas])
-    low = np.maximum(boxes[:, None, :, 0], soma_boxes[None, :, :, 0])
-    high = np.minimum(boxes[:, None, :, 1], soma_boxes[None, :, :, 1])
-    shared = np.clip(high - low, 0, None).prod(axis=2)  # neurons of each partial tile in each soma tile
-    p_index, s_index = np.nonzero(shared)
-    cores = np.array([core for _, core in partial])[p_index], np.array([core for _, core in somas])[s_index]
-    return np.stack([*cores, shared[p_index, s_index]], axis=1).astype(np.float64)
+    cores, soma_cores = np.array([core for _, core in partial]), np.array([core for _, core in somas])
+    step = max(1, BLOCK // (3 * len(somas)))  # VGG-19's (partial x soma tiles x axes) took 7 GB at once
+    rows = []
+    for start in range(0, len(partial), step):
+        block = boxes[start:start + step]
+        low = np.maximum(block[:, None, :, 0], soma_boxes[None, :, :, 0])
+        high = np.minimum(block[:, None, :, 1], soma_boxes[None, :, :, 1])
+        shared = np.clip(high - low, 0, None).prod(axis=2)  # neurons of each partial tile in each soma tile
+        p_index, s_index = np.nonzero(shared)
+        rows.append(np.stack([cores[start:start + step][p_index], soma_cores[s_index], shared[p_index, s_index]],
+                             axis=1).astype(np.float64))
+    return np.concatenate(rows)

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 import snnconv
-from snnconv import limits, targets
+from snnconv import limits, mapping, targets
 from snnconv.errors import BadArtifactError
 from snnconv.limits import Capacity, Limits, Use
-from snnconv.mapping import traffic
+from snnconv.mapping import traffic, weighted_traffic
 from snnconv.pipeline import convert, to_cores
 from snnconv.report import PartitionReport
 
@@ -87,3 +87,24 @@ def test_a_map_for_smaller_cores_is_refused_with_every_core_and_limit_it_breaks(
     assert text.startswith("net.snn: core table: core 0: compartments (") and "exceeded max (64)" in text
     assert "input axons (" in text and "exceeded max (32)" in text and "more; the file was altered" in text
     assert "compile the model again for loihi" in text and "\n" not in text
+
+
+def test_traffic_computed_in_blocks_equals_traffic_computed_at_once(monkeypatch):
+    """``mapping.BLOCK`` bounds the dense matrices of the traffic (VGG-19's load took 17 GB at once): one target
+    tile per block gives the same rows, and the same weighted sums, as one block for all (the CNN on spinnaker2:
+    594 cores, partial sums of input groups among them)."""
+    graph = mapped("cnn", "spinnaker2")
+    cores = graph.fact("mapping").cores
+    assert any(tile.group > 0 for core in cores for tile in core.tiles)
+    position = np.array([core.position for core in cores])
+
+    def hops(source, destination):
+        return np.abs(position[source] - position[destination]).sum(axis=-1)
+
+    at_once = traffic(graph, cores, {}), weighted_traffic(graph, cores, hops)
+    monkeypatch.setattr(mapping, "BLOCK", 1)
+    in_blocks = traffic(graph, cores, {}), weighted_traffic(graph, cores, hops)
+    np.testing.assert_array_equal(in_blocks[0], at_once[0])
+    assert in_blocks[1][1] == at_once[1][1] and in_blocks[1][0].keys() == at_once[1][0].keys()
+    for name, per_channel in at_once[1][0].items():
+        np.testing.assert_array_equal(in_blocks[1][0][name], per_channel)
