@@ -30,7 +30,7 @@ LARGE = os.environ.get("SNNCONV_LARGE_MODELS") == "1"
 # Files that compile for loihi: the loihi chips each needs (cores of 128) at T = 4.
 COMPILES = {"light_squeezenet": 64, "light_resnet50": 332}
 # Too large to compile in the test suite: minutes on two cores. With the chips each needs, each compiles to an
-# artifact that loads (benchmarks/compile_zoo.py: ResNet-50 50 s; VGG-19 12 minutes and 22 GB; DenseNet-121 18
+# artifact that loads (benchmarks/compile_zoo.py: ResNet-50 50 s; VGG-19 10 minutes and 10 GB; DenseNet-121 18
 # minutes and 16 GB).
 SLOW = {"light_resnet50", "light_vgg19", "light_densenet121"}
 # Files that import (onnxruntime agrees) but whose compilation a pass refuses: the layers named, and why.
