@@ -7,7 +7,7 @@ accuracy), on the chips each needs, and the artifact is written and read back. C
 load each run in a fresh process, so each peak memory (ru_maxrss) is its own. Writes
 benchmarks/results/compile_zoo.{json,md}.
 
-Run:  python benchmarks/compile_zoo.py [NAME ...]   # all: about 30 minutes, and 23 GB for VGG-19, on 2 cores
+Run:  python benchmarks/compile_zoo.py [NAME ...]   # all: about 40 minutes and up to 17 GB on 2 cores
 
 With names, only those run and their rows replace the ones in the results file.
 """
