@@ -386,7 +386,7 @@ def _compact(array: np.ndarray) -> np.ndarray:
     largest = _largest_integer(array) if array.dtype.kind == "f" else None
     if largest is not None:
         for dtype in (np.int8, np.int16, np.int32, np.int64):
-            if largest <= np.iinfo(dtype).max:
+            if largest < 2.0 ** (np.iinfo(dtype).bits - 1):  # exact as a float: int64's max rounds up to 2^63
                 return array.astype(dtype)
     return array
 
